@@ -1,0 +1,64 @@
+"""PagerDuty alerting for Python web apps: one core, thin framework adapters.
+
+The names here are the public API; everything else is reachable through its module.
+"""
+
+from __future__ import annotations
+
+from .alerts import Alert, AlertManager
+from .client import (
+    DEFAULT_BASE_URL,
+    EU_BASE_URL,
+    AsyncEventsClient,
+    EventResponse,
+    EventsClient,
+    RetryPolicy,
+)
+from .dispatch import Dispatcher, DispatchStats
+from .errors import (
+    ConfigurationError,
+    DeliveryError,
+    InvalidEventError,
+    PagerDutyError,
+    RateLimitedError,
+    UnknownAlertError,
+)
+from .events import (
+    AcknowledgeEvent,
+    ChangeEvent,
+    Event,
+    Image,
+    Link,
+    ResolveEvent,
+    Severity,
+    TriggerEvent,
+)
+from .scrub import Scrubber
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "EU_BASE_URL",
+    "AcknowledgeEvent",
+    "Alert",
+    "AlertManager",
+    "AsyncEventsClient",
+    "ChangeEvent",
+    "ConfigurationError",
+    "DeliveryError",
+    "DispatchStats",
+    "Dispatcher",
+    "Event",
+    "EventResponse",
+    "EventsClient",
+    "Image",
+    "InvalidEventError",
+    "Link",
+    "PagerDutyError",
+    "RateLimitedError",
+    "ResolveEvent",
+    "RetryPolicy",
+    "Scrubber",
+    "Severity",
+    "TriggerEvent",
+    "UnknownAlertError",
+]

@@ -1,0 +1,64 @@
+"""Settings that fall back to environment variables when not given explicitly.
+
+One place knows the variable names, so the client, the AlertManager and every
+framework adapter read the environment the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+
+ROUTING_KEY_VARS = ("PAGERDUTY_ROUTING_KEY", "PAGERDUTY_INTEGRATION_KEY")
+EVENTS_BASE_URL_VAR = "PAGERDUTY_EVENTS_BASE_URL"
+API_KEY_VAR = "PAGERDUTY_API_KEY"
+SERVICE_ID_VAR = "PAGERDUTY_SERVICE_ID"
+ESCALATION_POLICY_VAR = "PAGERDUTY_DEFAULT_ESCALATION_POLICY"
+FROM_EMAIL_VAR = "PAGERDUTY_DEFAULT_FROM_EMAIL"
+WEBHOOK_SECRET_VAR = "PAGERDUTY_WEBHOOK_SECRET"  # noqa: S105 - a variable name
+APP_NAME_VAR = "APP_NAME"
+APP_ENV_VAR = "APP_ENV"
+APP_URL_VAR = "APP_URL"
+
+
+def _first(names: tuple[str, ...], environ: Mapping[str, str] | None) -> str | None:
+    env = os.environ if environ is None else environ
+    for name in names:
+        value = env.get(name, "").strip()
+        if value:
+            return value
+    return None
+
+
+def env_value(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The stripped value of ``name``, or ``None`` when unset or blank."""
+    return _first((name,), environ)
+
+
+def routing_key(
+    explicit: str | None = None, environ: Mapping[str, str] | None = None
+) -> str | None:
+    """The routing key: ``explicit``, else ``PAGERDUTY_ROUTING_KEY``, else its alias."""
+    return explicit if explicit else _first(ROUTING_KEY_VARS, environ)
+
+
+def events_base_url(
+    explicit: str | None = None, environ: Mapping[str, str] | None = None
+) -> str | None:
+    return explicit if explicit else env_value(EVENTS_BASE_URL_VAR, environ)
+
+
+def source(explicit: str | None = None, environ: Mapping[str, str] | None = None) -> str:
+    """The event source: ``explicit``, else ``APP_NAME``, else this host's name."""
+    return explicit or env_value(APP_NAME_VAR, environ) or socket.gethostname() or "unknown"
+
+
+def environment(
+    explicit: str | None = None, environ: Mapping[str, str] | None = None
+) -> str | None:
+    return explicit if explicit else env_value(APP_ENV_VAR, environ)
+
+
+def client_url(explicit: str | None = None, environ: Mapping[str, str] | None = None) -> str | None:
+    return explicit if explicit else env_value(APP_URL_VAR, environ)
