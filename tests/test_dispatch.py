@@ -1,0 +1,280 @@
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from pd_integrations import signals
+from pd_integrations.client import EventsClient, RetryPolicy
+from pd_integrations.dispatch import Dispatcher
+from pd_integrations.events import ChangeEvent, ResolveEvent, TriggerEvent
+from pd_integrations.ratelimit import RateBudget
+
+from .spec import assert_valid_event
+from .transport import ScriptedTransport, wait_until
+
+KEY = "d1spatchtestroutingkey0000000001"
+FAST = RetryPolicy(base_delay=0.001, max_delay=0.01, rate_limited_base_delay=0.001)
+
+
+def make(transport: ScriptedTransport, **kwargs: Any) -> Dispatcher:
+    client = EventsClient(KEY, source="tests", retry=FAST, transport=transport)
+    kwargs.setdefault("rate_limit", None)
+    return Dispatcher(client, **kwargs)
+
+
+def trigger(key: str, severity: str = "error", summary: str = "boom") -> TriggerEvent:
+    return TriggerEvent(summary, severity, "tests", dedup_key=key)
+
+
+@pytest.fixture
+def gate() -> Iterator[threading.Event]:
+    gate = threading.Event()
+    yield gate
+    gate.set()
+
+
+def test_events_are_delivered_in_the_background() -> None:
+    transport = ScriptedTransport()
+    dispatcher = make(transport)
+    assert dispatcher.submit(trigger("a"))
+    assert dispatcher.submit(ResolveEvent("a"))
+    assert dispatcher.submit(ChangeEvent("deployed"))
+    assert dispatcher.flush(10)
+    paths = [r.url.path for r in transport.requests]
+    assert paths == ["/v2/enqueue", "/v2/enqueue", "/v2/change/enqueue"]
+    for request in transport.requests:
+        assert_valid_event(request.url.path, request.content)
+    stats = dispatcher.stats()
+    assert (stats.sent, stats.failed, stats.dropped, stats.queued) == (3, 0, 0, 0)
+    dispatcher.close()
+
+
+def test_a_trigger_without_key_gets_one_before_it_is_queued() -> None:
+    transport = ScriptedTransport([503])
+    dispatcher = make(transport)
+    dispatcher.submit(TriggerEvent("s", "error", "h"))
+    assert dispatcher.flush(10)
+    keys = {body["dedup_key"] for body in transport.bodies}
+    assert len(transport.bodies) == 2
+    assert len(keys) == 1
+
+
+def test_a_storm_of_identical_triggers_coalesces(gate: threading.Event) -> None:
+    transport = ScriptedTransport(gate=gate)
+    dispatcher = make(transport)
+    coalesced: list[int] = []
+
+    def on_coalesced(sender: object, **kw: Any) -> None:
+        coalesced.append(kw["occurrences"])
+
+    signals.event_coalesced.connect(on_coalesced)
+    try:
+        dispatcher.submit(trigger("storm", summary="first"))
+        assert transport.arrived.wait(10)  # the first one is in flight, blocked
+        for i in range(500):
+            dispatcher.submit(trigger("storm", summary=f"again {i}"))
+    finally:
+        signals.event_coalesced.disconnect(on_coalesced)
+    gate.set()
+    assert dispatcher.flush(10)
+    bodies = transport.bodies
+    assert len(bodies) == 2
+    assert bodies[1]["payload"]["summary"] == "again 499"  # the latest payload wins
+    assert bodies[1]["payload"]["custom_details"]["occurrences"] == 500
+    assert dispatcher.stats().coalesced == 499
+    assert coalesced[-1] == 500
+
+
+def test_a_trigger_never_merges_back_across_a_resolve(gate: threading.Event) -> None:
+    transport = ScriptedTransport(gate=gate)
+    dispatcher = make(transport)
+    dispatcher.submit(trigger("blocker"))
+    assert transport.arrived.wait(10)
+    dispatcher.submit(trigger("k", summary="one"))
+    dispatcher.submit(ResolveEvent("k"))
+    dispatcher.submit(trigger("k", summary="two"))
+    dispatcher.submit(trigger("k", summary="three"))
+    gate.set()
+    assert dispatcher.flush(10)
+    actions = [(b["event_action"], b.get("payload", {}).get("summary")) for b in transport.bodies]
+    assert actions == [
+        ("trigger", "boom"),
+        ("trigger", "one"),
+        ("resolve", None),
+        ("trigger", "three"),
+    ]
+
+
+def test_a_full_queue_drops_the_least_important_first(gate: threading.Event) -> None:
+    transport = ScriptedTransport(gate=gate)
+    dispatcher = make(transport, max_queue=3)
+    dropped: list[tuple[str, str]] = []
+
+    def on_dropped(sender: object, **kw: Any) -> None:
+        dropped.append((kw["event"].dedup_key, kw["reason"]))
+
+    signals.event_dropped.connect(on_dropped)
+    try:
+        dispatcher.submit(trigger("inflight"))
+        assert transport.arrived.wait(10)
+        assert dispatcher.submit(trigger("info", "info"))
+        assert dispatcher.submit(trigger("warning", "warning"))
+        assert dispatcher.submit(trigger("critical-1", "critical"))
+        assert dispatcher.submit(trigger("critical-2", "critical"))  # evicts "info"
+        assert not dispatcher.submit(trigger("info-2", "info"))  # nothing ranks lower
+    finally:
+        signals.event_dropped.disconnect(on_dropped)
+    assert dropped == [("info", "queue-full"), ("info-2", "queue-full")]
+    gate.set()
+    assert dispatcher.flush(10)
+    sent = [b["dedup_key"] for b in transport.bodies]
+    assert sent == ["inflight", "warning", "critical-1", "critical-2"]
+    assert dispatcher.stats().dropped == 2
+
+
+def test_retryable_failures_are_retried_with_the_same_key() -> None:
+    transport = ScriptedTransport([500, 429, httpx.ConnectError("refused"), 502])
+    dispatcher = make(transport)
+    dispatcher.submit(trigger("retry-me"))
+    assert dispatcher.flush(10)
+    assert [b["dedup_key"] for b in transport.bodies] == ["retry-me"] * 5
+    stats = dispatcher.stats()
+    assert (stats.sent, stats.retried, stats.failed) == (1, 4, 0)
+
+
+def test_an_invalid_event_is_not_retried_and_is_signalled() -> None:
+    transport = ScriptedTransport([400])
+    dispatcher = make(transport)
+    failures: list[Any] = []
+
+    def on_failed(sender: object, **kw: Any) -> None:
+        failures.append(kw["error"])
+
+    signals.event_failed.connect(on_failed)
+    try:
+        dispatcher.submit(trigger("bad"))
+        assert dispatcher.flush(10)
+    finally:
+        signals.event_failed.disconnect(on_failed)
+    assert len(transport.requests) == 1
+    assert dispatcher.stats().failed == 1
+    assert failures[0].errors == ["'payload.summary' is missing"]
+
+
+def test_retries_give_up_after_the_configured_time() -> None:
+    transport = ScriptedTransport([503] * 10_000)
+    dispatcher = make(transport, give_up_after=0.2)
+    dispatcher.submit(trigger("down"))
+    assert dispatcher.flush(10)
+    stats = dispatcher.stats()
+    assert stats.failed == 1
+    assert stats.sent == 0
+    assert stats.retried >= 1
+
+
+def test_submit_never_waits_for_a_hanging_endpoint(gate: threading.Event) -> None:
+    transport = ScriptedTransport(gate=gate)
+    dispatcher = make(transport)
+    for i in range(200):
+        dispatcher.submit(trigger(f"k{i}"))  # would deadlock here if submit waited
+    assert transport.arrived.wait(10)
+    started = time.monotonic()
+    assert dispatcher.flush(0.2) is False
+    # Loose bound: flush must give up on time, not after the endpoint answers.
+    assert time.monotonic() - started < 5
+    assert dispatcher.stats().queued == 200
+    gate.set()
+    assert dispatcher.flush(10)
+
+
+def test_the_rate_budget_holds_events_back() -> None:
+    now = [1000.0]
+    budget = RateBudget(3, clock=lambda: now[0])
+    transport = ScriptedTransport()
+    dispatcher = make(transport, budget=budget)
+    for i in range(5):
+        dispatcher.submit(trigger(f"k{i}"))
+    assert wait_until(lambda: len(transport.requests) == 3)
+    assert dispatcher.flush(0.3) is False
+    assert len(transport.requests) == 3
+    now[0] += 60
+    assert dispatcher.flush(10)
+    assert len(transport.requests) == 5
+
+
+def test_rate_budget_sliding_window() -> None:
+    now = [0.0]
+    budget = RateBudget(2, clock=lambda: now[0])
+    assert budget.try_acquire() == 0
+    now[0] = 10
+    assert budget.try_acquire() == 0
+    assert budget.try_acquire() == pytest.approx(50)
+    now[0] = 60
+    assert budget.try_acquire() == 0
+    assert budget.try_acquire() == pytest.approx(10)
+    with pytest.raises(ValueError, match="at least one"):
+        RateBudget(0)
+
+
+def test_close_reports_what_could_not_be_sent(gate: threading.Event) -> None:
+    transport = ScriptedTransport(gate=gate)
+    dispatcher = make(transport)
+    dispatcher.submit(trigger("inflight"))
+    assert transport.arrived.wait(10)
+    dispatcher.submit(trigger("left-behind"))
+    assert dispatcher.close(timeout=0.1) is False
+    assert dispatcher.stats().dropped == 1
+    assert dispatcher.submit(trigger("after-close")) is False
+    assert dispatcher.stats().dropped == 2
+
+
+def test_submit_never_raises_even_when_a_receiver_does(gate: threading.Event) -> None:
+    transport = ScriptedTransport(gate=gate)
+    dispatcher = make(transport, max_queue=1)
+
+    def broken(sender: object, **kw: Any) -> None:
+        raise RuntimeError("receiver bug")
+
+    signals.event_dropped.connect(broken)
+    try:
+        dispatcher.submit(trigger("a"))
+        assert transport.arrived.wait(10)
+        dispatcher.submit(trigger("b"))
+        assert dispatcher.submit(trigger("c", "info")) is False
+    finally:
+        signals.event_dropped.disconnect(broken)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_gets_a_fresh_worker_and_the_parent_keeps_sending(
+    gate: threading.Event,
+) -> None:
+    transport = ScriptedTransport(gate=gate)
+    dispatcher = make(transport)
+    dispatcher.submit(trigger("parent-1"))
+    assert transport.arrived.wait(10)
+    dispatcher.submit(trigger("parent-2"))  # pending in the parent at fork time
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 1
+        try:
+            gate.set()  # the child's copy of the gate; the parent's stays closed
+            child_stats = dispatcher.stats()
+            dispatcher.submit(trigger("child"))
+            ok = dispatcher.flush(10)
+            sent = [b["dedup_key"] for b in transport.bodies]
+            code = 0 if ok and child_stats.queued == 0 and sent[-1:] == ["child"] else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    gate.set()
+    dispatcher.submit(trigger("parent-3"))
+    assert dispatcher.flush(10)
+    assert [b["dedup_key"] for b in transport.bodies] == ["parent-1", "parent-2", "parent-3"]
