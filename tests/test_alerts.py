@@ -1,0 +1,271 @@
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from pd_integrations import AlertManager, ConfigurationError, Severity, UnknownAlertError, signals
+from pd_integrations.alerts import make_dedup_key
+from pd_integrations.client import EventsClient, RetryPolicy
+
+from .spec import assert_valid_event
+from .transport import ScriptedTransport, wait_until
+
+KEY = "a1ertmanagertestroutingkey000001"
+FAST = RetryPolicy(base_delay=0.001, max_delay=0.01, rate_limited_base_delay=0.001)
+
+
+@pytest.fixture
+def transport() -> ScriptedTransport:
+    return ScriptedTransport()
+
+
+@pytest.fixture
+def manager(transport: ScriptedTransport) -> Iterator[AlertManager]:
+    client = EventsClient(KEY, source="web-1", retry=FAST, transport=transport)
+    with AlertManager(client=client, dedup_key_prefix="prod", rate_limit=None) as manager:
+        yield manager
+
+
+def sent(manager: AlertManager, transport: ScriptedTransport) -> list[dict[str, Any]]:
+    assert manager.flush(10)
+    for request in transport.requests:
+        assert_valid_event(request.url.path, request.content)
+    return transport.bodies
+
+
+def test_dedup_keys_are_deterministic_and_readable() -> None:
+    assert make_dedup_key("db_down", prefix="prod", component="db", identifier="primary") == (
+        "prod:db:db_down:primary"
+    )
+    assert make_dedup_key("db_down") == "db_down"
+    assert len(make_dedup_key("t", identifier="x" * 1000)) == 255
+    with pytest.raises(ValueError, match="alert_type"):
+        make_dedup_key("")
+
+
+def test_alert_returns_the_key_and_sends_one_trigger(
+    manager: AlertManager, transport: ScriptedTransport
+) -> None:
+    key = manager.alert(
+        "Database unreachable",
+        Severity.CRITICAL,
+        alert_type="db_down",
+        component="db",
+        identifier="primary",
+        custom_details={"host": "db-1", "password": "hunter2"},
+        links=[{"href": "https://runbooks.example.com/db", "text": "runbook"}],
+    )
+    assert key == "prod:db:db_down:primary"
+    (body,) = sent(manager, transport)
+    assert body["dedup_key"] == key
+    assert body["payload"]["source"] == "web-1"
+    assert body["payload"]["component"] == "db"
+    details = body["payload"]["custom_details"]
+    assert details["alert_type"] == "db_down"
+    assert details["host"] == "db-1"
+    assert details["password"] == "[Filtered]"
+    assert body["links"] == [{"href": "https://runbooks.example.com/db", "text": "runbook"}]
+
+
+def test_an_open_alert_is_not_sent_again(
+    manager: AlertManager, transport: ScriptedTransport
+) -> None:
+    suppressed: list[int] = []
+
+    def on_suppressed(sender: object, **kw: Any) -> None:
+        suppressed.append(kw["occurrences"])
+
+    signals.event_suppressed.connect(on_suppressed)
+    try:
+        for _ in range(50):
+            key = manager.alert("Queue backed up", "error", alert_type="queue")
+    finally:
+        signals.event_suppressed.disconnect(on_suppressed)
+    assert len(sent(manager, transport)) == 1
+    alert = manager.get_alert(key)
+    assert alert is not None
+    assert alert.occurrences == 50
+    assert suppressed[-1] == 50
+
+
+def test_a_more_severe_repeat_is_sent(manager: AlertManager, transport: ScriptedTransport) -> None:
+    manager.alert("Latency high", "warning", alert_type="latency")
+    manager.alert("Latency high", "warning", alert_type="latency")
+    assert manager.flush(10)  # else the queue would merge the two triggers, as it should
+    manager.alert("Latency very high", "critical", alert_type="latency")
+    manager.alert("Latency high", "warning", alert_type="latency")
+    severities = [b["payload"]["severity"] for b in sent(manager, transport)]
+    assert severities == ["warning", "critical"]
+    (alert,) = manager.active_alerts()
+    assert alert.severity is Severity.CRITICAL
+    assert alert.occurrences == 4
+
+
+def test_acknowledge_and_resolve(manager: AlertManager, transport: ScriptedTransport) -> None:
+    key = manager.critical("Payments failing")
+    manager.acknowledge(key)
+    assert manager.get_alert(key).acknowledged  # type: ignore[union-attr]
+    manager.resolve(key)
+    assert manager.get_alert(key) is None
+    actions = [b["event_action"] for b in sent(manager, transport)]
+    assert actions == ["trigger", "acknowledge", "resolve"]
+    # Raised again after resolve: a new trigger, as PagerDuty opens a new alert.
+    manager.critical("Payments failing")
+    assert [b["event_action"] for b in sent(manager, transport)][-1] == "trigger"
+
+
+def test_acknowledge_of_an_unknown_key_is_a_clear_error(manager: AlertManager) -> None:
+    with pytest.raises(UnknownAlertError, match="no open alert") as info:
+        manager.acknowledge("nope")
+    assert isinstance(info.value, KeyError)
+
+
+def test_resolve_is_sent_even_for_unknown_keys(
+    manager: AlertManager, transport: ScriptedTransport
+) -> None:
+    manager.resolve("from-a-previous-process")
+    (body,) = sent(manager, transport)
+    assert body == {
+        "routing_key": KEY,
+        "event_action": "resolve",
+        "dedup_key": "from-a-previous-process",
+    }
+
+
+def test_convenience_methods_keep_distinct_problems_apart(
+    manager: AlertManager, transport: ScriptedTransport
+) -> None:
+    a = manager.critical("Disk full")
+    b = manager.critical("Disk full")
+    c = manager.critical("CPU on fire")
+    d = manager.error("Disk full")
+    assert a == b
+    assert len({a, c, d}) == 3
+    bodies = sent(manager, transport)
+    assert [x["payload"]["severity"] for x in bodies] == ["critical", "critical", "error"]
+    assert manager.get_alert(d).auto_resolve  # type: ignore[union-attr]
+    assert not manager.get_alert(a).auto_resolve  # type: ignore[union-attr]
+
+
+def test_auto_resolve_after_the_alert_stops_recurring(transport: ScriptedTransport) -> None:
+    client = EventsClient(KEY, source="web-1", retry=FAST, transport=transport)
+    with AlertManager(client=client, auto_resolve_after=0.2, rate_limit=None) as manager:
+        key = manager.warning("Cache cold")
+        manager.critical("Not auto-resolved")
+        assert wait_until(lambda: manager.get_alert(key) is None)
+        assert manager.flush(10)
+        actions = [(b["event_action"], b["dedup_key"]) for b in transport.bodies]
+        assert ("resolve", key) in actions
+        assert len(manager.active_alerts()) == 1
+
+
+def test_recurrence_postpones_auto_resolve(transport: ScriptedTransport) -> None:
+    client = EventsClient(KEY, source="web-1", retry=FAST, transport=transport)
+    with AlertManager(client=client, auto_resolve_after=0.3, rate_limit=None) as manager:
+        key = manager.warning("Flapping")
+        deadline = time.monotonic() + 0.6
+        while time.monotonic() < deadline:
+            manager.warning("Flapping")
+            assert manager.get_alert(key) is not None
+            time.sleep(0.02)
+        assert wait_until(lambda: manager.get_alert(key) is None)
+
+
+def test_change_events(manager: AlertManager, transport: ScriptedTransport) -> None:
+    manager.change("Deployed v1.2.3", custom_details={"sha": "abc123"})
+    assert manager.flush(10)
+    (request,) = transport.requests
+    assert request.url.path == "/v2/change/enqueue"
+    body = assert_valid_event(request.url.path, request.content)
+    assert body["payload"]["summary"] == "Deployed v1.2.3"
+    assert body["payload"]["timestamp"].endswith("Z")
+
+
+def test_without_a_routing_key_it_stays_out_of_the_way(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv("PAGERDUTY_ROUTING_KEY", raising=False)
+    monkeypatch.delenv("PAGERDUTY_INTEGRATION_KEY", raising=False)
+    caplog.set_level(logging.WARNING, logger="pd_integrations")
+    manager = AlertManager()
+    assert not manager.enabled
+    assert manager.critical("a")
+    assert manager.critical("b")
+    manager.resolve("x")
+    assert manager.flush(1)
+    warnings = [r for r in caplog.records if "disabled" in r.getMessage()]
+    assert len(warnings) == 1
+    assert manager.stats().sent == 0
+    manager.close()
+
+
+def test_a_malformed_key_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAGERDUTY_ROUTING_KEY", "not-a-real-key")
+    with pytest.raises(ConfigurationError, match="malformed"):
+        AlertManager.from_env()
+
+
+def test_from_env_reads_the_documented_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PAGERDUTY_ROUTING_KEY", raising=False)
+    monkeypatch.setenv("PAGERDUTY_INTEGRATION_KEY", KEY)
+    monkeypatch.setenv("APP_NAME", "checkout")
+    monkeypatch.setenv("APP_ENV", "staging")
+    monkeypatch.setenv("APP_URL", "https://checkout.example.com")
+    monkeypatch.setenv("PAGERDUTY_EVENTS_BASE_URL", "https://events.eu.pagerduty.com")
+    manager = AlertManager.from_env(rate_limit=None)
+    try:
+        assert manager.enabled
+        assert manager.source == "checkout"
+        assert manager.dedup_key_prefix == "staging"
+        assert manager.client_url == "https://checkout.example.com"
+        assert manager.dispatcher is not None
+        assert manager.dispatcher.client.base_url == "https://events.eu.pagerduty.com"
+        assert KEY not in repr(manager)
+    finally:
+        manager.close(0)
+
+
+def test_alert_never_waits_for_a_hanging_endpoint() -> None:
+    gate = threading.Event()
+    transport = ScriptedTransport(gate=gate)
+    client = EventsClient(KEY, source="web-1", retry=FAST, transport=transport)
+    manager = AlertManager(client=client, rate_limit=None)
+    try:
+        for i in range(100):
+            manager.critical(f"problem {i}")  # would block forever if alert() waited
+        assert transport.arrived.wait(10)
+        started = time.monotonic()
+        assert manager.flush(0.1) is False
+        assert time.monotonic() - started < 5
+    finally:
+        gate.set()
+        manager.close(10)
+
+
+def test_invalid_arguments_raise_at_the_call_site(manager: AlertManager) -> None:
+    with pytest.raises(ValueError, match="severity"):
+        manager.alert("s", "fatal", alert_type="t")
+    with pytest.raises(ValueError, match="summary"):
+        manager.alert("", "error", alert_type="t")
+
+
+def test_the_pytest_fixture_captures_alerts(pagerduty_events: Any) -> None:
+    manager = AlertManager(source="fixture-test")
+    try:
+        key = manager.critical("Captured", {"order": 42})
+        manager.resolve(key)
+        manager.change("Deployed")
+        (trigger,) = pagerduty_events.triggers
+        assert trigger["dedup_key"] == key
+        assert trigger["payload"]["custom_details"]["order"] == 42
+        assert [r["dedup_key"] for r in pagerduty_events.resolves] == [key]
+        assert pagerduty_events.changes[0]["payload"]["summary"] == "Deployed"
+        for body in pagerduty_events.events:
+            assert_valid_event(body.pop("_path"), body)
+    finally:
+        manager.close()
