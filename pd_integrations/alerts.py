@@ -15,7 +15,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,6 +59,64 @@ class Alert:
     occurrences: int = 1
     acknowledged: bool = False
     auto_resolve: bool = False
+
+
+class _Record:
+    """The manager's own, mutable state of an open alert; users get :class:`Alert` copies.
+
+    Mutable so that the storm path (a repeat of an open alert) only bumps two fields.
+    """
+
+    __slots__ = (
+        "acknowledged",
+        "alert_type",
+        "auto_resolve",
+        "component",
+        "dedup_key",
+        "first_seen",
+        "identifier",
+        "last_seen",
+        "occurrences",
+        "severity",
+        "summary",
+    )
+
+    def __init__(
+        self,
+        dedup_key: str,
+        summary: str,
+        severity: Severity,
+        alert_type: str,
+        component: str | None,
+        identifier: str | None,
+        now: float,
+        auto_resolve: bool,
+    ) -> None:
+        self.dedup_key = dedup_key
+        self.summary = summary
+        self.severity = severity
+        self.alert_type = alert_type
+        self.component = component
+        self.identifier = identifier
+        self.first_seen = self.last_seen = now
+        self.occurrences = 1
+        self.acknowledged = False
+        self.auto_resolve = auto_resolve
+
+    def snapshot(self) -> Alert:
+        return Alert(
+            self.dedup_key,
+            self.summary,
+            self.severity,
+            self.alert_type,
+            self.component,
+            self.identifier,
+            datetime.fromtimestamp(self.first_seen, UTC),
+            datetime.fromtimestamp(self.last_seen, UTC),
+            self.occurrences,
+            self.acknowledged,
+            self.auto_resolve,
+        )
 
 
 def make_dedup_key(
@@ -115,7 +173,7 @@ class AlertManager:
                     key, source=self.source, base_url=base_url, timeout=timeout, scrubber=scrubber
                 )
             self._dispatcher = Dispatcher(client, max_queue=max_queue, rate_limit=rate_limit)
-        self._active: dict[str, Alert] = {}
+        self._active: dict[str, _Record] = {}
         self._lock = threading.Lock()
         self._resolver = _AutoResolver(self)
         self._warned_disabled = False
@@ -164,26 +222,21 @@ class AlertManager:
         key = make_dedup_key(
             alert_type, prefix=self.dedup_key_prefix, component=component, identifier=identifier
         )
-        now = datetime.now(UTC)
+        now = time.time()
         with self._lock:
-            existing = self._active.get(key)
-            suppressed = existing is not None and level.rank <= existing.severity.rank
-            if existing is not None and suppressed:
-                updated = replace(existing, last_seen=now, occurrences=existing.occurrences + 1)
-            else:
-                updated = Alert(
-                    key,
-                    summary,
-                    level,
-                    alert_type,
-                    component,
-                    identifier,
-                    existing.first_seen if existing else now,
-                    now,
-                    existing.occurrences + 1 if existing else 1,
-                    auto_resolve=auto_resolve,
+            record = self._active.get(key)
+            if record is None:
+                record = self._active[key] = _Record(
+                    key, summary, level, alert_type, component, identifier, now, auto_resolve
                 )
-            self._active[key] = updated
+                suppressed = False
+            else:
+                suppressed = level.rank <= record.severity.rank
+                if not suppressed:  # came back worse: PagerDuty must see the new severity
+                    record.severity, record.summary = level, summary
+                record.occurrences += 1
+                record.last_seen = now
+            occurrences = record.occurrences
         if suppressed:
             # The hot path of a storm: build the event only if someone listens.
             if signals.event_suppressed.receivers:
@@ -193,7 +246,7 @@ class AlertManager:
                     self,
                     event=event,
                     dedup_key=key,
-                    occurrences=updated.occurrences,
+                    occurrences=occurrences,
                 )
             return key
         self._send(
@@ -290,10 +343,10 @@ class AlertManager:
     def acknowledge(self, dedup_key: str) -> None:
         """Acknowledge an open alert; :class:`UnknownAlertError` if this manager has none."""
         with self._lock:
-            existing = self._active.get(dedup_key)
-            if existing is None:
+            record = self._active.get(dedup_key)
+            if record is None:
                 raise UnknownAlertError(f"no open alert with dedup key {dedup_key!r}")
-            self._active[dedup_key] = replace(existing, acknowledged=True)
+            record.acknowledged = True
         self._send(AcknowledgeEvent(dedup_key))
 
     def resolve(self, dedup_key: str) -> None:
@@ -306,11 +359,12 @@ class AlertManager:
 
     def active_alerts(self) -> list[Alert]:
         with self._lock:
-            return list(self._active.values())
+            return [record.snapshot() for record in self._active.values()]
 
     def get_alert(self, dedup_key: str) -> Alert | None:
         with self._lock:
-            return self._active.get(dedup_key)
+            record = self._active.get(dedup_key)
+            return record.snapshot() if record is not None else None
 
     def forget_all(self) -> None:
         """Forget every open alert without resolving it (for tests and restarts)."""
@@ -359,11 +413,11 @@ class AlertManager:
 
     def _auto_resolve(self, dedup_key: str, due: float) -> None:
         with self._lock:
-            alert = self._active.get(dedup_key)
-            if alert is None:
+            record = self._active.get(dedup_key)
+            if record is None:
                 return
             # Each recurrence pushed the deadline; resolve only if it has not come back since.
-            quiet_for = (datetime.now(UTC) - alert.last_seen).total_seconds()
+            quiet_for = time.time() - record.last_seen
             if self.auto_resolve_after is not None and quiet_for + 0.001 < self.auto_resolve_after:
                 self._resolver.schedule(dedup_key, self.auto_resolve_after - quiet_for)
                 return

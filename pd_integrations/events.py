@@ -47,6 +47,11 @@ class Severity(StrEnum):
 
     @classmethod
     def parse(cls, value: str | Severity) -> Severity:
+        if value.__class__ is cls:
+            return value
+        known = _SEVERITY_BY_NAME.get(value) if isinstance(value, str) else None
+        if known is not None:
+            return known
         try:
             return cls(value.lower() if isinstance(value, str) else value)
         except (ValueError, AttributeError):
@@ -61,6 +66,7 @@ class Severity(StrEnum):
         return _SEVERITY_RANK[self]
 
 
+_SEVERITY_BY_NAME = {severity.value: severity for severity in Severity}
 _SEVERITY_RANK = {Severity.INFO: 1, Severity.WARNING: 2, Severity.ERROR: 3, Severity.CRITICAL: 4}
 
 
