@@ -227,8 +227,15 @@ class Dispatcher:
             self._dropped += len(leftovers)
             self._wake.notify_all()
             self._stopping.notify_all()
-        for item in leftovers:
-            self._report_drop(item, "shutdown")
+        if leftovers:
+            # One line for the lot: a full queue at shutdown must not flood the logs.
+            _log.warning(
+                "closing with %d PagerDuty event(s) not delivered; they are dropped",
+                len(leftovers),
+            )
+            if signals.event_dropped.receivers:
+                for item in leftovers:
+                    signals.emit(signals.event_dropped, self, event=item.event, reason="shutdown")
         _live.discard(self)
         return flushed and not leftovers
 
