@@ -33,6 +33,9 @@ from .events import (
     Severity,
     TriggerEvent,
 )
+from .fingerprint import Fingerprint, Fingerprinter
+from .health import CheckResult, CheckStatus, HealthMonitor, HealthReport
+from .monitor import RequestInfo, RequestMonitor
 from .scrub import Scrubber
 
 __all__ = [
@@ -43,6 +46,8 @@ __all__ = [
     "AlertManager",
     "AsyncEventsClient",
     "ChangeEvent",
+    "CheckResult",
+    "CheckStatus",
     "ConfigurationError",
     "DeliveryError",
     "DispatchStats",
@@ -50,11 +55,17 @@ __all__ = [
     "Event",
     "EventResponse",
     "EventsClient",
+    "Fingerprint",
+    "Fingerprinter",
+    "HealthMonitor",
+    "HealthReport",
     "Image",
     "InvalidEventError",
     "Link",
     "PagerDutyError",
     "RateLimitedError",
+    "RequestInfo",
+    "RequestMonitor",
     "ResolveEvent",
     "RetryPolicy",
     "Scrubber",

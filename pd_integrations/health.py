@@ -1,0 +1,649 @@
+"""HealthMonitor: edge-triggered health-check alerting.
+
+Checks are registered in code. Each run records every check's result; a check pages
+once when it has failed ``failure_threshold`` times in a row and resolves once when it
+has then passed ``recovery_threshold`` times in a row, so a flapping dependency does not
+page on every blip and a long outage is one incident, not one per run.
+
+A check may depend on others: while a dependency is failing, its dependents are not run
+and are reported as skipped, because the outage is the dependency's and one page is
+enough. The same report serves a health endpoint (:attr:`HealthReport.http_status`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from . import config
+from .alerts import AlertManager, make_dedup_key
+from .events import Link, Severity
+from .fingerprint import message, type_name
+from .scrub import DEFAULT_SCRUBBER, Scrubber
+
+_log = logging.getLogger("pd_integrations.health")
+
+HEALTH_CHECK_ALERT = "health_check"
+DEFAULT_FAILURE_THRESHOLD = 2
+DEFAULT_RECOVERY_THRESHOLD = 1
+DEFAULT_TIMEOUT = 5.0
+DEFAULT_INTERVAL = 30.0
+MAX_ERROR = 500
+
+HealthCheck = Callable[[], bool | Awaitable[bool | None] | None]
+"""A check: returns ``True``/``None`` when healthy, ``False`` when not, or raises."""
+
+CheckT = TypeVar("CheckT", bound=HealthCheck)
+
+
+class CheckStatus(StrEnum):
+    HEALTHY = "healthy"
+    UNHEALTHY = "unhealthy"
+    SKIPPED = "skipped"
+    """Not run because a dependency is failing; it neither counts nor pages."""
+
+
+class OverallStatus(StrEnum):
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    """Only checks of severity ``warning`` or ``info`` are failing: still serving."""
+    UNHEALTHY = "unhealthy"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """One check's outcome in one run."""
+
+    name: str
+    status: CheckStatus
+    duration_ms: float
+    severity: Severity
+    error: str | None = None
+    alerting: bool = False
+    """The check has crossed its failure threshold and its alert is open."""
+    consecutive_failures: int = 0
+
+    @property
+    def healthy(self) -> bool:
+        return self.status is CheckStatus.HEALTHY
+
+    def to_dict(self, *, errors: bool = True) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "status": self.status.value,
+            "duration_ms": self.duration_ms,
+            "alerting": self.alerting,
+        }
+        if errors and self.error is not None:
+            body["error"] = self.error
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class HealthReport:
+    """The result of one run of every check, ready to serve from a health endpoint."""
+
+    checks: tuple[CheckResult, ...]
+    checked_at: datetime
+
+    @property
+    def status(self) -> OverallStatus:
+        failing = [c for c in self.checks if c.status is not CheckStatus.HEALTHY]
+        if any(c.severity.rank >= Severity.ERROR.rank for c in failing):
+            return OverallStatus.UNHEALTHY
+        return OverallStatus.DEGRADED if failing else OverallStatus.HEALTHY
+
+    @property
+    def healthy(self) -> bool:
+        """``False`` only when a check of severity ``error`` or ``critical`` is failing."""
+        return self.status is not OverallStatus.UNHEALTHY
+
+    @property
+    def http_status(self) -> int:
+        return 200 if self.healthy else 503
+
+    def __getitem__(self, name: str) -> CheckResult:
+        for check in self.checks:
+            if check.name == name:
+                return check
+        raise KeyError(name)
+
+    def to_dict(self, *, errors: bool = True) -> dict[str, Any]:
+        """A JSON-ready body; ``errors=False`` leaves out error messages (public endpoints)."""
+        return {
+            "status": self.status.value,
+            "checked_at": self.checked_at.isoformat().replace("+00:00", "Z"),
+            "checks": {c.name: c.to_dict(errors=errors) for c in self.checks},
+        }
+
+
+@dataclass(slots=True)
+class _Check:
+    name: str
+    fn: HealthCheck
+    timeout: float
+    depends_on: tuple[str, ...]
+    severity: Severity
+    runbook: Link | None
+    failure_threshold: int
+    recovery_threshold: int
+    is_async: bool
+    level: int
+    # Edge-trigger state, guarded by HealthMonitor._lock.
+    failures: int = 0
+    successes: int = 0
+    down: bool = False
+    alert_key: str | None = None
+    # A sync check still running in its thread after timing out: never start a second
+    # copy of a hung check, or each run would leak one more thread.
+    inflight: _ThreadCall | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    status: CheckStatus
+    duration: float
+    error: str | None = None
+
+
+class _ThreadCall:
+    """Runs one check on a daemon thread (a hung check never blocks interpreter exit)."""
+
+    def __init__(
+        self,
+        fn: HealthCheck,
+        timeout: float,
+        on_done: Callable[[_ThreadCall], None] | None = None,
+    ) -> None:
+        self.fn = fn
+        self.timeout = timeout
+        self.on_done = on_done
+        self.done = threading.Event()
+        self.result: object = None
+        self.error: BaseException | None = None
+        self.started = time.perf_counter()
+        self.finished = self.started
+        threading.Thread(target=self._run, name="pd_integrations-health-check", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            value: object = self.fn()
+            if inspect.isawaitable(value):
+                # An async check called from sync code: give it a loop of its own.
+                value = asyncio.run(_await(value, self.timeout))
+            self.result = value
+        except BaseException as exc:  # a check's failure, whatever it is, is a result
+            self.error = exc
+        finally:
+            self.finished = time.perf_counter()
+            self.done.set()
+            if self.on_done is not None:
+                self.on_done(self)
+
+
+class _CheckTimeout(Exception):
+    """The check's own time limit ran out (not a timeout the check itself ran into)."""
+
+
+async def _await(awaitable: Awaitable[object], timeout: float) -> object:
+    try:
+        return await asyncio.wait_for(awaitable, timeout)
+    except TimeoutError:
+        raise _CheckTimeout from None
+
+
+def _is_async(fn: object) -> bool:
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - an object with an async __call__
+    )
+
+
+def _judge(result: object) -> str | None:
+    """``None`` if ``result`` means healthy, else the reason it does not."""
+    if result is None or result is True:
+        return None
+    try:
+        ok = bool(result)
+    except Exception:
+        ok = False
+    return None if ok else f"check returned {_repr_bounded(result)}"
+
+
+def _repr_bounded(value: object) -> str:
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
+    return text[:MAX_ERROR]
+
+
+def _error_text(exc: BaseException) -> str:
+    text = message(exc, MAX_ERROR)
+    return f"{type_name(exc)}: {text}" if text else type_name(exc)
+
+
+class HealthMonitor:
+    """Runs registered health checks and pages on transitions, not on every failure.
+
+    ``failure_threshold`` consecutive failures open one alert (``alert_type``
+    ``health_check``, identifier the check's name); ``recovery_threshold`` consecutive
+    successes then resolve it. Checks are sync or async callables returning ``True`` or
+    ``None`` when healthy and ``False`` when not; raising or exceeding the timeout is a
+    failure with the error in the alert's details. Thread-safe.
+    """
+
+    def __init__(
+        self,
+        alerts: AlertManager,
+        *,
+        failure_threshold: int = DEFAULT_FAILURE_THRESHOLD,
+        recovery_threshold: int = DEFAULT_RECOVERY_THRESHOLD,
+        default_timeout: float = DEFAULT_TIMEOUT,
+        component: str | None = None,
+        environment: str | None = None,
+        scrubber: Scrubber | None = DEFAULT_SCRUBBER,
+    ) -> None:
+        _check_thresholds(failure_threshold, recovery_threshold)
+        _check_timeout(default_timeout)
+        self.alerts = alerts
+        self.failure_threshold = failure_threshold
+        self.recovery_threshold = recovery_threshold
+        self.default_timeout = default_timeout
+        self.component = component
+        self.environment = config.environment(environment)
+        self._scrubber = scrubber
+        self._checks: dict[str, _Check] = {}
+        self._lock = threading.RLock()
+        self._last_report: HealthReport | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    # -- registration -------------------------------------------------------------------
+
+    def register(
+        self,
+        name: str,
+        check: CheckT,
+        *,
+        timeout: float | None = None,
+        depends_on: Iterable[str] = (),
+        severity: Severity | str = Severity.CRITICAL,
+        runbook: str | Link | None = None,
+        failure_threshold: int | None = None,
+        recovery_threshold: int | None = None,
+    ) -> CheckT:
+        """Add a check; returns it unchanged. Dependencies must be registered first."""
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError("a health check needs a non-empty name")
+        if not callable(check):
+            raise TypeError(f"health check {name!r} must be callable")
+        failures = self.failure_threshold if failure_threshold is None else failure_threshold
+        successes = self.recovery_threshold if recovery_threshold is None else recovery_threshold
+        _check_thresholds(failures, successes)
+        limit = self.default_timeout if timeout is None else timeout
+        _check_timeout(limit)
+        deps = tuple(depends_on)
+        with self._lock:
+            if name in self._checks:
+                raise ValueError(f"a health check named {name!r} is already registered")
+            missing = [d for d in deps if d not in self._checks]
+            if missing:
+                # Registering dependencies first also makes cycles impossible.
+                raise ValueError(
+                    f"health check {name!r} depends on {', '.join(map(repr, missing))}, "
+                    "which must be registered first"
+                )
+            level = 1 + max((self._checks[d].level for d in deps), default=-1)
+            self._checks[name] = _Check(
+                name=name,
+                fn=check,
+                timeout=limit,
+                depends_on=deps,
+                severity=Severity.parse(severity),
+                runbook=Link(runbook, "Runbook") if isinstance(runbook, str) else runbook,
+                failure_threshold=failures,
+                recovery_threshold=successes,
+                is_async=_is_async(check),
+                level=level,
+            )
+        return check
+
+    def check(
+        self,
+        name: str | None = None,
+        *,
+        timeout: float | None = None,
+        depends_on: Iterable[str] = (),
+        severity: Severity | str = Severity.CRITICAL,
+        runbook: str | Link | None = None,
+        failure_threshold: int | None = None,
+        recovery_threshold: int | None = None,
+    ) -> Callable[[CheckT], CheckT]:
+        """Decorator form of :meth:`register`; the name defaults to the function's."""
+
+        def decorate(fn: CheckT) -> CheckT:
+            return self.register(
+                name or str(getattr(fn, "__name__", None) or repr(fn)),
+                fn,
+                timeout=timeout,
+                depends_on=depends_on,
+                severity=severity,
+                runbook=runbook,
+                failure_threshold=failure_threshold,
+                recovery_threshold=recovery_threshold,
+            )
+
+        return decorate
+
+    @property
+    def names(self) -> list[str]:
+        with self._lock:
+            return list(self._checks)
+
+    @property
+    def last_report(self) -> HealthReport | None:
+        """The most recent report, for endpoints that should not run checks per request."""
+        return self._last_report
+
+    # -- running ------------------------------------------------------------------------
+
+    def run(self) -> HealthReport:
+        """Run every check now (sync checks in threads, in parallel per dependency level).
+
+        Async checks get an event loop of their own here; checks bound to the running
+        application's loop should be run with :meth:`arun` instead.
+        """
+        outcomes: dict[str, _Outcome] = {}
+        for level in self._levels():
+            started: list[tuple[_Check, _ThreadCall | _Outcome]] = []
+            for check in level:
+                skipped = self._skip(check, outcomes)
+                started.append((check, skipped or self._start_thread(check)))
+            for check, call in started:
+                outcomes[check.name] = (
+                    self._wait_thread(check, call) if isinstance(call, _ThreadCall) else call
+                )
+        return self._record(outcomes)
+
+    async def arun(self) -> HealthReport:
+        """Run every check on the running loop (sync checks in threads), in parallel."""
+        outcomes: dict[str, _Outcome] = {}
+        for level in self._levels():
+            names = [check.name for check in level]
+            results = await asyncio.gather(*(self._arun_one(check, outcomes) for check in level))
+            outcomes.update(zip(names, results, strict=True))
+        return self._record(outcomes)
+
+    def start(self, interval: float = DEFAULT_INTERVAL) -> None:
+        """Run the checks every ``interval`` seconds on a daemon thread, starting now."""
+        _check_timeout(interval, "interval")
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                raise RuntimeError("this HealthMonitor is already running periodically")
+            self._stop = threading.Event()
+            self._thread = threading.Thread(
+                target=self._loop,
+                args=(interval, self._stop),
+                name="pd_integrations-health",
+                daemon=True,
+            )
+            self._thread.start()
+
+    def stop(self, timeout: float | None = 5.0) -> bool:
+        """Stop periodic runs; ``False`` if a run was still in progress after ``timeout``."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+            self._stop.set()
+        if thread is None:
+            return True
+        if thread is not threading.current_thread():
+            thread.join(timeout)
+        return not thread.is_alive()
+
+    @property
+    def running(self) -> bool:
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    async def run_periodically(self, interval: float = DEFAULT_INTERVAL) -> None:
+        """Run the checks every ``interval`` seconds until cancelled (for lifespan tasks)."""
+        _check_timeout(interval, "interval")
+        while True:
+            try:
+                await self.arun()
+            except Exception:
+                _log.exception("health checks failed to run")
+            await asyncio.sleep(interval)
+
+    def _loop(self, interval: float, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.run()
+            except Exception:
+                _log.exception("health checks failed to run")
+            if stop.wait(interval):
+                return
+
+    # -- one check ------------------------------------------------------------------------
+
+    def _levels(self) -> list[list[_Check]]:
+        with self._lock:
+            checks = list(self._checks.values())
+        levels: list[list[_Check]] = []
+        for check in checks:
+            while len(levels) <= check.level:
+                levels.append([])
+            levels[check.level].append(check)
+        return levels
+
+    @staticmethod
+    def _skip(check: _Check, outcomes: dict[str, _Outcome]) -> _Outcome | None:
+        down = [d for d in check.depends_on if outcomes[d].status is not CheckStatus.HEALTHY]
+        if not down:
+            return None
+        return _Outcome(CheckStatus.SKIPPED, 0.0, f"dependency down: {', '.join(down)}")
+
+    def _start_thread(
+        self, check: _Check, notify: Callable[[], None] | None = None
+    ) -> _ThreadCall | _Outcome:
+        with self._lock:
+            hung = check.inflight
+            if hung is not None and not hung.done.is_set():
+                return _Outcome(
+                    CheckStatus.UNHEALTHY,
+                    time.perf_counter() - hung.started,
+                    f"still running after timing out earlier (timeout {check.timeout:g}s)",
+                )
+            call = _ThreadCall(check.fn, check.timeout, lambda c: self._done(check, c, notify))
+            check.inflight = call
+            return call
+
+    def _done(self, check: _Check, call: _ThreadCall, notify: Callable[[], None] | None) -> None:
+        with self._lock:
+            if check.inflight is call:
+                check.inflight = None
+        if notify is not None:
+            notify()
+
+    def _wait_thread(self, check: _Check, call: _ThreadCall) -> _Outcome:
+        remaining = check.timeout - (time.perf_counter() - call.started)
+        if not call.done.wait(max(0.0, remaining)):
+            return self._timed_out(check)
+        return self._outcome(check, call.finished - call.started, call.result, call.error)
+
+    async def _arun_one(self, check: _Check, outcomes: dict[str, _Outcome]) -> _Outcome:
+        skipped = self._skip(check, outcomes)
+        if skipped is not None:
+            return skipped
+        started = time.perf_counter()
+        if check.is_async:
+            try:
+                result = await asyncio.wait_for(_call_async(check.fn), check.timeout)
+            except TimeoutError:
+                return self._timed_out(check)
+            except asyncio.CancelledError as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # we are being cancelled (shutdown): not the check's result
+                return self._outcome(check, time.perf_counter() - started, None, exc)
+            except Exception as exc:
+                return self._outcome(check, time.perf_counter() - started, None, exc)
+            return self._outcome(check, time.perf_counter() - started, result, None)
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+
+        def wake() -> None:
+            # The loop may have closed while the check hung: nobody is waiting then.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_set_done, waiter)
+
+        call = self._start_thread(check, wake)
+        if isinstance(call, _Outcome):
+            return call
+        remaining = check.timeout - (time.perf_counter() - started)
+        try:
+            await asyncio.wait_for(waiter, max(0.0, remaining))
+        except TimeoutError:
+            return self._timed_out(check)
+        return self._outcome(check, call.finished - call.started, call.result, call.error)
+
+    def _timed_out(self, check: _Check) -> _Outcome:
+        return _Outcome(CheckStatus.UNHEALTHY, check.timeout, f"timed out after {check.timeout:g}s")
+
+    def _outcome(
+        self, check: _Check, duration: float, result: object, error: BaseException | None
+    ) -> _Outcome:
+        if isinstance(error, _CheckTimeout):
+            return self._timed_out(check)
+        reason = _error_text(error) if error is not None else _judge(result)
+        if reason is None:
+            return _Outcome(CheckStatus.HEALTHY, duration)
+        if self._scrubber is not None:
+            # The report may be served by a public endpoint: no credentials in it.
+            reason = self._scrubber.scrub_text(reason)
+        return _Outcome(CheckStatus.UNHEALTHY, duration, reason)
+
+    # -- edge-triggered state -------------------------------------------------------------
+
+    def _record(self, outcomes: dict[str, _Outcome]) -> HealthReport:
+        results: list[CheckResult] = []
+        # Alerts are raised under the lock: AlertManager.alert only queues, and the order
+        # of trigger and resolve must not be swapped by two concurrent runs.
+        with self._lock:
+            for name, check in self._checks.items():  # registration order, for the report
+                outcome = outcomes.get(name)
+                if outcome is None:
+                    continue  # registered while this run was under way
+                self._transition(check, outcome)
+                results.append(
+                    CheckResult(
+                        name=name,
+                        status=outcome.status,
+                        duration_ms=round(outcome.duration * 1000, 3),
+                        severity=check.severity,
+                        error=outcome.error,
+                        alerting=check.down,
+                        consecutive_failures=check.failures,
+                    )
+                )
+            report = HealthReport(tuple(results), datetime.now(UTC))
+            self._last_report = report
+        return report
+
+    def _transition(self, check: _Check, outcome: _Outcome) -> None:
+        if outcome.status is CheckStatus.SKIPPED:
+            return  # the dependency's outage: neither a failure nor a success of this check
+        if outcome.status is CheckStatus.HEALTHY:
+            check.failures = 0
+            check.successes += 1
+            if check.down and check.successes >= check.recovery_threshold:
+                check.down = False
+                self._resolve(check)
+            return
+        check.successes = 0
+        check.failures += 1
+        if not check.down and check.failures >= check.failure_threshold:
+            check.down = True
+            self._trigger(check, outcome)
+
+    def _trigger(self, check: _Check, outcome: _Outcome) -> None:
+        details: dict[str, Any] = {
+            "check": check.name,
+            "error": outcome.error,
+            "consecutive_failures": check.failures,
+            "duration_ms": round(outcome.duration * 1000, 1),
+            "timeout_s": check.timeout,
+        }
+        if check.depends_on:
+            details["depends_on"] = list(check.depends_on)
+        dependents = self._dependents(check.name)
+        if dependents:
+            details["dependents"] = dependents
+        if self.environment:
+            details["environment"] = self.environment
+        first_line = (outcome.error or "unhealthy").splitlines()[0][:200]
+        try:
+            check.alert_key = self.alerts.alert(
+                f"Health check failed: {check.name} ({first_line})",
+                check.severity,
+                alert_type=HEALTH_CHECK_ALERT,
+                component=self.component,
+                identifier=check.name,
+                custom_details=details,
+                links=[check.runbook] if check.runbook else None,
+            )
+        except Exception:
+            _log.exception("could not raise the alert for health check %r", check.name)
+
+    def _resolve(self, check: _Check) -> None:
+        key = check.alert_key or make_dedup_key(
+            HEALTH_CHECK_ALERT,
+            prefix=self.alerts.dedup_key_prefix,
+            component=self.component,
+            identifier=check.name,
+        )
+        check.alert_key = None
+        try:
+            self.alerts.resolve(key)
+        except Exception:
+            _log.exception("could not resolve the alert for health check %r", check.name)
+
+    def _dependents(self, name: str) -> list[str]:
+        """Every check that depends on ``name``, directly or not (they will be skipped)."""
+        found: list[str] = []
+        frontier = {name}
+        for check in self._checks.values():  # registration order: dependencies come first
+            if frontier.intersection(check.depends_on):
+                found.append(check.name)
+                frontier.add(check.name)
+        return found
+
+
+async def _call_async(fn: HealthCheck) -> object:
+    value: object = fn()
+    if inspect.isawaitable(value):
+        value = await value
+    return value
+
+
+def _set_done(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _check_thresholds(failures: int, successes: int) -> None:
+    if failures < 1 or successes < 1:
+        raise ValueError("failure_threshold and recovery_threshold must be at least 1")
+
+
+def _check_timeout(value: float, name: str = "timeout") -> None:
+    if not value > 0:
+        raise ValueError(f"{name} must be positive, got {value!r}")

@@ -1,0 +1,568 @@
+"""RequestMonitor: every decision about request alerts, shared by all framework adapters.
+
+An adapter only translates its framework's events into three calls::
+
+    start = monitor.clock()
+    try:
+        response = handle(request)
+    except Exception as exc:
+        monitor.request_finished(lambda: info_for(request), 500, start, exc)
+        raise
+    monitor.request_finished(lambda: info_for(request), response.status, start)
+
+Whether to alert, with which severity, under which dedup key, with which details and
+links, is decided here. A healthy request costs a clock read and three comparisons in
+:meth:`RequestMonitor.request_finished`: the request description is a callable that is
+only called when an alert is about to fire, so a fast 200 builds nothing at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from . import config
+from .alerts import AlertManager, make_dedup_key
+from .encoding import to_jsonable
+from .events import Link, Severity
+from .fingerprint import DEFAULT_STACK_LIMIT, Fingerprinter, message, type_name
+from .scrub import Scrubber
+
+_log = logging.getLogger("pd_integrations.monitor")
+
+EXCEPTION_ALERT = "exception"
+HTTP_ERROR_ALERT = "http_error"
+SLOW_REQUEST_ALERT = "slow_request"
+UNMATCHED_ROUTE = "<unmatched>"
+
+DEFAULT_EXCLUDE_PATHS: tuple[str, ...] = ("/health", "/healthz", "/livez", "/readyz", "/metrics")
+# Headers that help a responder and carry no credentials or personal data. Anything
+# else must be asked for, and still passes through the scrubber on its way out.
+DEFAULT_INCLUDE_HEADERS: tuple[str, ...] = (
+    "host",
+    "accept",
+    "content-type",
+    "content-length",
+    "x-forwarded-proto",
+)
+REQUEST_ID_HEADERS: tuple[str, ...] = ("x-request-id", "x-correlation-id", "request-id")
+MAX_SUMMARY_MESSAGE = 200
+MAX_HEADER_VALUE = 256
+MAX_RUNBOOK_LINKS = 5
+
+HeadersLike = Mapping[str, str] | Iterable[tuple[str | bytes, str | bytes]]
+StatusSeverity = Callable[[int], Severity | str | None] | Mapping[int, Severity | str | None]
+RunbookMap = Mapping[str, str | Link]
+DedupBy = Literal["fingerprint", "route"]
+
+_REPORTED_ATTR = "__pd_integrations_alert_key__"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestInfo:
+    """What the monitor needs to know about a request, built only when an alert fires.
+
+    ``route`` is the route template (``/items/{item_id}``), never the raw path: it is
+    what groups requests. ``path`` is used for excluded paths and shown only when no
+    route matched. ``headers`` may be the whole request's headers (a mapping, or
+    ``(name, value)`` pairs as str or bytes); the monitor keeps only the allowed ones.
+    ``request_id`` and ``user_agent`` are taken from the headers when not given.
+    """
+
+    method: str = "GET"
+    route: str | None = None
+    path: str | None = None
+    headers: HeadersLike | None = None
+    request_id: str | None = None
+    user_agent: str | None = None
+    client_ip: str | None = None
+
+
+RequestSource = RequestInfo | Callable[[], RequestInfo]
+"""A :class:`RequestInfo`, or a callable building one; adapters should pass the callable."""
+
+
+def default_severity_for_status(status: int) -> Severity | None:
+    """``critical`` for 500, ``error`` for any other 5xx, nothing below 500."""
+    if status < 500:
+        return None
+    return Severity.CRITICAL if status == 500 else Severity.ERROR
+
+
+# -- "already reported" marker ----------------------------------------------------------
+
+
+def mark_reported(exc: BaseException, dedup_key: str) -> None:
+    """Record on ``exc`` that it raised the alert ``dedup_key``.
+
+    The marker lives on the exception object, so every path that sees the same
+    exception (a framework signal, the middleware, a logging handler) can tell it was
+    already reported, without a registry that would keep tracebacks alive. Exceptions
+    are not weak-referenceable, hence the attribute.
+    """
+    try:
+        setattr(exc, _REPORTED_ATTR, dedup_key)
+    except Exception:  # a class that forbids attributes: at worst the alert is suppressed
+        _log.debug("could not mark %s as reported", type(exc).__name__)
+
+
+def reported_key(exc: BaseException) -> str | None:
+    """The dedup key ``exc`` was reported under, or ``None`` if it was not reported."""
+    try:
+        key = getattr(exc, _REPORTED_ATTR, None)
+    except Exception:
+        return None
+    return key if isinstance(key, str) else None
+
+
+# -- helpers that run only when an alert fires ------------------------------------------
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes) else value
+
+
+def _header_items(headers: HeadersLike | None) -> Iterable[tuple[str, str]]:
+    if headers is None:
+        return ()
+    items: Iterable[Any] = headers.items() if isinstance(headers, Mapping) else headers
+    return ((_text(name).lower(), _text(value)) for name, value in items)
+
+
+def _bounded(value: str, limit: int = MAX_HEADER_VALUE) -> str:
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def _normalise_path(path: str) -> str:
+    return (path.rstrip("/") or "/") if path else path
+
+
+def _status_rule(rule: StatusSeverity | None) -> StatusSeverity | None:
+    """Check a status mapping now: a typo found on the first error would lose that page.
+
+    Keys may be strings (``"503"``), as they are in settings files.
+    """
+    if rule is None or not isinstance(rule, Mapping):
+        return rule
+    checked: dict[int, Severity | None] = {}
+    for status, severity in rule.items():
+        checked[int(status)] = None if severity is None else Severity.parse(severity)
+    return checked
+
+
+def _as_link(value: str | Link, text: str) -> Link:
+    return value if isinstance(value, Link) else Link(value, text)
+
+
+class RequestMonitor:
+    """Framework-neutral decisions about request alerts; adapters call it, never decide.
+
+    Exceptions that end in a 5xx alert (``critical`` for 500, ``error`` for other 5xx by
+    default; 4xx never), deduplicated by the exception's fingerprint (or by method and
+    route with ``dedup_by="route"``). Requests slower than ``slow_request_ms`` (or their
+    route's entry in ``slow_routes``; ``None`` there turns a route off) raise a
+    ``warning`` deduplicated per route; ``exclude_paths`` (exact paths or route
+    templates, or prefixes ending in ``*``) never raise slow-request alerts.
+
+    No method of this class ever raises into the application.
+    """
+
+    __slots__ = (
+        "_fingerprinter",
+        "_include_headers",
+        "_min_slow",
+        "_route_thresholds",
+        "_scrubber",
+        "_severity",
+        "_status_floor",
+        "alerts",
+        "auto_resolve",
+        "clock",
+        "component",
+        "dedup_by",
+        "environment",
+        "exclude_paths",
+        "exclude_prefixes",
+        "ignore_exceptions",
+        "runbooks",
+        "send_client_ip",
+        "slow_request_ms",
+        "stack_frames",
+    )
+
+    def __init__(
+        self,
+        alerts: AlertManager,
+        *,
+        slow_request_ms: float | None = None,
+        slow_routes: Mapping[str, float | None] | None = None,
+        exclude_paths: Iterable[str] = DEFAULT_EXCLUDE_PATHS,
+        severity_for_status: StatusSeverity | None = None,
+        alert_on_handled_5xx: bool = False,
+        dedup_by: DedupBy = "fingerprint",
+        runbooks: RunbookMap | None = None,
+        environment: str | None = None,
+        component: str | None = None,
+        in_app_include: Iterable[str] = (),
+        in_app_exclude: Iterable[str] = (),
+        fingerprinter: Fingerprinter | None = None,
+        stack_frames: int = DEFAULT_STACK_LIMIT,
+        include_headers: Iterable[str] = DEFAULT_INCLUDE_HEADERS,
+        send_client_ip: bool = False,
+        ignore_exceptions: Iterable[type[BaseException]] = (),
+        auto_resolve: bool = True,
+        scrubber: Scrubber | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        if dedup_by not in ("fingerprint", "route"):
+            raise ValueError(f"dedup_by must be 'fingerprint' or 'route', not {dedup_by!r}")
+        if slow_request_ms is not None and not slow_request_ms > 0:
+            raise ValueError(f"slow_request_ms must be positive, got {slow_request_ms!r}")
+        routes = dict(slow_routes or {})
+        for route, ms in routes.items():
+            if ms is not None and not ms > 0:
+                raise ValueError(f"slow_routes[{route!r}] must be positive or None, got {ms!r}")
+        self.alerts = alerts
+        self.clock = clock
+        self.slow_request_ms = slow_request_ms
+        self._route_thresholds = {
+            route: None if ms is None else ms / 1000.0 for route, ms in routes.items()
+        }
+        # The fast path compares against the smallest threshold anywhere: below it no
+        # route can be slow, so the route (and the request description) is never needed.
+        limits = [ms for ms in (slow_request_ms, *routes.values()) if ms is not None]
+        self._min_slow = min(limits) / 1000.0 if limits else math.inf
+        paths = [p.strip() for p in exclude_paths if p.strip()]
+        self.exclude_paths = frozenset(_normalise_path(p) for p in paths if not p.endswith("*"))
+        self.exclude_prefixes = tuple(p[:-1] for p in paths if p.endswith("*"))
+        self._severity = _status_rule(severity_for_status)
+        # Handled responses at or above this status go to the slow path; 1000 means never.
+        self._status_floor = 500 if alert_on_handled_5xx else 1000
+        self.dedup_by = dedup_by
+        self.runbooks = dict(runbooks or {})
+        self.environment = config.environment(environment)
+        self.component = component
+        self._fingerprinter = fingerprinter or Fingerprinter(
+            in_app_include=in_app_include, in_app_exclude=in_app_exclude
+        )
+        self.stack_frames = stack_frames
+        self._include_headers = frozenset(h.lower() for h in include_headers)
+        self.send_client_ip = send_client_ip
+        self.ignore_exceptions = tuple(ignore_exceptions)
+        self.auto_resolve = auto_resolve
+        self._scrubber = scrubber
+
+    @property
+    def alert_on_handled_5xx(self) -> bool:
+        return self._status_floor == 500
+
+    # -- the hot path -------------------------------------------------------------------
+
+    def request_finished(
+        self,
+        request: RequestSource,
+        status: int,
+        started: float,
+        exc: BaseException | None = None,
+    ) -> str | None:
+        """Call once per request, after the last response byte was handed to the server.
+
+        ``started`` is :meth:`clock` read when the request arrived; ``exc`` the exception
+        that escaped the app, or one the adapter saw for this request (then it is not
+        reported twice). Returns the dedup key of the alert raised, if any: the error
+        alert, else the slow-request alert.
+        """
+        elapsed = self.clock() - started
+        # Healthy and fast: three comparisons and a clock read; nothing is built.
+        if exc is None and status < self._status_floor and elapsed < self._min_slow:
+            return None
+        try:
+            return self._finished(request, status, elapsed, exc)
+        except Exception:
+            _log.exception("could not raise a PagerDuty alert for a request")
+            return None
+
+    # -- what adapters call when they catch an exception --------------------------------
+
+    def exception(
+        self,
+        exc: BaseException,
+        request: RequestSource,
+        status: int = 500,
+        *,
+        duration: float | None = None,
+    ) -> str | None:
+        """Alert for ``exc`` that ended the request with ``status``; returns the dedup key.
+
+        Nothing happens for statuses below 500, for exceptions that are not
+        :class:`Exception` (cancellation, ``SystemExit``), for ignored types, or when
+        ``exc`` was already reported (its key is returned then). ``duration`` is in
+        seconds, when the adapter knows it.
+        """
+        try:
+            key = reported_key(exc)
+            if key is not None:
+                return key
+            return self._exception(exc, _Lazy(request), status, duration)
+        except Exception:
+            _log.exception("could not raise a PagerDuty alert for %s", type(exc).__name__)
+            return None
+
+    def already_reported(self, exc: BaseException) -> bool:
+        """Was ``exc`` already reported (by any monitor, signal path or logging handler)?"""
+        return reported_key(exc) is not None
+
+    def severity_for(self, status: int) -> Severity | None:
+        """The severity a response with ``status`` alerts with; ``None``: no alert."""
+        if status < 500:
+            return None  # a client error is never an incident, whatever the mapping says
+        rule = self._severity
+        if rule is None:
+            return default_severity_for_status(status)
+        if isinstance(rule, Mapping):
+            if status not in rule:
+                return default_severity_for_status(status)
+            chosen = rule[status]
+        else:
+            try:
+                chosen = rule(status)
+            except Exception:
+                # A broken rule must not silence the page: fall back to the default.
+                _log.exception("severity_for_status(%d) raised; using the default", status)
+                return default_severity_for_status(status)
+        return None if chosen is None else Severity.parse(chosen)
+
+    def slow_threshold(self, method: str, route: str | None) -> float | None:
+        """The slow-request threshold for a route, in seconds; ``None``: never slow."""
+        thresholds = self._route_thresholds
+        if route is not None:
+            for key in (f"{method.upper()} {route}", route):
+                if key in thresholds:
+                    return thresholds[key]
+        return None if self.slow_request_ms is None else self.slow_request_ms / 1000.0
+
+    def is_excluded(self, info: RequestInfo) -> bool:
+        """Is this request on an excluded path (no slow-request alerts)?"""
+        for candidate in (info.path, info.route):
+            if not candidate:
+                continue
+            if _normalise_path(candidate) in self.exclude_paths:
+                return True
+            if self.exclude_prefixes and candidate.startswith(self.exclude_prefixes):
+                return True
+        return False
+
+    # -- the slow path: only when an alert may fire -------------------------------------
+
+    def _finished(
+        self,
+        request: RequestSource,
+        status: int,
+        elapsed: float,
+        exc: BaseException | None,
+    ) -> str | None:
+        lazy = _Lazy(request)
+        if exc is not None:
+            key = reported_key(exc)
+            if key is None:
+                key = self._exception(exc, lazy, status, elapsed)
+            if key is not None:
+                return key  # the error alert says it all; a slow alert too would be noise
+        elif status >= self._status_floor:
+            key = self._handled_error(lazy, status, elapsed)
+            if key is not None:
+                return key
+        if elapsed >= self._min_slow:
+            return self._slow(lazy, status, elapsed)
+        return None
+
+    def _exception(
+        self, exc: BaseException, lazy: _Lazy, status: int, duration: float | None
+    ) -> str | None:
+        if not isinstance(exc, Exception) or isinstance(exc, self.ignore_exceptions):
+            return None
+        severity = self.severity_for(status)
+        if severity is None:
+            return None
+        info = lazy.get()
+        route = info.route or UNMATCHED_ROUTE
+        method = info.method.upper()
+        if self.dedup_by == "route":
+            alert_type, identifier, fp = HTTP_ERROR_ALERT, f"{method} {route}", None
+        else:
+            fp = self._fingerprinter.fingerprint(exc)
+            alert_type, identifier = EXCEPTION_ALERT, fp.digest
+        summary = _exception_summary(exc, status, method, route)
+        key = self._open_key(alert_type, identifier, severity)
+        if key is not None:
+            # Already open: only the occurrence count moves, so skip building the details.
+            key = self._raise(summary, severity, alert_type, identifier, None, None)
+        else:
+            details: dict[str, Any] = {
+                "exception_type": type_name(exc),
+                "exception_message": message(exc),
+            }
+            if fp is not None:
+                details["fingerprint"] = fp.readable
+            details["stack"] = self._fingerprinter.stack(exc, self.stack_frames)
+            causes = self._fingerprinter.causes(exc)
+            if causes:
+                details["causes"] = causes
+            details.update(self._request_details(info, status, duration))
+            # Most specific first: the class, its bases, the route, then the kind of alert.
+            classes = type(exc).__mro__[:-1]  # all but ``object``
+            names = [name for cls in classes for name in (type_name(cls), cls.__name__)]
+            links = self._links((*names, f"{method} {route}", route, alert_type))
+            key = self._raise(summary, severity, alert_type, identifier, details, links)
+        mark_reported(exc, key)
+        return key
+
+    def _handled_error(self, lazy: _Lazy, status: int, elapsed: float) -> str | None:
+        severity = self.severity_for(status)
+        if severity is None:
+            return None
+        info = lazy.get()
+        route = info.route or UNMATCHED_ROUTE
+        method = info.method.upper()
+        identifier = f"{method} {route}"
+        summary = f"[{status}] response from {method} {route}"
+        if self._open_key(HTTP_ERROR_ALERT, identifier, severity) is not None:
+            return self._raise(summary, severity, HTTP_ERROR_ALERT, identifier, None, None)
+        details = self._request_details(info, status, elapsed)
+        links = self._links((f"{method} {route}", route, HTTP_ERROR_ALERT))
+        return self._raise(summary, severity, HTTP_ERROR_ALERT, identifier, details, links)
+
+    def _slow(self, lazy: _Lazy, status: int, elapsed: float) -> str | None:
+        info = lazy.get()
+        method = info.method.upper()
+        threshold = self.slow_threshold(method, info.route)
+        if threshold is None or elapsed < threshold or self.is_excluded(info):
+            return None
+        route = info.route or UNMATCHED_ROUTE
+        severity = Severity.WARNING
+        summary = (
+            f"Slow request: {method} {route} took {elapsed * 1000:.0f} ms "
+            f"(threshold {threshold * 1000:.0f} ms)"
+        )
+        if self._open_key(SLOW_REQUEST_ALERT, route, severity) is not None:
+            return self._raise(summary, severity, SLOW_REQUEST_ALERT, route, None, None)
+        details = self._request_details(info, status, elapsed)
+        details["threshold_ms"] = round(threshold * 1000, 1)
+        links = self._links((f"{method} {route}", route, SLOW_REQUEST_ALERT))
+        return self._raise(summary, severity, SLOW_REQUEST_ALERT, route, details, links)
+
+    def _open_key(self, alert_type: str, identifier: str, severity: Severity) -> str | None:
+        """The key if that alert is open at ``severity`` or above (a repeat is suppressed)."""
+        key = make_dedup_key(
+            alert_type,
+            prefix=self.alerts.dedup_key_prefix,
+            component=self.component,
+            identifier=identifier,
+        )
+        alert = self.alerts.get_alert(key)
+        return key if alert is not None and alert.severity.rank >= severity.rank else None
+
+    def _raise(
+        self,
+        summary: str,
+        severity: Severity,
+        alert_type: str,
+        identifier: str,
+        details: dict[str, Any] | None,
+        links: list[Link] | None,
+    ) -> str:
+        custom_details: Any = details
+        if details is not None and self._scrubber is not None:
+            custom_details = self._scrubber.scrub(to_jsonable(details))
+            summary = self._scrubber.scrub_text(summary)
+        return self.alerts.alert(
+            summary,
+            severity,
+            alert_type=alert_type,
+            component=self.component,
+            identifier=identifier,
+            custom_details=custom_details,
+            auto_resolve=self.auto_resolve,
+            links=links,
+        )
+
+    def _request_details(
+        self, info: RequestInfo, status: int, duration: float | None
+    ) -> dict[str, Any]:
+        details: dict[str, Any] = {"method": info.method.upper(), "route": info.route}
+        if info.route is None and info.path:
+            details["path"] = info.path
+        details["status"] = status
+        if duration is not None:
+            details["duration_ms"] = round(duration * 1000, 1)
+        request_id, user_agent = info.request_id, info.user_agent
+        headers: dict[str, str] = {}
+        for name, value in _header_items(info.headers):
+            if request_id is None and name in REQUEST_ID_HEADERS:
+                request_id = value
+            elif user_agent is None and name == "user-agent":
+                user_agent = value
+            if name in self._include_headers:
+                headers[name] = _bounded(value)
+        details["request_id"] = request_id and _bounded(request_id)
+        details["user_agent"] = user_agent and _bounded(user_agent)
+        if headers:
+            details["headers"] = headers
+        if self.send_client_ip and info.client_ip:
+            details["client_ip"] = info.client_ip
+        details["environment"] = self.environment
+        return {k: v for k, v in details.items() if v is not None and v != ""}
+
+    def _links(self, candidates: Iterable[str]) -> list[Link] | None:
+        """Runbook links for the most specific matches first, one per distinct URL."""
+        if not self.runbooks:
+            return None
+        links: list[Link] = []
+        seen: set[str] = set()
+        for name in (*candidates, "*"):
+            runbook = self.runbooks.get(name)
+            if runbook is None:
+                continue
+            link = _as_link(runbook, f"Runbook ({name})")
+            if link.href not in seen:
+                seen.add(link.href)
+                links.append(link)
+                if len(links) >= MAX_RUNBOOK_LINKS:
+                    break
+        return links or None
+
+
+class _Lazy:
+    """Builds the adapter's :class:`RequestInfo` at most once, and only when asked."""
+
+    __slots__ = ("_info", "_source")
+
+    def __init__(self, source: RequestSource) -> None:
+        self._source = source
+        self._info: RequestInfo | None = None
+
+    def get(self) -> RequestInfo:
+        if self._info is None:
+            source = self._source
+            if isinstance(source, RequestInfo):
+                self._info = source
+            else:
+                try:
+                    self._info = source()
+                except Exception:
+                    # Alert without request details rather than not at all.
+                    _log.exception("could not describe the request for an alert")
+                    self._info = RequestInfo(method="?")
+        return self._info
+
+
+def _exception_summary(exc: BaseException, status: int, method: str, route: str) -> str:
+    text = message(exc, MAX_SUMMARY_MESSAGE).strip().splitlines()
+    first = text[0] if text else ""
+    name = type(exc).__name__
+    what = f"{name}: {first}" if first else name
+    return f"[{status}] {what} - {method} {route}"
