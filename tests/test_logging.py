@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import logging
+import logging.config
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from pd_integrations import AlertManager, RequestInfo, RequestMonitor
+from pd_integrations.logging import PagerDutyHandler
+from pd_integrations.testing import CapturedEvents
+
+
+@pytest.fixture
+def logger(pagerduty_events: CapturedEvents) -> Iterator[logging.Logger]:
+    log = logging.getLogger("tests.orders")
+    log.propagate = False
+    log.setLevel(logging.DEBUG)
+    handler = PagerDutyHandler(alerts=AlertManager(source="orders"))
+    log.addHandler(handler)
+    yield log
+    log.removeHandler(handler)
+    handler.close()
+    handler.alerts.close()
+
+
+def test_error_records_become_alerts(logger: logging.Logger, pagerduty_events: Any) -> None:
+    logger.info("all good")
+    logger.warning("a bit slow")
+    logger.error("payment %s failed", "p-1")
+    logger.critical("ledger out of balance")
+    bodies = pagerduty_events.triggers
+    assert [b["payload"]["severity"] for b in bodies] == ["error", "critical"]
+    assert bodies[0]["payload"]["summary"] == "ERROR tests.orders: payment p-1 failed"
+    details = bodies[0]["payload"]["custom_details"]
+    assert details["logger"] == "tests.orders"
+    assert details["level"] == "ERROR"
+
+
+def test_grouped_by_message_template_not_formatted_text(
+    logger: logging.Logger, pagerduty_events: Any
+) -> None:
+    for order in ("p-1", "p-2", "p-3"):
+        logger.error("payment %s failed", order)
+    logger.error("refund %s failed", "r-1")
+    keys = [b["dedup_key"] for b in pagerduty_events.triggers]
+    assert len(keys) == 2
+    assert len(set(keys)) == 2
+
+
+def test_exceptions_are_fingerprinted(logger: logging.Logger, pagerduty_events: Any) -> None:
+    def charge(order: str) -> None:
+        raise ConnectionError(f"provider down for {order}")
+
+    for order in ("a", "b"):
+        try:
+            charge(order)
+        except ConnectionError:
+            logger.exception("charge failed for %s", order)
+    (body,) = pagerduty_events.triggers
+    assert body["dedup_key"].startswith("exception:")
+    details = body["payload"]["custom_details"]
+    assert details["exception_type"] == "ConnectionError"
+    assert any("charge" in frame for frame in details["stack"])
+
+
+def test_an_exception_an_adapter_reported_is_not_alerted_again(
+    logger: logging.Logger, pagerduty_events: Any
+) -> None:
+    monitor = RequestMonitor(AlertManager(source="web"))
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError as exc:
+        monitor.exception(exc, RequestInfo(method="GET", route="/orders/{id}"))
+        logger.exception("request failed")
+    assert len(pagerduty_events.triggers) == 1
+
+
+def test_own_records_never_page_through_the_handler(pagerduty_events: Any) -> None:
+    handler = PagerDutyHandler(alerts=AlertManager(source="x"))
+    record = logging.LogRecord("pd_integrations.dispatch", logging.ERROR, "f", 1, "x", (), None)
+    handler.handle(record)
+    assert pagerduty_events.events == []
+    handler.alerts.close()
+
+
+def test_configured_with_dict_config(pagerduty_events: Any) -> None:
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "handlers": {
+                "pagerduty": {
+                    "class": "pd_integrations.logging.PagerDutyHandler",
+                    "level": "ERROR",
+                    "source": "billing",
+                    "component": "invoices",
+                    "severities": {"ERROR": "warning", "CRITICAL": "critical"},
+                }
+            },
+            "loggers": {"tests.billing": {"handlers": ["pagerduty"], "propagate": False}},
+        }
+    )
+    log = logging.getLogger("tests.billing")
+    handler = log.handlers[0]
+    try:
+        log.warning("not paged")
+        log.error("invoice run failed")
+        (body,) = pagerduty_events.triggers
+        assert body["payload"]["severity"] == "warning"
+        assert body["payload"]["source"] == "billing"
+        assert body["payload"]["component"] == "invoices"
+    finally:
+        log.removeHandler(handler)
+        assert isinstance(handler, PagerDutyHandler)
+        handler.alerts.close()
+
+
+def test_a_failing_manager_does_not_break_logging(
+    logger: logging.Logger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handler = logger.handlers[0]
+    assert isinstance(handler, PagerDutyHandler)
+
+    def broken(*args: object, **kwargs: object) -> str:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(handler.alerts, "alert", broken)
+    monkeypatch.setattr(logging, "raiseExceptions", False)
+    logger.error("still fine")  # handleError swallows it, as logging promises
+
+
+def test_unknown_level_names_are_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="unknown log level 'LOUD'"):
+        PagerDutyHandler(alerts=AlertManager(source="x"), severities={"LOUD": "critical"})
