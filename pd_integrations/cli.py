@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from . import config, demo
-from .client import DEFAULT_BASE_URL, EventResponse, EventsClient, RetryPolicy
+from .client import DEFAULT_BASE_URL, EventResponse, EventsClient, RetryPolicy, resolve_base_url
 from .errors import ConfigurationError, InvalidEventError, PagerDutyError
 from .events import (
     ROUTING_KEY_LENGTH,
@@ -639,23 +639,9 @@ def _check_routing_key(key: str | None, origin: str) -> Finding:
 
 def _check_base_url(url: str, origin: str) -> Finding:
     try:
-        parts = urlsplit(url)
-        valid = (
-            parts.scheme in ("http", "https")
-            and bool(parts.hostname)
-            and not parts.query
-            and not parts.fragment
-        )
-        parts.port  # noqa: B018 - raises ValueError for a port out of range
-    except ValueError:
-        valid = False
-    if not valid:
-        return Finding(
-            "base URL",
-            False,
-            f"{url!r} (from {origin}) is not an http:// or https:// URL with a host, "
-            f"such as {DEFAULT_BASE_URL}",
-        )
+        resolve_base_url(url)
+    except ConfigurationError as error:
+        return Finding("base URL", False, f"{error} (from {origin})")
     return Finding("base URL", True, f"{url} (from {origin})")
 
 

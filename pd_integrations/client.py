@@ -58,6 +58,7 @@ __all__ = [
     "EventResponse",
     "EventsClient",
     "RetryPolicy",
+    "resolve_base_url",
 ]
 
 DEFAULT_BASE_URL: Final = "https://events.pagerduty.com"
@@ -149,7 +150,12 @@ class _Request:
     body: bytes
 
 
-def _resolve_base_url(explicit: str | None) -> str:
+def resolve_base_url(explicit: str | None = None) -> str:
+    """The Events API base URL: ``explicit``, else the environment, else PagerDuty's.
+
+    Raises :class:`ConfigurationError` unless it is an http(s) URL with a host (and a
+    valid port), and no query or fragment.
+    """
     url = (config.events_base_url(explicit) or DEFAULT_BASE_URL).strip().rstrip("/")
     try:
         parts = urlsplit(url)
@@ -159,6 +165,7 @@ def _resolve_base_url(explicit: str | None) -> str:
             and not parts.query
             and not parts.fragment
         )
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
     except ValueError:
         valid = False
     if not valid:
@@ -214,7 +221,7 @@ class _ClientBase(ABC, Generic[_R]):
         rng: random.Random | None,
     ) -> None:
         self._routing_key = check_routing_key(config.routing_key(routing_key))
-        self.base_url = _resolve_base_url(base_url)
+        self.base_url = resolve_base_url(base_url)
         self.source = config.source(source)
         if not timeout > 0:
             raise ConfigurationError(f"timeout must be a positive number of seconds, not {timeout}")
