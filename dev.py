@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""Set up and run the project with nothing but python3 (3.11+).
+
+    python3 dev.py demo    # the demo: an app alerting into the bundled local emulator
+    python3 dev.py test    # every check CI runs: lint, types, docs, the whole test suite
+
+Both create (or reuse) the virtual environment in .venv and install what they need;
+`test` also installs the system packages the tests use (Chromium) with apt-get when
+they are missing. Only the standard library is used here, on purpose.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / "bin"
+PYTHON = BIN / "python"
+# Debian packages the test suite drives for real (the console's browser test).
+SYSTEM_PACKAGES = {"chromium": "/usr/bin/chromium"}
+
+
+def run(*args: str | Path, env: dict[str, str] | None = None) -> None:
+    print("+", " ".join(str(a) for a in args), flush=True)
+    subprocess.run([str(a) for a in args], cwd=ROOT, check=True, env=env)  # noqa: S603
+
+
+def ensure_venv(extras: str) -> None:
+    if sys.version_info < (3, 11):  # noqa: UP036 - this file may run on any python3
+        sys.exit(f"pd_integrations needs Python 3.11 or newer, this is {sys.version.split()[0]}")
+    if not PYTHON.exists():
+        venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+        run(PYTHON, "-m", "pip", "install", "-q", "--upgrade", "pip")
+    # Reinstall only when the project's dependencies changed since the last install.
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()
+    stamp = VENV / f".installed-{extras.replace(',', '-')}"
+    if not stamp.exists() or stamp.read_text() != digest:
+        run(PYTHON, "-m", "pip", "install", "-q", "-e", f".[{extras}]")
+        stamp.write_text(digest)
+
+
+def ensure_system_packages() -> None:
+    missing = [pkg for pkg, path in SYSTEM_PACKAGES.items() if not Path(path).exists()]
+    if not missing:
+        return
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        print(f"warning: cannot install {', '.join(missing)}: browser tests will be skipped")
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    run("apt-get", "update", "-q", env=env)
+    run("apt-get", "install", "-y", "-q", "--no-install-recommends", *missing, env=env)
+
+
+def test(pytest_args: list[str]) -> None:
+    ensure_venv("dev")
+    ensure_system_packages()
+    run(BIN / "ruff", "check", ".")
+    run(BIN / "ruff", "format", "--check", ".")
+    run(BIN / "mypy")
+    docs_env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    run(BIN / "mkdocs", "build", "--strict", "--quiet", "--site-dir", VENV / "site", env=docs_env)
+    run(PYTHON, "-m", "pytest", "-n", "2", "-q", *pytest_args)
+
+
+def demo(args: list[str]) -> None:
+    ensure_venv("demo")
+    run(BIN / "pd-integrations", "demo", *args)
+
+
+def main() -> None:
+    commands = {"test": test, "demo": demo}
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
+        sys.exit(__doc__)
+    try:
+        commands[sys.argv[1]](sys.argv[2:])
+    except subprocess.CalledProcessError as error:
+        sys.exit(error.returncode)
+
+
+if __name__ == "__main__":
+    main()
