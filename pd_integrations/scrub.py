@@ -1,9 +1,15 @@
 """Redaction of secrets and personal data from everything that leaves the process.
 
-Keys are matched case-insensitively after folding ``-``, spaces and ``_`` together, as
-substrings: ``X-CSRFToken``, ``user_password`` and ``sessionid`` are all caught. Values
-that carry credentials inside a string (``Bearer ...``, ``https://user:pass@host``,
-``?token=...``) are redacted wherever they appear.
+Keys are matched case-insensitively, as words: ``-``, ``_``, spaces, dots and camelCase
+boundaries all separate words, so ``X-CSRFToken``, ``userPassword``, ``HTTP_COOKIE`` and
+``user[password]`` are caught. A sensitive name matches anywhere inside a key with the
+separators removed (``access_token``, ``sessionid``); a name of three letters or fewer
+(``ssn``, ``pwd``) must be a whole word, or ``classname`` would lose its value.
+
+Credentials inside strings are redacted wherever they appear: HTTP auth schemes
+(``Bearer …``, ``Basic …``, ``Token token=…``), URL userinfo (``scheme://user:pass@``)
+and ``name=value`` / ``name: value`` / ``"name": "value"`` pairs whose name is
+sensitive, which covers query strings, form bodies, log lines, JSON and reprs.
 """
 
 from __future__ import annotations
@@ -15,16 +21,19 @@ from .encoding import JSONValue
 
 FILTERED = "[Filtered]"
 
+# Stored as words joined by "_"; any separator (or none) matches them.
 DEFAULT_SENSITIVE_KEYS: frozenset[str] = frozenset(
     {
         "authorization",
         "proxy_authorization",
         "cookie",
+        "set_cookie",
         "x_api_key",
         "api_key",
         "apikey",
         "password",
         "passwd",
+        "passphrase",
         "pwd",
         "secret",
         "token",
@@ -39,19 +48,65 @@ DEFAULT_SENSITIVE_KEYS: frozenset[str] = frozenset(
         "ssn",
         "credit_card",
         "card_number",
+        "cvv",
+        "cvc",
     }
 )
 
-_SHORT = 4
-_FOLD = re.compile(r"[-\s]+")
-_AUTH_VALUE = re.compile(
-    r"\b(Bearer|Basic|Digest|Token(?:\s+token=)?)\s+[A-Za-z0-9._~+/=\-]+", re.IGNORECASE
+# Names this short are common inside unrelated words, so they match whole words only.
+_WHOLE_WORD_MAX = 3
+# Deeper than any encoder output: anything below it is filtered rather than walked.
+_MAX_DEPTH = 64
+_CACHE_SIZE = 4096
+_CACHE_KEY_MAX = 128
+# Dict shapes such as {"name": "Authorization", "value": "..."} (HAR, some frameworks).
+_NAME_FIELDS = ("name", "key", "header", "field")
+
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[^\W\d_])(?=\d)")
+_SEPARATORS = re.compile(r"[\W_]+")
+
+_SCHEME_NAMES = ("bearer", "basic", "digest", "token", "negotiate")
+_SCHEMES = "|".join(_SCHEME_NAMES)
+_AUTH_PARAMS = r'[\w\-]+=(?:"[^"\n]*"|[^\s,"]*)(?:\s*,\s*[\w\-]+=(?:"[^"\n]*"|[^\s,"]*))*'
+_AUTH = re.compile(
+    rf"""\b(?P<scheme>{_SCHEMES})(?P<gap>\s+)"""
+    rf"""(?:(?P<params>{_AUTH_PARAMS})|(?P<cred>"[^"\n]*"|[A-Za-z0-9\-._~+/]+=*))""",
+    re.IGNORECASE,
 )
-_URL_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.\-]*://)[^/\s:@]+:[^/\s@]*@", re.IGNORECASE)
+# An ordinary word after "Basic" or "Token" ("Token expired") is prose, not a secret.
+_PLAIN_WORD = re.compile(r"[A-Za-z][a-z]{0,19}")
+# RFC 3986 userinfo holds no "/", "?" or "#"; the greedy match runs to the last "@" so a
+# password with an unescaped "@" is still covered.
+_USERINFO = re.compile(r"\b([a-z][a-z0-9+.\-]{0,30}://)[^\s/?#]*@", re.IGNORECASE)
+# A name followed by "=" or ":"; the value is matched separately, and only when the name
+# is sensitive, so "https://host/?token=x" is not swallowed as the pair "https: //…".
+# A path segment is no name: "POST /auth/token: 502" keeps its status.
+_PAIR_NAME = re.compile(
+    r"""(?<![\w\-.\[\]/])(?P<quote>["']?)(?P<name>[\w\-.\[\]]{1,128})(?P=quote)"""
+    r"""(?P<sep>\s*=\s*|\s*:\s+|(?<=["']):\s*)"""
+)
+_AUTH_VALUE = rf"(?i:(?:{_SCHEMES})\s+[^\s,;&]+)"
+_QUOTED = r""""(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'"""
+# After a quoted name (JSON, dict reprs): a string, a flat object, or a bare scalar.
+_JSON_VALUE = re.compile(rf"""{_AUTH_VALUE}|{_QUOTED}|\{{[^{{}}]*\}}|["']?[^\s,}}\]]+""")
+# After name=: query strings, form bodies, log lines, keyword reprs. The optional
+# opening quote catches a value whose closing quote was cut off.
+_ASSIGNED_VALUE = re.compile(rf"""{_AUTH_VALUE}|{_QUOTED}|["']?[^\s&;,#"'<>(){{}}\[\]]+""")
+# After "name: " unquoted at the start of a line, as in headers and YAML: the rest of
+# the line. Within a line ("invalid token: abc for user 5") only the next word, or a
+# "a=1; b=2" list, so the prose around it survives.
+_LINE_VALUE = re.compile(rf"""{_AUTH_VALUE}|{_QUOTED}|[^\r\n]+""")
+_WORD_VALUE = re.compile(rf"""{_AUTH_VALUE}|{_QUOTED}|[^\s,;]+(?:;[ \t]*[^\s,;]+)*""")
 
 
-def _normalise(key: str) -> str:
-    return _FOLD.sub("_", key.strip().lower())
+def _words(key: str) -> list[str]:
+    # casefold(), unlike lower(), gives each character one form whatever its context.
+    return [word for word in _SEPARATORS.split(_CAMEL.sub("_", key).casefold()) if word]
+
+
+def _keep(value: object) -> bool:
+    """None and booleans say whether a secret is present, never what it is."""
+    return value is None or isinstance(value, bool)
 
 
 class Scrubber:
@@ -68,40 +123,50 @@ class Scrubber:
         enabled: bool = True,
     ) -> None:
         base = DEFAULT_SENSITIVE_KEYS if keys is None else keys
-        self.keys = frozenset(_normalise(key) for key in (*base, *extra_keys) if key.strip())
+        normalised = {"_".join(_words(key)) for key in (*base, *extra_keys)}
+        self.keys: frozenset[str] = frozenset(key for key in normalised if key)
         self.enabled = enabled
+        compact = {key.replace("_", "") for key in self.keys}
+        self._whole_words = frozenset(key for key in compact if len(key) <= _WHOLE_WORD_MAX)
+        self._parts = tuple(sorted(key for key in compact if len(key) > _WHOLE_WORD_MAX))
+        self._compact_keys = tuple(sorted(compact))
         self._cache: dict[str, bool] = {}
-        names = "|".join(re.escape(key) for key in sorted(self.keys))
-        self._query = (
-            re.compile(rf"([?&;]([^=&#\s]*(?:{names})[^=&#\s]*)=)[^&#\s]*", re.IGNORECASE)
-            if names
-            else None
-        )
+
+    def __repr__(self) -> str:
+        return f"Scrubber(keys={sorted(self.keys)!r}, enabled={self.enabled!r})"
 
     def is_sensitive(self, key: str) -> bool:
-        known = self._cache.get(key)
-        if known is None:
-            normalised = _normalise(key)
-            # Match with and without separators so "apiKey", "api-key" and "api_key" agree;
-            # short keys ("ssn", "pwd") only as whole words, or "classname" would match.
-            compact = normalised.replace("_", "")
-            words = normalised.split("_")
-            known = any(
-                k in words if len(k) <= _SHORT else k in normalised or k.replace("_", "") in compact
-                for k in self.keys
-            )
-            if len(self._cache) < 4096:
-                self._cache[key] = known
+        """Whether values under ``key`` are redacted."""
+        try:
+            known = self._cache.get(key)
+            if known is None:
+                words = _words(key)
+                compact = "".join(words)
+                known = not self._whole_words.isdisjoint(words) or any(
+                    part in compact for part in self._parts
+                )
+                if len(key) <= _CACHE_KEY_MAX and len(self._cache) < _CACHE_SIZE:
+                    self._cache[key] = known
+        except Exception:  # not a string after all: there is no name to judge
+            return False
         return known
 
     def scrub_text(self, text: str) -> str:
         """Redact credentials embedded in a string."""
         if not self.enabled:
             return text
-        text = _AUTH_VALUE.sub(lambda m: f"{m.group(1)} {FILTERED}", text)
-        text = _URL_USERINFO.sub(rf"\1{FILTERED}@", text)
-        if self._query is not None and "=" in text:
-            text = self._query.sub(rf"\1{FILTERED}", text)
+        try:
+            # Cheap substring tests first: most strings hold no credential at all, and
+            # the case-insensitive patterns are slow to run over every one of them.
+            lowered = text.casefold()
+            if "://" in text:
+                text = _USERINFO.sub(rf"\1{FILTERED}@", text)
+            if any(scheme in lowered for scheme in _SCHEME_NAMES):
+                text = _AUTH.sub(self._auth, text)
+            if ("=" in text or ":" in text) and self._mentions_key(lowered):
+                text = self._pairs(text)
+        except Exception:  # safe side: a string that could not be checked is not sent
+            return FILTERED
         return text
 
     def scrub(self, value: JSONValue) -> JSONValue:
@@ -109,24 +174,100 @@ class Scrubber:
         if not self.enabled:
             return value
         try:
-            return self._scrub(value)
-        except RecursionError:
+            return self._scrub(value, 0, set())
+        except Exception:  # safe side again
             return FILTERED
 
-    def _scrub(self, value: JSONValue) -> JSONValue:
+    def _mentions_key(self, lowered: str) -> bool:
+        compact = _SEPARATORS.sub("", lowered)
+        return any(key in compact for key in self._compact_keys)
+
+    def _auth(self, match: re.Match[str]) -> str:
+        cred = match["cred"]
+        if cred is not None and match["scheme"].lower() != "bearer" and _PLAIN_WORD.fullmatch(cred):
+            return match[0]
+        return f"{match['scheme']}{match['gap']}{FILTERED}"
+
+    def _pairs(self, text: str) -> str:
+        parts: list[str] = []
+        done = 0
+        position = 0
+        while (found := _PAIR_NAME.search(text, position)) is not None:
+            position = found.end()
+            if not self.is_sensitive(found["name"]):
+                continue
+            if found["quote"]:
+                pattern = _JSON_VALUE
+            elif "=" in found["sep"]:
+                pattern = _ASSIGNED_VALUE
+            else:
+                start = found.start()
+                line = text[text.rfind("\n", 0, start) + 1 : start]
+                pattern = _WORD_VALUE if line.strip() else _LINE_VALUE
+            value = pattern.match(text, position)
+            if value is None:
+                continue
+            raw = value[0]
+            # Quoted stays quoted (and JSON values become strings), so JSON or a repr
+            # inside the string still parses.
+            quote = found["quote"] or (raw[0] if raw[0] in "\"'" and raw[-1] == raw[0] else "")
+            parts += (text[done:position], f"{quote}{FILTERED}{quote}")
+            done = position = value.end()
+        if not parts:
+            return text
+        parts.append(text[done:])
+        return "".join(parts)
+
+    def _scrub(self, value: JSONValue, depth: int, active: set[int]) -> JSONValue:
         if isinstance(value, str):
             return self.scrub_text(value)
-        if isinstance(value, dict):
-            return {
-                key: FILTERED if self.is_sensitive(key) else self._scrub(item)
-                for key, item in value.items()
-            }
-        if isinstance(value, list):
-            # A (name, value) pair, as headers often are: filter the value by the name.
-            if len(value) == 2 and isinstance(value[0], str) and self.is_sensitive(value[0]):
-                return [value[0], FILTERED]
-            return [self._scrub(item) for item in value]
-        return value
+        if not isinstance(value, dict | list | tuple):
+            return value
+        if depth >= _MAX_DEPTH or id(value) in active:
+            return FILTERED
+        active.add(id(value))
+        try:
+            if isinstance(value, dict):
+                return self._mapping(value, depth + 1, active)
+            return self._sequence(value, depth + 1, active)
+        finally:
+            active.discard(id(value))
+
+    def _mapping(self, value: dict[str, JSONValue], depth: int, active: set[int]) -> JSONValue:
+        named = self._named_value(value)
+        out: dict[str, JSONValue] = {}
+        for key, item in value.items():
+            name = key if isinstance(key, str) else str(key)
+            if (self.is_sensitive(name) or key == named) and not _keep(item):
+                out[key] = FILTERED
+            else:
+                out[self.scrub_text(key) if isinstance(key, str) else key] = self._scrub(
+                    item, depth, active
+                )
+        return out
+
+    def _named_value(self, value: dict[str, JSONValue]) -> str | None:
+        """``"value"`` when the dict is a name/value record for a sensitive name."""
+        if "value" not in value:
+            return None
+        for field in _NAME_FIELDS:
+            name = value.get(field)
+            if isinstance(name, str) and self.is_sensitive(name):
+                return "value"
+        return None
+
+    def _sequence(
+        self, value: list[JSONValue] | tuple[JSONValue, ...], depth: int, active: set[int]
+    ) -> JSONValue:
+        # A (name, value) pair, as headers often are: the name decides about the value.
+        if (
+            len(value) == 2
+            and isinstance(value[0], str)
+            and self.is_sensitive(value[0])
+            and not _keep(value[1])
+        ):
+            return [value[0], FILTERED]
+        return [self._scrub(item, depth, active) for item in value]
 
 
 DEFAULT_SCRUBBER = Scrubber()

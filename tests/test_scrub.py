@@ -1,33 +1,61 @@
 from __future__ import annotations
 
 import copy
+import json
+import string
+from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
-from pd_integrations.scrub import DEFAULT_SCRUBBER, FILTERED, Scrubber
+from pd_integrations.encoding import JSONValue, to_jsonable
+from pd_integrations.scrub import DEFAULT_SCRUBBER, DEFAULT_SENSITIVE_KEYS, FILTERED, Scrubber
+
+# -- keys ------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     "key",
     [
         "Authorization",
+        "Proxy-Authorization",
+        "HTTP_AUTHORIZATION",
         "COOKIE",
+        "HTTP_COOKIE",
         "Set-Cookie",
         "X-Api-Key",
         "apiKey",
+        "APIKey",
         "api-key",
+        "api key",
         "user_password",
+        "userPassword",
+        "user[password]",
         "passwd",
+        "pwd",
+        "new_pwd",
         "client_secret",
         "access_token",
+        "accessToken",
         "sessionid",
         "X-CSRFToken",
+        "csrfmiddlewaretoken",
         "xsrf-token",
         "private_key",
         "aws_credentials",
         "routing_key",
+        "integrationKey",
+        "X-Hub-Signature-256",
         "user ssn",
-        "pwd",
+        "userSSN",
+        "ssn_last4",
+        "credit-card",
+        "creditCardNumber",
+        "card_number",
+        "cvv",
+        "passphrase",
     ],
 )
 def test_sensitive_keys(key: str) -> None:
@@ -35,14 +63,48 @@ def test_sensitive_keys(key: str) -> None:
     assert DEFAULT_SCRUBBER.scrub({key: "value"}) == {key: FILTERED}
 
 
-@pytest.mark.parametrize("key", ["user", "passenger", "class_name", "business", "path", "status"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "user",
+        "passenger",  # there is no "pass" key, on purpose
+        "class_name",
+        "classname",  # contains "ssn", which matches whole words only
+        "business",
+        "author",
+        "path",
+        "status",
+        "OLDPWD",
+        "keyboard",
+        "route",
+        "",
+    ],
+)
 def test_ordinary_keys_are_kept(key: str) -> None:
     assert not DEFAULT_SCRUBBER.is_sensitive(key)
     assert DEFAULT_SCRUBBER.scrub({key: "value"}) == {key: "value"}
 
 
+def test_default_keys_are_normalised_and_lowercase() -> None:
+    assert {"authorization", "cookie", "password", "token", "routing_key"} <= (
+        DEFAULT_SENSITIVE_KEYS
+    )
+    assert all(key == key.lower() and "-" not in key for key in DEFAULT_SENSITIVE_KEYS)
+    assert DEFAULT_SCRUBBER.keys == DEFAULT_SENSITIVE_KEYS
+
+
+def test_is_sensitive_is_stable_and_never_raises() -> None:
+    scrubber = Scrubber()
+    assert scrubber.is_sensitive("Password") is scrubber.is_sensitive("Password") is True
+    assert scrubber.is_sensitive(3) is False  # type: ignore[arg-type]
+    assert scrubber.is_sensitive(["unhashable"]) is False  # type: ignore[arg-type]
+
+
+# -- structures ------------------------------------------------------------------------
+
+
 def test_nested_structures_and_header_pairs() -> None:
-    data = {
+    data: JSONValue = {
         "request": {
             "headers": [["Authorization", "Bearer abc"], ["Accept", "text/html"]],
             "cookies": {"sessionid": "x"},
@@ -50,7 +112,7 @@ def test_nested_structures_and_header_pairs() -> None:
         }
     }
     original = copy.deepcopy(data)
-    assert DEFAULT_SCRUBBER.scrub(data) == {  # type: ignore[arg-type]
+    assert DEFAULT_SCRUBBER.scrub(data) == {
         "request": {
             "headers": [["Authorization", FILTERED], ["Accept", "text/html"]],
             "cookies": FILTERED,
@@ -60,33 +122,324 @@ def test_nested_structures_and_header_pairs() -> None:
     assert data == original  # never mutated
 
 
+def test_header_pairs_in_every_case_and_shape() -> None:
+    headers: JSONValue = [
+        ["X-API-KEY", "k-123"],
+        ["cookie", "a=b"],
+        ["Content-Type", "application/json"],
+        ["x-request-id", "r-1"],
+    ]
+    assert DEFAULT_SCRUBBER.scrub(headers) == [
+        ["X-API-KEY", FILTERED],
+        ["cookie", FILTERED],
+        ["Content-Type", "application/json"],
+        ["x-request-id", "r-1"],
+    ]
+    # Records as HAR files and some frameworks write them.
+    records: JSONValue = [
+        {"name": "Authorization", "value": "Basic dXNlcjpwYXNz"},
+        {"name": "Accept", "value": "*/*"},
+        {"key": "api_key", "value": "k-1", "enabled": True},
+    ]
+    assert DEFAULT_SCRUBBER.scrub(records) == [
+        {"name": "Authorization", "value": FILTERED},
+        {"name": "Accept", "value": "*/*"},
+        {"key": "api_key", "value": FILTERED, "enabled": True},
+    ]
+
+
+def test_structures_from_the_encoder() -> None:
+    @dataclass
+    class Login:
+        user: str
+        password: str
+        url: str
+        headers: tuple[tuple[str, str], ...] = field(default=())
+
+    encoded = to_jsonable(
+        {
+            "login": Login(
+                "ann",
+                "hunter2",
+                "https://ann:hunter2@example.com/x?token=t0k",
+                (("Authorization", "Token 9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b"),),
+            )
+        }
+    )
+    scrubbed = DEFAULT_SCRUBBER.scrub(encoded)
+    assert scrubbed == {
+        "login": {
+            "user": "ann",
+            "password": FILTERED,
+            "url": f"https://{FILTERED}@example.com/x?token={FILTERED}",
+            "headers": [["Authorization", FILTERED]],
+        }
+    }
+    assert "hunter2" not in json.dumps(scrubbed)
+
+
+def test_presence_is_kept_but_never_the_value() -> None:
+    data: JSONValue = {
+        "password": None,
+        "has_token": True,
+        "token": "",
+        "session": {"user_id": 5, "cart": [1, 2]},
+        "api_key": 12345,
+        "pair": ["Authorization", None],
+    }
+    assert DEFAULT_SCRUBBER.scrub(data) == {
+        "password": None,
+        "has_token": True,
+        "token": FILTERED,
+        "session": FILTERED,
+        "api_key": FILTERED,
+        "pair": ["Authorization", None],
+    }
+
+
+def test_scalars_pass_through() -> None:
+    assert DEFAULT_SCRUBBER.scrub([1, 2.5, None, True, "text"]) == [1, 2.5, None, True, "text"]
+    assert DEFAULT_SCRUBBER.scrub(7) == 7
+    assert DEFAULT_SCRUBBER.scrub(None) is None
+
+
+def test_a_new_structure_is_returned() -> None:
+    inner: list[JSONValue] = [1]
+    data: dict[str, JSONValue] = {"a": inner}
+    result = DEFAULT_SCRUBBER.scrub(data)
+    assert result == data
+    assert result is not data
+    assert isinstance(result, dict)
+    assert result["a"] is not inner
+
+
+def test_keys_holding_credentials_are_scrubbed_too() -> None:
+    data: JSONValue = {"https://ann:pw@db.example.com": "down"}
+    assert DEFAULT_SCRUBBER.scrub(data) == {f"https://{FILTERED}@db.example.com": "down"}
+
+
+def test_cycles_and_depth_never_raise() -> None:
+    loop: list[Any] = ["a"]
+    loop.append(loop)
+    assert DEFAULT_SCRUBBER.scrub(loop) == ["a", FILTERED]
+    deep: list[Any] = []
+    node = deep
+    for _ in range(5000):
+        child: list[Any] = []
+        node.append(child)
+        node = child
+    result = DEFAULT_SCRUBBER.scrub(deep)
+    assert FILTERED in json.dumps(result)
+
+
+def test_values_outside_json_are_tolerated() -> None:
+    odd: Any = {1: "x", ("t",): "y", "items": ("Authorization", "secret-value"), "o": object}
+    result: Any = DEFAULT_SCRUBBER.scrub(odd)
+    assert isinstance(result, dict)
+    assert result[1] == "x"
+    assert result[("t",)] == "y"
+    assert result["items"] == ["Authorization", FILTERED]
+    assert result["o"] is object
+
+
+# -- strings ---------------------------------------------------------------------------
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
         ("auth failed for Bearer eyJhbGci.x.y", f"auth failed for Bearer {FILTERED}"),
+        ("bearer abc", f"bearer {FILTERED}"),
         ("Token token=abc123 rejected", f"Token {FILTERED} rejected"),
+        ('Token token="abc123", realm="api"', f"Token {FILTERED}"),
+        ("Token 9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b", f"Token {FILTERED}"),
         ("Basic dXNlcjpwYXNz", f"Basic {FILTERED}"),
+        ("BASIC dXNlcjpwYXNz==", f"BASIC {FILTERED}"),
+        ('Digest username="Mufasa", response="6629fae4"', f"Digest {FILTERED}"),
         ("postgres://app:s3cret@db:5432/app", f"postgres://{FILTERED}@db:5432/app"),
+        ("redis://:s3cret@cache:6379/0", f"redis://{FILTERED}@cache:6379/0"),
+        ("postgres://app:p@ss@db/app", f"postgres://{FILTERED}@db/app"),
+        ("https://ghp_abc123@github.com/o/r.git", f"https://{FILTERED}@github.com/o/r.git"),
         ("GET /cb?code=1&access_token=abc&x=2", f"GET /cb?code=1&access_token={FILTERED}&x=2"),
+        ("https://h/?next=/a?token=abc#top", f"https://h/?next=/a?token={FILTERED}#top"),
+        ("/search?q=1;session_id=s1", f"/search?q=1;session_id={FILTERED}"),
+        ("user[password]=x&user[name]=bob", f"user[password]={FILTERED}&user[name]=bob"),
+        ("login user=ann password=hunter2 ok", f"login user=ann password={FILTERED} ok"),
+        ("connect(host='db', password='hunter2')", f"connect(host='db', password='{FILTERED}')"),
+        ("password='cut off", f"password={FILTERED} off"),
+        ("WHERE password = 'x' AND id = 3", f"WHERE password = '{FILTERED}' AND id = 3"),
+        ('{"user": "ann", "password": "hunter2"}', f'{{"user": "ann", "password": "{FILTERED}"}}'),
+        ('{"pin":1,"token":42}', f'{{"pin":1,"token":"{FILTERED}"}}'),
+        ('{"session": {"id": 7}, "n": 1}', f'{{"session": "{FILTERED}", "n": 1}}'),
+        (
+            "[parameters: {'token': 'abc', 'id': 5}]",
+            f"[parameters: {{'token': '{FILTERED}', 'id': 5}}]",
+        ),
+        ("Authorization: Bearer abc\nAccept: */*", f"Authorization: {FILTERED}\nAccept: */*"),
+        ("Cookie: sessionid=a; theme=dark\r\nHost: h", f"Cookie: {FILTERED}\r\nHost: h"),
+        ("X-Api-Key: k-123", f"X-Api-Key: {FILTERED}"),
+        ("invalid API token: abc123 for ann", f"invalid API token: {FILTERED} for ann"),
+        ("sent Cookie: a=1; b=2, then failed", f"sent Cookie: {FILTERED}, then failed"),
+        ("  password: hunter2 and more", f"  password: {FILTERED}"),
         ("plain message, nothing to hide", "plain message, nothing to hide"),
+        ("", ""),
     ],
 )
 def test_credentials_inside_strings(text: str, expected: str) -> None:
     assert DEFAULT_SCRUBBER.scrub(text) == expected
+    assert DEFAULT_SCRUBBER.scrub_text(text) == expected
 
 
-def test_custom_keys_and_switching_off() -> None:
-    extended = Scrubber(extra_keys=["email"])
-    assert extended.scrub({"email": "a@b.c", "password": "x"}) == {
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Ordinary prose after an auth scheme's name is not a credential.
+        "Token expired",
+        "Basic validation failed",
+        "token is invalid",
+        # Paths, times and URLs that merely look like pairs.
+        "File /app/sessions.py:42 in get",
+        "requests.sessions:request:589",
+        "at 12:30 the ratio was 3:4",
+        "https://medium.com/@ann and http://localhost:4873/@babel/core",
+        "mailto:ann@example.com",
+        "status=500 route=/users/{id}",
+        "ssh://git.example.com/repo",
+        "POST /auth/token: 502 Bad Gateway",
+    ],
+)
+def test_text_without_credentials_is_left_alone(text: str) -> None:
+    assert DEFAULT_SCRUBBER.scrub(text) == text
+
+
+def test_json_inside_a_string_stays_json() -> None:
+    body = json.dumps({"user": "ann", "password": "hunter2", "card_number": 4111, "ok": None})
+    scrubbed = DEFAULT_SCRUBBER.scrub(body)
+    assert isinstance(scrubbed, str)
+    assert json.loads(scrubbed) == {
+        "user": "ann",
+        "password": FILTERED,
+        "card_number": FILTERED,
+        "ok": None,
+    }
+
+
+# -- configuration ---------------------------------------------------------------------
+
+
+def test_extra_keys_add_to_the_defaults() -> None:
+    extended = Scrubber(extra_keys=["email", "X-Tenant-Id", "Straße"])
+    assert extended.scrub(
+        {"email": "a@b.c", "password": "x", "xTenantID": "t", "STRASSE": "s", "id": 1}
+    ) == {
         "email": FILTERED,
         "password": FILTERED,
+        "xTenantID": FILTERED,
+        "STRASSE": FILTERED,
+        "id": 1,
     }
+    # They apply inside strings as well.
+    assert extended.scrub("/u?email=a@b.c") == f"/u?email={FILTERED}"
+    assert DEFAULT_SCRUBBER.scrub("/u?email=a@b.c") == "/u?email=a@b.c"
+
+
+def test_keys_replace_the_defaults() -> None:
     only = Scrubber(keys=["email"])
+    assert only.keys == frozenset({"email"})
     assert only.scrub({"email": "a@b.c", "password": "x"}) == {"email": FILTERED, "password": "x"}
+    # Credentials recognisable by their shape are still redacted.
+    assert only.scrub("Bearer abc") == f"Bearer {FILTERED}"
+    nothing = Scrubber(keys=[])
+    assert nothing.scrub({"password": "x", "": "y"}) == {"password": "x", "": "y"}
+
+
+def test_short_extra_keys_match_whole_words() -> None:
+    scrubber = Scrubber(keys=["ip"])
+    assert scrubber.is_sensitive("client_ip")
+    assert scrubber.is_sensitive("IP-Address")
+    assert scrubber.is_sensitive("remoteIP")
+    assert not scrubber.is_sensitive("zip")
+    assert not scrubber.is_sensitive("shipping")
+
+
+def test_switching_off_returns_the_value_unchanged() -> None:
     off = Scrubber(enabled=False)
-    assert off.scrub({"password": "x"}) == {"password": "x"}
+    data: JSONValue = {"password": "x", "url": "https://a:b@h"}
+    assert off.scrub(data) is data
     assert off.scrub_text("Bearer abc") == "Bearer abc"
+    assert off.is_sensitive("password")  # the judgement is still available
 
 
-def test_scalars_pass_through() -> None:
-    assert DEFAULT_SCRUBBER.scrub([1, 2.5, None, True]) == [1, 2.5, None, True]
+def test_repr_names_the_keys_not_any_data() -> None:
+    assert repr(Scrubber(keys=["b", "A"], enabled=False)) == (
+        "Scrubber(keys=['a', 'b'], enabled=False)"
+    )
+
+
+# -- properties ------------------------------------------------------------------------
+
+json_values: st.SearchStrategy[JSONValue] = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=12), inner),
+    max_leaves=30,
+)
+# Looks like a real credential: long, and with a digit, so never mistaken for a word.
+secrets = st.text(string.ascii_letters + string.digits, min_size=12, max_size=40).map(
+    lambda text: f"S3{text}"
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(value=json_values)
+def test_scrub_never_raises_or_mutates(value: JSONValue) -> None:
+    before = json.dumps(value, sort_keys=True)
+    result = DEFAULT_SCRUBBER.scrub(value)
+    assert json.dumps(value, sort_keys=True) == before
+    json.dumps(result)  # still JSON-compatible
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text())
+def test_scrub_text_never_raises(text: str) -> None:
+    assert isinstance(DEFAULT_SCRUBBER.scrub_text(text), str)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    value=json_values,
+    secret=secrets,
+    key=st.sampled_from(["password", "X-Api-Key", "sessionId", "client_secret", "Cookie"]),
+    path=st.lists(st.text(string.ascii_lowercase, min_size=1, max_size=5), max_size=3),
+)
+def test_a_secret_under_a_sensitive_key_never_survives(
+    value: JSONValue, secret: str, key: str, path: list[str]
+) -> None:
+    assume(secret not in json.dumps(value))
+    planted: JSONValue = {key: secret, "other": value}
+    for name in reversed(path):
+        planted = {name: planted}
+    assert secret not in json.dumps(DEFAULT_SCRUBBER.scrub(planted))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    secret=secrets,
+    before=st.text(max_size=20),
+    after=st.text(max_size=20),
+    template=st.sampled_from(
+        [
+            "Authorization: Bearer {}",
+            "Basic {}",
+            "https://user:{}@host/path",
+            "/cb?access_token={}&x=1",
+            '{{"password": "{}"}}',
+            "password={}",
+            "{{'api_key': '{}'}}",
+        ]
+    ),
+)
+def test_a_credential_in_text_never_survives(
+    secret: str, before: str, after: str, template: str
+) -> None:
+    text = f"{before} {template.format(secret)} {after}"
+    assert secret not in DEFAULT_SCRUBBER.scrub_text(text)
