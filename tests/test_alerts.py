@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -269,3 +270,20 @@ def test_the_pytest_fixture_captures_alerts(pagerduty_events: Any) -> None:
             assert_valid_event(body.pop("_path"), body)
     finally:
         manager.close()
+
+
+def test_alert_never_waits_for_a_refused_connection() -> None:
+    with socket.socket() as probe:  # a loopback port that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    manager = AlertManager(KEY, base_url=f"http://127.0.0.1:{port}", rate_limit=None)
+    try:
+        for i in range(100):
+            manager.critical(f"problem {i}")
+        started = time.monotonic()
+        assert manager.flush(0.2) is False  # retrying: PagerDuty is unreachable
+        assert time.monotonic() - started < 5
+        assert wait_until(lambda: manager.stats().retried > 0)
+        assert manager.stats().sent == 0
+    finally:
+        manager.close(0)

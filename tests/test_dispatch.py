@@ -278,3 +278,25 @@ def test_a_forked_child_gets_a_fresh_worker_and_the_parent_keeps_sending(
     dispatcher.submit(trigger("parent-3"))
     assert dispatcher.flush(10)
     assert [b["dedup_key"] for b in transport.bodies] == ["parent-1", "parent-2", "parent-3"]
+
+
+def test_sent_and_retried_signals_carry_the_event_and_the_answer() -> None:
+    transport = ScriptedTransport([503])
+    dispatcher = make(transport)
+    seen: list[tuple[str, Any]] = []
+
+    def on_sent(sender: object, **kw: Any) -> None:
+        seen.append(("sent", kw["response"].dedup_key))
+
+    def on_retried(sender: object, **kw: Any) -> None:
+        seen.append(("retried", kw["error"].status_code))
+
+    signals.event_sent.connect(on_sent)
+    signals.event_retried.connect(on_retried)
+    try:
+        dispatcher.submit(trigger("signalled"))
+        assert dispatcher.flush(10)
+    finally:
+        signals.event_sent.disconnect(on_sent)
+        signals.event_retried.disconnect(on_retried)
+    assert seen == [("retried", 503), ("sent", "signalled")]
