@@ -1,0 +1,431 @@
+"""PagerDuty alerting for Starlette and FastAPI apps: one plain ASGI middleware.
+
+::
+
+    app.add_middleware(PagerDutyMiddleware, alerts=manager, slow_request_ms=5000)
+
+The middleware translates ASGI events into calls on :class:`~pd_integrations.monitor.
+RequestMonitor`, which makes every decision. It watches ``send`` only to learn the
+status and the moment the last body message is handed to the server (where timing
+ends, so background tasks are not counted), and sees exceptions that escape the app on
+their way to Starlette's ``ServerErrorMiddleware``, which still produces the 500: the
+responses are the app's own, byte for byte. Lifespan and websocket scopes pass through
+untouched unless periodic health checks or an owned AlertManager need the lifespan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Match, Mount, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from . import config
+from .alerts import AlertManager
+from .errors import ConfigurationError
+from .health import DEFAULT_INTERVAL, HealthMonitor
+from .monitor import DedupBy, RequestInfo, RequestMonitor, RunbookMap, StatusSeverity
+
+__all__ = [
+    "SLOW_REQUEST_MS_VAR",
+    "PagerDutyMiddleware",
+    "health_endpoint",
+    "health_route",
+    "route_template",
+]
+
+_log = logging.getLogger("pd_integrations.starlette")
+
+SLOW_REQUEST_MS_VAR = "PAGERDUTY_SLOW_REQUEST_MS"
+FLUSH_TIMEOUT = 5.0
+# Messages that carry response body; the one without ``more_body`` is the last.
+_BODY_MESSAGES = frozenset(
+    {"http.response.body", "http.response.zerocopysend", "http.response.pathsend"}
+)
+_MAX_MOUNT_DEPTH = 16
+_warned_disabled = False
+
+
+class PagerDutyMiddleware:
+    """Exception and slow-request alerts for a Starlette or FastAPI app.
+
+    ``alerts`` defaults to the ``health`` monitor's manager, else
+    :meth:`AlertManager.from_env` (created here, and flushed at lifespan shutdown).
+    Without a routing key the middleware passes every request straight through and
+    warns once. The request settings build a :class:`RequestMonitor`; pass ``monitor``
+    instead for full control (then none of them may be given). ``slow_request_ms``
+    falls back to ``PAGERDUTY_SLOW_REQUEST_MS``; unset means no slow-request alerts.
+
+    With ``health``, the checks run every ``health_interval`` seconds (default 30) in a
+    task started when the app reports lifespan startup complete and cancelled when
+    shutdown begins; serve them with :func:`health_route`.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        alerts: AlertManager | None = None,
+        monitor: RequestMonitor | None = None,
+        slow_request_ms: float | None = None,
+        slow_routes: Mapping[str, float | None] | None = None,
+        exclude_paths: Iterable[str] | None = None,
+        alert_on_handled_5xx: bool | None = None,
+        severity_for_status: StatusSeverity | None = None,
+        dedup_by: DedupBy | None = None,
+        runbooks: RunbookMap | None = None,
+        environment: str | None = None,
+        component: str | None = None,
+        health: HealthMonitor | None = None,
+        health_interval: float | None = None,
+    ) -> None:
+        self.app = app
+        settings: dict[str, Any] = {
+            "slow_request_ms": slow_request_ms,
+            "slow_routes": slow_routes,
+            "exclude_paths": exclude_paths,
+            "alert_on_handled_5xx": alert_on_handled_5xx,
+            "severity_for_status": severity_for_status,
+            "dedup_by": dedup_by,
+            "runbooks": runbooks,
+            "environment": environment,
+            "component": component,
+        }
+        given = {name: value for name, value in settings.items() if value is not None}
+        self.owns_alerts = False
+        if monitor is not None:
+            if given:
+                raise TypeError(
+                    f"pass either monitor= or request settings, not both ({', '.join(given)})"
+                )
+            if alerts is not None and alerts is not monitor.alerts:
+                raise ValueError("alerts= is not the AlertManager of the monitor given")
+            alerts = monitor.alerts
+        else:
+            if alerts is None and health is not None:
+                alerts = health.alerts
+            if alerts is None:
+                alerts = AlertManager.from_env()
+                self.owns_alerts = True
+            if "slow_request_ms" not in given:
+                env_ms = _env_slow_request_ms()
+                if env_ms is not None:
+                    given["slow_request_ms"] = env_ms
+            monitor = RequestMonitor(alerts, **given)
+        self.alerts = alerts
+        self.monitor = monitor
+        self.health = health
+        if health_interval is not None and not health_interval > 0:
+            raise ValueError(f"health_interval must be positive, got {health_interval!r}")
+        self.health_interval = DEFAULT_INTERVAL if health_interval is None else health_interval
+        # The hot path compares the scope type with this once: ``None`` when alerting is
+        # off turns the middleware into a pass-through for every request.
+        self._watched: str | None = "http" if alerts.enabled else None
+        self._hooks_lifespan = health is not None or self.owns_alerts
+        if not alerts.enabled:
+            _warn_disabled()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == self._watched:
+            monitor = self.monitor
+            watch = _Watch(monitor, scope, send, monitor.clock())
+            try:
+                await self.app(scope, receive, watch.send)
+            except Exception as exc:
+                watch.failed(exc)
+                raise
+            if watch.open:
+                watch.returned()
+        elif scope["type"] == "lifespan" and self._hooks_lifespan:
+            hooks = _Lifespan(self, receive, send)
+            try:
+                await self.app(scope, hooks.receive, hooks.send)
+            finally:
+                await hooks.stop_checks()
+        else:
+            await self.app(scope, receive, send)
+
+
+class _Watch:
+    """One request: sees its status and its last body message, describes it on demand.
+
+    Calling the instance builds the :class:`RequestInfo` (the monitor's lazy request
+    description), so nothing else is allocated per request.
+    """
+
+    __slots__ = ("_send", "ended", "monitor", "open", "scope", "started", "status")
+
+    def __init__(self, monitor: RequestMonitor, scope: Scope, send: Send, started: float) -> None:
+        self.monitor = monitor
+        self.scope = scope
+        self._send = send
+        self.started = started
+        self.status = 0
+        self.open = True
+        self.ended: float | None = None
+
+    def send(self, message: Message) -> Awaitable[None]:
+        # Not a coroutine: it hands back the server's own awaitable, so watching costs
+        # no extra coroutine per message. Timing thus ends when the app hands the last
+        # body message over, not when a slow client has read it.
+        kind = message["type"]
+        if kind == "http.response.start":
+            self.status = message["status"]
+        elif kind in _BODY_MESSAGES and not message.get("more_body", False) and self.open:
+            if self.status < 500:
+                self.open = False
+                self.monitor.request_finished(self, self.status, self.started)
+            else:
+                # A server error response may be followed by the exception behind it (a
+                # mounted app's own ServerErrorMiddleware sends its 500, then re-raises):
+                # decide when the app is done, so one error is one alert.
+                self.ended = self.monitor.clock()
+        return self._send(message)
+
+    def failed(self, exc: BaseException) -> None:
+        # Older Starlette streams responses in an anyio task group, which wraps the
+        # error: alert about the error itself, as newer versions do.
+        while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+            exc = exc.exceptions[0]
+        if isinstance(exc, ClientDisconnect):
+            self.open = False  # the client went away: not a server error
+        elif self.open:
+            self.open = False
+            status = self.status if self.status >= 500 else 500
+            self.monitor.request_finished(self, status, self._timing_start(), exc)
+        else:
+            # The response was complete: a background task failed after it. Nobody saw
+            # an error page, but the server logs one and the work was lost.
+            self.monitor.exception(exc, self, 500)
+
+    def returned(self) -> None:
+        self.open = False
+        # No response at all: the server answers 500 for the app.
+        self.monitor.request_finished(self, self.status or 500, self._timing_start())
+
+    def _timing_start(self) -> float:
+        """A start time that makes the monitor's ``clock() - start`` end at the last byte."""
+        if self.ended is None:
+            return self.started
+        return self.started + (self.monitor.clock() - self.ended)
+
+    def __call__(self) -> RequestInfo:
+        scope = self.scope
+        client = scope.get("client")
+        return RequestInfo(
+            method=scope.get("method", "GET"),
+            route=route_template(scope),
+            path=scope.get("path"),
+            headers=scope.get("headers"),
+            client_ip=client[0] if client else None,
+        )
+
+
+def route_template(scope: Scope) -> str | None:
+    """The matched route's template (``/items/{item_id}``), mount templates included.
+
+    Starlette 1.x and FastAPI store the matched route in ``scope["route"]`` (the scope
+    the middleware holds is the same dict). Mounts extend ``root_path`` with the text
+    they matched, values included, so to get their templates (``/tenants/{tenant}``)
+    the routing is replayed from the top router; older Starlette versions, which do not
+    set ``scope["route"]``, get their route the same way. ``None``: no route matched.
+    Runs only when an alert is about to fire.
+    """
+    route = scope.get("route")
+    root: str = scope.get("root_path", "")
+    base: str = scope.get("app_root_path", root)
+    prefix = ""
+    if route is None or root != base:
+        found, prefix, reached = _match_again(scope, base)
+        if route is None:
+            route = found
+        if reached != root:
+            # The replay did not retrace the mounts (a host route, a router Starlette
+            # does not know): the text they matched is the next best thing.
+            prefix = root[len(base) :] if root.startswith(base) else ""
+    if route is None:
+        return None
+    if isinstance(route, Mount):
+        # A mounted app that is not a router (static files, a WSGI app): its paths are
+        # not routes, so the mount groups them. ``prefix`` already ends with the mount.
+        return (prefix or route.path) + "/{path}"
+    path = getattr(route, "path", None)
+    # FastAPI keeps a nested router's prefix out of ``route.path``; the context it
+    # resolved for this request carries the whole template.
+    fastapi_scope = scope.get("fastapi")
+    if isinstance(fastapi_scope, dict):
+        context = fastapi_scope.get("effective_route_context")
+        if context is not None and getattr(context, "original_route", None) is route:
+            path = getattr(context, "path_format", None) or path
+    return prefix + path if isinstance(path, str) else None
+
+
+def _match_again(scope: Scope, base: str) -> tuple[Any, str, str]:
+    """Replay the routing from the top router: the route, the mount templates, the root.
+
+    Like Starlette's router: the first full match wins, else the first partial one
+    (a known path with another method). Descends into mounts whose app has routes.
+    """
+    routes = getattr(scope.get("router"), "routes", None) or ()
+    probe: dict[str, Any] = {
+        "type": scope["type"],
+        "path": scope.get("path", ""),
+        "root_path": base,
+        "method": scope.get("method", "GET"),
+        "headers": scope.get("headers", []),
+    }
+    template = ""
+    for _ in range(_MAX_MOUNT_DEPTH):
+        partial: Any = None
+        for candidate in routes:
+            match, child = candidate.matches(probe)
+            if match is Match.FULL:
+                if not isinstance(candidate, Mount):
+                    return candidate, template, probe["root_path"]
+                template += candidate.path
+                probe.update(child)
+                routes = candidate.routes
+                if not routes:
+                    return candidate, template, probe["root_path"]
+                break
+            if match is Match.PARTIAL and partial is None:
+                partial = candidate
+        else:
+            return partial, template, probe["root_path"]
+    return None, template, probe["root_path"]
+
+
+class _Lifespan:
+    """Starts the periodic health checks after startup, stops them before shutdown."""
+
+    __slots__ = ("_receive", "_send", "middleware", "task")
+
+    def __init__(self, middleware: PagerDutyMiddleware, receive: Receive, send: Send) -> None:
+        self.middleware = middleware
+        self._receive = receive
+        self._send = send
+        self.task: asyncio.Task[None] | None = None
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "lifespan.shutdown":
+            # Before the app tears down what the checks use: no false alarms at exit.
+            await self.stop_checks()
+        return message
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "lifespan.startup.complete":
+            self.start_checks()
+        elif kind in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+            await self.stop_checks()
+            await self.flush()
+        await self._send(message)
+
+    def start_checks(self) -> None:
+        health = self.middleware.health
+        if health is None or self.task is not None:
+            return
+        self.task = asyncio.get_running_loop().create_task(
+            health.run_periodically(self.middleware.health_interval),
+            name="pd_integrations-health",
+        )
+
+    async def stop_checks(self) -> None:
+        task, self.task = self.task, None
+        if task is not None and not task.done():
+            task.cancel()
+            # wait(), not await: the task's cancellation is not ours to re-raise.
+            await asyncio.wait({task})
+
+    async def flush(self) -> None:
+        middleware = self.middleware
+        if middleware.owns_alerts:
+            # Deliver what is queued before the server exits; blocking, so in a thread.
+            await asyncio.to_thread(middleware.alerts.flush, FLUSH_TIMEOUT)
+
+
+# -- the health endpoint ----------------------------------------------------------------
+
+
+def health_endpoint(
+    health: HealthMonitor, *, max_age: float | None = None, errors: bool = False
+) -> Callable[[Request], Awaitable[Response]]:
+    """An endpoint serving ``health``'s report as JSON: 200 when healthy, else 503.
+
+    Each request runs the checks (which raise and resolve alerts as they change),
+    unless the last report is younger than ``max_age`` seconds, e.g. when periodic
+    checks run anyway. ``errors`` puts the (scrubbed) error messages in the body.
+    """
+
+    async def pagerduty_health(request: Request) -> Response:
+        report = health.last_report
+        age_limit = max_age
+        if (
+            report is None
+            or age_limit is None
+            or (datetime.now(UTC) - report.checked_at).total_seconds() > age_limit
+        ):
+            report = await health.arun()
+        return JSONResponse(
+            report.to_dict(errors=errors),
+            status_code=report.http_status,
+            headers={"Cache-Control": "no-store"},
+        )
+
+    return pagerduty_health
+
+
+def health_route(
+    health: HealthMonitor,
+    path: str = "/health",
+    *,
+    name: str = "pagerduty_health",
+    max_age: float | None = None,
+    errors: bool = False,
+    include_in_schema: bool = False,
+) -> Route:
+    """A ``GET``/``HEAD`` route for :func:`health_endpoint`.
+
+    Starlette: ``Starlette(routes=[..., health_route(health)])``; FastAPI:
+    ``app.router.routes.append(health_route(health))``.
+    """
+    return Route(
+        path,
+        health_endpoint(health, max_age=max_age, errors=errors),
+        methods=["GET"],
+        name=name,
+        include_in_schema=include_in_schema,
+    )
+
+
+# -- configuration ----------------------------------------------------------------------
+
+
+def _env_slow_request_ms() -> float | None:
+    raw = config.env_value(SLOW_REQUEST_MS_VAR)
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise ConfigurationError(f"{SLOW_REQUEST_MS_VAR} must be a positive number, got {raw!r}")
+    return value
+
+
+def _warn_disabled() -> None:
+    global _warned_disabled
+    if not _warned_disabled:
+        _warned_disabled = True
+        _log.warning(
+            "PagerDuty alerting is disabled: no routing key (set PAGERDUTY_ROUTING_KEY); "
+            "PagerDutyMiddleware passes requests through untouched"
+        )

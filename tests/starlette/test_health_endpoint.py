@@ -1,0 +1,112 @@
+"""The health route: a JSON report, 200 or 503, paging on the way down and resolving up."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from pd_integrations import AlertManager
+from pd_integrations.health import HealthMonitor
+from pd_integrations.starlette import PagerDutyMiddleware, health_endpoint, health_route
+from pd_integrations.testing import CapturedEvents
+
+from .conftest import valid_triggers
+
+
+class Switch:
+    """A dependency the test turns off and on."""
+
+    def __init__(self) -> None:
+        self.up = True
+        self.calls = 0
+
+    def __call__(self) -> bool:
+        self.calls += 1
+        if not self.up:
+            raise ConnectionError("connection refused by cache:6379")
+        return True
+
+
+def build(kind: str, health: HealthMonitor, **route: Any) -> Starlette:
+    if kind == "starlette":
+        app = Starlette(routes=[health_route(health, **route)])
+    elif kind == "fastapi-route":
+        app = FastAPI()
+        app.router.routes.append(health_route(health, **route))
+    else:
+        app = FastAPI()
+        app.add_route("/health", health_endpoint(health, **route))
+    app.add_middleware(PagerDutyMiddleware, alerts=health.alerts, slow_request_ms=1)
+    return app
+
+
+KINDS = ["starlette", "fastapi-route", "fastapi-add-route"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_failing_check_pages_once_and_recovery_resolves(
+    alerts: AlertManager, pagerduty_events: CapturedEvents, kind: str
+) -> None:
+    switch = Switch()
+    health = HealthMonitor(alerts, failure_threshold=2)
+    health.register("cache", switch)
+    client = TestClient(build(kind, health))
+
+    ok = client.get("/health")
+    assert ok.status_code == 200
+    assert ok.json()["status"] == "healthy"
+    assert ok.json()["checks"]["cache"]["status"] == "healthy"
+    assert ok.headers["cache-control"] == "no-store"
+
+    switch.up = False
+    statuses = [client.get("/health").status_code for _ in range(3)]
+    assert statuses == [503, 503, 503]
+    down = client.get("/health").json()
+    assert down["status"] == "unhealthy"
+    assert down["checks"]["cache"]["alerting"] is True
+    assert "error" not in down["checks"]["cache"], "errors stay private by default"
+
+    switch.up = True
+    assert client.get("/health").status_code == 200
+
+    (trigger,) = valid_triggers(pagerduty_events)
+    assert trigger["payload"]["summary"].startswith("Health check failed: cache")
+    assert "connection refused" in trigger["payload"]["custom_details"]["error"]
+    (resolve,) = pagerduty_events.resolves
+    assert resolve["dedup_key"] == trigger["dedup_key"]
+    # /health is excluded from slow-request alerts by default, even at a 1 ms threshold.
+    assert len(pagerduty_events.triggers) == 1
+
+
+def test_errors_can_be_shown_and_head_works(
+    alerts: AlertManager, pagerduty_events: CapturedEvents
+) -> None:
+    switch = Switch()
+    switch.up = False
+    health = HealthMonitor(alerts)
+    health.register("cache", switch)
+    client = TestClient(build("starlette", health, errors=True, path="/healthz"))
+
+    body = client.get("/healthz").json()
+    assert body["checks"]["cache"]["error"].startswith("ConnectionError: connection refused")
+    head = client.head("/healthz")
+    assert head.status_code == 503
+    assert head.content == b""
+
+
+def test_a_recent_report_is_served_without_running_the_checks(
+    alerts: AlertManager, pagerduty_events: CapturedEvents
+) -> None:
+    switch = Switch()
+    health = HealthMonitor(alerts)
+    health.register("cache", switch)
+    client = TestClient(build("starlette", health, max_age=60))
+
+    for _ in range(3):
+        assert client.get("/health").status_code == 200
+
+    assert switch.calls == 1
