@@ -65,7 +65,7 @@ def test(pytest_args: list[str]) -> None:
     run(BIN / "ruff", "format", "--check", ".")
     run(BIN / "mypy")
     docs_env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
-    run(BIN / "mkdocs", "build", "--strict", "--quiet", "--site-dir", VENV / "site", env=docs_env)
+    run(BIN / "mkdocs", "build", "--strict", "--site-dir", VENV / "site", env=docs_env)
     run(PYTHON, "-m", "pytest", "-n", "2", "-q", *pytest_args)
 
 

@@ -1,148 +1,407 @@
-"""``pd-integrations demo``: the library at work against a local emulator, in seconds.
+"""``pd-integrations demo``: a real FastAPI app alerting into a local emulator, in seconds.
 
-It starts the emulator in-process, points an :class:`~pd_integrations.AlertManager` at
-it, raises the alerts a web app would raise, and shows what PagerDuty ended up with.
-The traffic lives in :func:`generate_traffic`; anything with its signature (an example
-app driven by a test client, say) can take its place through :func:`run_demo`.
+It starts the emulator in-process, serves the FastAPI example app from the source
+checkout (``example_projects/fastapi_app``, a small bookshop wired with
+:class:`~pd_integrations.starlette.PagerDutyMiddleware`) with uvicorn on a loopback
+port, its AlertManager pointed at the emulator, and sends it real HTTP requests: healthy
+ones, a route with a bug, the same bug on many orders, a slow report, a payments outage
+that the health check catches and then sees recover, a 404, and a deploy. Then it shows
+what PagerDuty ended up with. Every alert comes from the library's own middleware and
+health monitor; the demo only makes requests.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import json
+import logging
+import os
 import signal
+import socket
 import sys
 import threading
-import traceback
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import FrameType
-from typing import Any
+from types import FrameType, ModuleType, TracebackType
+from typing import Any, Protocol
+
+import httpx
 
 from . import signals
-from .alerts import AlertManager
+from .alerts import Alert, AlertManager
 from .dispatch import DispatchStats
 from .emulator import Emulator
 from .events import Link
+from .monitor import EXCEPTION_ALERT
 
 DESCRIPTION = (
-    "Start the local PagerDuty emulator, send it the alerts a web app would raise "
-    "(an unhandled error, an error storm, a slow request, a failing then recovering "
-    "health check, a deploy), and show the alerts PagerDuty would have."
+    "Start the local PagerDuty emulator and the FastAPI example app (a bookshop) wired "
+    "to it, send the app real requests (healthy ones, a route with a bug hit by many "
+    "orders, a slow report, a payments outage that fails the health check and recovers, "
+    "a 404, a deploy), and show the alerts PagerDuty would have."
 )
+EXAMPLE_DIR = Path(__file__).resolve().parents[1] / "example_projects" / "fastapi_app"
+"""The example app the demo runs; it exists in a source checkout, not in a wheel."""
+EXAMPLE_MODULE = "fastapi_example_app"
+_LOADED_AS = "_pd_integrations_demo_bookshop"
 DEMO_ROUTING_KEY = "pdintegrationsdemo00000000000000"
-DEMO_SOURCE = "checkout-service"
-STORM_SIZE = 200
+DEMO_ENVIRONMENT = "demo"
+DEMO_SOURCE = "bookshop"
+DEMO_VERSION = "1.4.2"
+STORM_SIZE = 20
+SLOW_REQUEST_MS = 500.0
+REPORT_SECONDS = 1.0
+CONFIRMATION_SECONDS = 0.05
+HEALTH_INTERVAL = 10.0
+MAX_HEALTH_PROBES = 5
+START_TIMEOUT = 15.0
+STOP_TIMEOUT = 15.0
 FLUSH_TIMEOUT = 10.0
 SUMMARY_WIDTH = 64
+INSTALL_HINT = "pip install 'pd-integrations[demo]'"
 
 Say = Callable[[str], None]
-Traffic = Callable[[AlertManager, Say], None]
-"""Raises alerts through the manager, reporting progress with ``say``."""
+Exchange = tuple[str, str, int]
+"""One request the demo made: method, path, response status."""
+
+
+class DemoUnavailable(Exception):
+    """The demo cannot run in this installation; the message says why (exit status 2)."""
+
+
+class CreateApp(Protocol):
+    """``create_app`` of the FastAPI example, as the demo calls it."""
+
+    def __call__(
+        self,
+        *,
+        alerts: AlertManager | None = None,
+        slow_request_ms: float = ...,
+        report_seconds: float | None = None,
+        confirmation_seconds: float = ...,
+        health_interval: float = ...,
+    ) -> Any: ...
+
+
+# -- the example app -----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _environ(**values: str | None) -> Iterator[None]:
+    """Set (or, with ``None``, unset) environment variables for the ``with`` block."""
+    saved = {name: os.environ.get(name) for name in values}
+
+    def apply(settings: dict[str, str | None]) -> None:
+        for name, value in settings.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    apply(values)
+    try:
+        yield
+    finally:
+        apply(saved)
+
+
+def _app_environ() -> contextlib.AbstractContextManager[None]:
+    # The example reads its settings from the environment where create_app() has no
+    # parameter for them: APP_ENV puts "demo" in every alert's details. Without a routing
+    # key, the module-level ``app`` its import builds is disabled and can send nothing,
+    # whatever key (or malformed one) this shell has exported.
+    return _environ(
+        APP_ENV=DEMO_ENVIRONMENT, PAGERDUTY_ROUTING_KEY=None, PAGERDUTY_INTEGRATION_KEY=None
+    )
+
+
+def load_example() -> CreateApp:
+    """``create_app`` of ``example_projects/fastapi_app``; :class:`DemoUnavailable` if none."""
+    path = EXAMPLE_DIR / f"{EXAMPLE_MODULE}.py"
+    if not path.is_file():
+        raise DemoUnavailable(
+            f"the demo runs the FastAPI example app from a source checkout of "
+            f"pd_integrations, and {path} does not exist (installed from a wheel?): "
+            f"clone the repository and run `python3 dev.py demo` there"
+        )
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as error:
+        raise DemoUnavailable(
+            f"the demo needs FastAPI and uvicorn ({error}): {INSTALL_HINT}"
+        ) from None
+    module = sys.modules.get(_LOADED_AS)
+    if module is None or getattr(module, "__file__", None) != str(path):
+        module = _import_file(_LOADED_AS, path)
+    create_app: CreateApp = module.create_app
+    return create_app
+
+
+def _import_file(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise DemoUnavailable(f"cannot import the FastAPI example app from {path}")
+    module = importlib.util.module_from_spec(spec)
+    # Registered before it runs: pydantic resolves the models' annotations through it.
+    sys.modules[name] = module
+    try:
+        with _app_environ():
+            spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+class _QuietTracebacks(logging.Filter):
+    """Drops uvicorn's traceback for each unhandled error: the alert is the point here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Exception in ASGI application")
+
+
+class ExampleAppError(Exception):
+    """The example app did not start or stop in time."""
+
+
+class Bookshop:
+    """The FastAPI example app served by uvicorn on a loopback port, alerting to ``emulator``.
+
+    ``start()`` returns once the app has completed its lifespan startup; ``stop()`` runs
+    its lifespan shutdown (which stops the periodic health checks and closes the
+    AlertManager, delivering what is queued). Also a context manager.
+    """
+
+    def __init__(
+        self,
+        emulator: Emulator,
+        *,
+        create_app: CreateApp | None = None,
+        routing_key: str = DEMO_ROUTING_KEY,
+        port: int = 0,
+    ) -> None:
+        self.emulator = emulator
+        self._create_app = create_app
+        self.routing_key = routing_key
+        self.port = port
+        self.url = ""
+        self.alerts: AlertManager | None = None
+        self.app: Any = None
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
+        self._filter = _QuietTracebacks()
+
+    @property
+    def manager(self) -> AlertManager:
+        if self.alerts is None:
+            raise RuntimeError("the example app is not started")
+        return self.alerts
+
+    def start(self) -> Bookshop:
+        """Serve the app; OSError if the port is taken, ExampleAppError if it fails."""
+        if self._server is not None:
+            return self
+        create_app = self._create_app or load_example()
+        import uvicorn
+
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.bind(("127.0.0.1", self.port))
+        except OSError:
+            sock.close()
+            raise
+        self._socket = sock
+        self.port = int(sock.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.alerts = AlertManager(
+            self.routing_key,
+            source=DEMO_SOURCE,
+            dedup_key_prefix=DEMO_ENVIRONMENT,
+            base_url=self.emulator.url,
+            client_url=self.url,
+        )
+        logging.getLogger("uvicorn.error").addFilter(self._filter)
+        try:
+            # The middleware builds its request monitor at lifespan startup, so the
+            # environment stays set until the app has started.
+            with _app_environ():
+                self.app = create_app(
+                    alerts=self.alerts,
+                    slow_request_ms=SLOW_REQUEST_MS,
+                    report_seconds=REPORT_SECONDS,
+                    confirmation_seconds=CONFIRMATION_SECONDS,
+                    health_interval=HEALTH_INTERVAL,
+                )
+                config = uvicorn.Config(
+                    self.app,
+                    lifespan="on",
+                    http="h11",
+                    ws="none",
+                    loop="asyncio",
+                    log_config=None,
+                    access_log=False,
+                    timeout_graceful_shutdown=5,
+                )
+                server = self._server = uvicorn.Server(config)
+                self._thread = threading.Thread(
+                    target=server.run,
+                    kwargs={"sockets": [sock]},
+                    name="pd-demo-bookshop",
+                    daemon=True,
+                )
+                self._thread.start()
+                self._wait_started(server, self._thread)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    @staticmethod
+    def _wait_started(server: Any, thread: threading.Thread) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not server.started:
+            if not thread.is_alive():
+                raise ExampleAppError("the example app failed to start (see the log above)")
+            if time.monotonic() > deadline:
+                raise ExampleAppError(f"the example app did not start within {START_TIMEOUT} s")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        """Shut the server down (lifespan included) and close the manager. Idempotent."""
+        server, thread, sock = self._server, self._thread, self._socket
+        self._server = self._thread = self._socket = None
+        if server is not None:
+            server.should_exit = True
+        if thread is not None:
+            thread.join(STOP_TIMEOUT)
+        if sock is not None:
+            sock.close()
+        if self.alerts is not None:
+            self.alerts.close()  # the app's lifespan has closed it already: a no-op then
+        logging.getLogger("uvicorn.error").removeFilter(self._filter)
+
+    def __enter__(self) -> Bookshop:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
 
 
 # -- the traffic ---------------------------------------------------------------------------
 
 
-class _Database:
-    """A stand-in dependency that fails the way real ones do."""
-
-    def __init__(self) -> None:
-        self.up = False
-
-    def query(self, sql: str) -> list[dict[str, Any]]:
-        if not self.up:
-            raise TimeoutError(f"{sql.split()[0]} timed out after 30 s")
-        return []
-
-    def ping(self) -> bool:
-        if not self.up:
-            raise ConnectionRefusedError(111, "Connection refused")
-        return True
+def _open(manager: AlertManager) -> dict[str, Alert]:
+    return {alert.dedup_key: alert for alert in manager.active_alerts()}
 
 
-def _checkout(total: float, items: int) -> float:
-    return total / items
+def _outcome(manager: AlertManager, before: dict[str, Alert], none: str = "no alert") -> str:
+    """What the last requests did to the manager's open alerts, in a few words."""
+    now = _open(manager)
+    parts = [f"{alert.severity.value} alert" for key, alert in now.items() if key not in before]
+    parts += ["alert resolved" for key in before if key not in now]
+    return ", ".join(parts) or none
 
 
-def _stack(exc: BaseException) -> list[str]:
-    frames = traceback.extract_tb(exc.__traceback__)
-    return [f"{Path(f.filename).name}:{f.lineno} in {f.name}" for f in frames]
+def generate_traffic(
+    client: httpx.Client, shop: Bookshop, say: Say, *, storm: int = STORM_SIZE
+) -> None:
+    """Real requests to the running example app, and a deploy; progress through ``say``."""
+    manager = shop.manager
 
+    def order(country: str) -> int:
+        response = client.post("/orders", json={"book_id": 1, "quantity": 2, "country": country})
+        response.raise_for_status()
+        order_id: int = response.json()["id"]
+        return order_id
 
-def _exception_details(exc: BaseException, method: str, route: str) -> dict[str, Any]:
-    return {
-        "exception": {"type": type(exc).__name__, "message": str(exc)},
-        "stack": _stack(exc),
-        "request": {"method": method, "route": route, "status": 500},
-    }
-
-
-def generate_traffic(manager: AlertManager, say: Say, *, storm_size: int = STORM_SIZE) -> None:
-    """What a small web app would raise on a bad afternoon."""
-    try:
-        _checkout(49.99, 0)
-    except ZeroDivisionError as exc:
-        manager.critical(
-            f"ZeroDivisionError in POST /checkout: {exc}",
-            _exception_details(exc, "POST", "/checkout"),
-            alert_type="unhandled_exception",
-            identifier="ZeroDivisionError@_checkout",
-        )
-    say("unhandled error: ZeroDivisionError in POST /checkout -> critical alert")
-
-    database = _Database()
-    storm_key = ""
-    for request_number in range(storm_size):
-        try:
-            database.query("SELECT * FROM inventory")
-        except TimeoutError as exc:
-            details = _exception_details(exc, "GET", "/inventory")
-            details["request"]["id"] = f"req-{request_number:04d}"
-            storm_key = manager.error(
-                f"TimeoutError in GET /inventory: {exc}",
-                details,
-                alert_type="unhandled_exception",
-                identifier="TimeoutError@query",
-            )
-    storm = manager.get_alert(storm_key)
-    occurrences = storm.occurrences if storm else 0
+    before = _open(manager)
+    statuses = [client.get(path).status_code for path in ("/", "/books", "/books/2")]
+    response = client.post("/orders", json={"book_id": 2, "quantity": 1, "country": "DE"})
+    statuses.append(response.status_code)
+    statuses.append(client.get(f"/orders/{response.json()['id']}/invoice").status_code)
+    statuses.append(client.get("/health").status_code)
     say(
-        f"error storm: {storm_size} identical TimeoutErrors in GET /inventory -> one alert, "
-        f"{occurrences} occurrences, {max(occurrences - 1, 0)} repeats not re-sent"
+        f"healthy traffic: browse, order, invoice, /health -> "
+        f"{', '.join(map(str, statuses))} -> {_outcome(manager, before)}"
     )
 
-    manager.warning(
-        "Slow request: GET /reports/{report_id} took 7.4 s (limit 5 s)",
-        {"method": "GET", "route": "/reports/{report_id}", "duration_ms": 7412},
-        alert_type="slow_request",
-        identifier="GET /reports/{report_id}",
+    before = _open(manager)
+    buggy = [order("IS") for _ in range(storm)]
+    status = client.get(f"/orders/{buggy[0]}/invoice").status_code
+    say(
+        f"invoice bug: GET /orders/{buggy[0]}/invoice (an order to Iceland: no tax rate) "
+        f"-> {status} -> {_outcome(manager, before)}"
     )
-    say("slow request: GET /reports/{report_id} took 7.4 s -> warning alert")
-
-    try:
-        database.ping()
-    except ConnectionRefusedError as exc:
-        health_key = manager.alert(
-            f"Health check failing: database ({exc.strerror})",
-            "critical",
-            alert_type="health_check",
-            identifier="database",
-            custom_details={"check": "database", "error": repr(exc), "consecutive_failures": 2},
+    if storm > 1:
+        before = _open(manager)
+        failed = sum(client.get(f"/orders/{n}/invoice").status_code >= 500 for n in buggy[1:])
+        bugs = [a for a in manager.active_alerts() if a.alert_type == EXCEPTION_ALERT]
+        occurrences = bugs[0].occurrences if len(bugs) == 1 else 0
+        say(
+            f"same bug on {storm - 1} more orders -> {failed} x 500 -> "
+            f"{_outcome(manager, before, 'no new alert')}: "
+            f"{occurrences} occurrences, {max(occurrences - 1, 0)} repeats not re-sent"
         )
-        say("health check 'database' failing -> critical alert")
-        database.up = True
-        if database.ping():
-            manager.resolve(health_key)
-            say("health check 'database' recovered -> resolve")
+
+    before = _open(manager)
+    started = time.monotonic()
+    status = client.get("/reports/sales").status_code
+    elapsed = time.monotonic() - started
+    say(
+        f"slow report: GET /reports/sales -> {status} in {elapsed:.1f} s "
+        f"(threshold {SLOW_REQUEST_MS:.0f} ms) -> {_outcome(manager, before)}"
+    )
+
+    before = _open(manager)
+    client.post("/admin/payments/down").raise_for_status()
+    status = client.post("/orders", json={"book_id": 1}).status_code
+    probes = _probe_health(client, manager, before)
+    say(
+        f"payments down: POST /orders -> {status} (handled: no alert); "
+        f"GET /health -> {', '.join(map(str, probes))} -> {_outcome(manager, before)}"
+    )
+
+    before = _open(manager)
+    client.post("/admin/payments/up").raise_for_status()
+    probes = _probe_health(client, manager, before)
+    say(f"payments up: GET /health -> {', '.join(map(str, probes))} -> {_outcome(manager, before)}")
+
+    before = _open(manager)
+    statuses = [client.get(path).status_code for path in ("/books/999", "/no/such/page")]
+    say(
+        f"not found: GET /books/999, GET /no/such/page -> "
+        f"{', '.join(map(str, statuses))} -> {_outcome(manager, before)}"
+    )
 
     manager.change(
-        "Deployed checkout-service v1.4.2",
-        custom_details={"version": "1.4.2", "previous_version": "1.4.1", "commit": "3f9c2e1"},
-        links=[Link("https://github.com/example/checkout-service/releases/v1.4.2", "Release")],
+        f"Deployed {DEMO_SOURCE} v{DEMO_VERSION}",
+        custom_details={"version": DEMO_VERSION, "previous_version": "1.4.1", "commit": "3f9c2e1"},
+        links=[Link(f"https://github.com/example/bookshop/releases/v{DEMO_VERSION}", "Release")],
     )
-    say("deploy: checkout-service v1.4.2 -> change event")
+    say(f"deploy: {DEMO_SOURCE} v{DEMO_VERSION} -> change event")
+
+
+def _probe_health(
+    client: httpx.Client, manager: AlertManager, before: dict[str, Alert]
+) -> list[int]:
+    """GET /health until the open alerts change (the check's threshold is crossed)."""
+    statuses: list[int] = []
+    for _ in range(MAX_HEALTH_PROBES):
+        statuses.append(client.get("/health").status_code)
+        if _open(manager).keys() != before.keys():
+            break
+    return statuses
 
 
 # -- running it ----------------------------------------------------------------------------
@@ -154,6 +413,7 @@ class DemoResult:
 
     url: str
     console_url: str
+    app_url: str
     alerts: list[dict[str, Any]]
     change_events: list[dict[str, Any]]
     stats: DispatchStats
@@ -161,51 +421,59 @@ class DemoResult:
     flushed: bool
     occurrences: dict[str, int] = field(default_factory=dict)
     """Occurrences counted by the manager, per dedup key of an alert it still has open."""
+    requests: list[Exchange] = field(default_factory=list)
+    """Every request the demo made to the app, in order."""
 
 
 def run_demo(
-    emulator: Emulator,
-    *,
-    traffic: Traffic = generate_traffic,
-    say: Say = print,
-    routing_key: str = DEMO_ROUTING_KEY,
+    emulator: Emulator, shop: Bookshop, *, say: Say = print, storm: int = STORM_SIZE
 ) -> DemoResult:
-    """Send ``traffic`` through an AlertManager to a running ``emulator``; what it saw."""
+    """Send the traffic to the running ``shop``, wait for delivery; what the emulator got."""
+    manager = shop.manager
     suppressed = 0
+    exchanges: list[Exchange] = []
 
     def count_suppressed(sender: object, **extra: object) -> None:
         nonlocal suppressed
         suppressed += 1
 
-    manager = AlertManager(
-        routing_key,
-        source=DEMO_SOURCE,
-        dedup_key_prefix="demo",
-        base_url=emulator.url,
-        client_url=emulator.console_url,
-    )
-    try:
-        with signals.event_suppressed.connected_to(count_suppressed, sender=manager):
-            traffic(manager, say)
-        flushed = manager.flush(FLUSH_TIMEOUT)
-        occurrences = {alert.dedup_key: alert.occurrences for alert in manager.active_alerts()}
-        stats = manager.stats()
-    finally:
-        manager.close()
+    def record(response: httpx.Response) -> None:
+        request = response.request
+        exchanges.append((request.method, request.url.path, response.status_code))
+
+    with (
+        signals.event_suppressed.connected_to(count_suppressed, sender=manager),
+        httpx.Client(
+            base_url=shop.url,
+            timeout=30.0,
+            # A proxy from the environment must not see loopback traffic.
+            trust_env=False,
+            # uvicorn closes a connection once an unhandled error has passed through it;
+            # a kept-alive connection would race that close on the next request.
+            limits=httpx.Limits(max_keepalive_connections=0),
+            event_hooks={"response": [record]},
+        ) as client,
+    ):
+        generate_traffic(client, shop, say, storm=storm)
+    flushed = manager.flush(FLUSH_TIMEOUT)
+    occurrences = {alert.dedup_key: alert.occurrences for alert in manager.active_alerts()}
+    stats = manager.stats()
     say(f"delivered: {stats.sent} events sent to the emulator")
     return DemoResult(
         url=emulator.url,
         console_url=emulator.console_url,
-        alerts=emulator.alerts(routing_key=routing_key),
+        app_url=shop.url,
+        alerts=emulator.alerts(routing_key=shop.routing_key),
         change_events=[
             event
             for event in emulator.events()
-            if event["type"] == "change" and event["body"].get("routing_key") == routing_key
+            if event["type"] == "change" and event["body"].get("routing_key") == shop.routing_key
         ],
         stats=stats,
         suppressed=suppressed,
         flushed=flushed,
         occurrences=occurrences,
+        requests=exchanges,
     )
 
 
@@ -277,6 +545,7 @@ def to_json(result: DemoResult) -> dict[str, Any]:
     return {
         "emulator": result.url,
         "console": result.console_url,
+        "app": result.app_url,
         "alerts": [
             _alert_json(alert, result.occurrences.get(alert["dedup_key"]))
             for alert in result.alerts
@@ -288,6 +557,10 @@ def to_json(result: DemoResult) -> dict[str, Any]:
                 "received_at": event["received_at"],
             }
             for event in result.change_events
+        ],
+        "requests": [
+            {"method": method, "path": path, "status": status}
+            for method, path, status in result.requests
         ],
         "stats": {**asdict(result.stats), "suppressed": result.suppressed},
         "delivered": result.flushed,
@@ -327,24 +600,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--port", type=_port, default=0, help="emulator port (default 0: any free port)"
     )
     parser.add_argument(
+        "--app-port",
+        type=_port,
+        default=0,
+        help="port of the example app, on 127.0.0.1 (default 0: any free port)",
+    )
+    parser.add_argument(
         "--storm",
         type=int,
         default=STORM_SIZE,
         metavar="N",
-        help=f"how many identical errors the storm raises (default {STORM_SIZE})",
+        help=f"how many orders hit the invoice bug (default {STORM_SIZE})",
     )
     parser.add_argument(
         "--keep-running",
         action="store_true",
-        help="leave the emulator and its console up until Ctrl-C",
+        help="leave the emulator's console and the example app up until Ctrl-C",
     )
     parser.add_argument("--json", action="store_true", help="print the alerts as JSON")
+
+
+def _error(message: str) -> None:
+    print(f"pd-integrations: error: {message}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
     """The ``demo`` command with parsed arguments; returns the exit status."""
     if args.storm < 1:
-        print("pd-integrations: error: --storm must be at least 1", file=sys.stderr)
+        _error("--storm must be at least 1")
+        return 2
+    try:
+        create_app = load_example()
+    except DemoUnavailable as error:
+        _error(str(error))
         return 2
     # With --json, stdout carries only the JSON document.
     out = sys.stderr if args.json else sys.stdout
@@ -352,30 +640,46 @@ def run(args: argparse.Namespace) -> int:
     def say(line: str) -> None:
         print(f"  {line}", file=out, flush=True)
 
-    def traffic(manager: AlertManager, say: Say) -> None:
-        generate_traffic(manager, say, storm_size=args.storm)
-
     try:
         emulator = Emulator(args.host, args.port).start()
     except OSError as error:
-        print(f"pd-integrations: error: cannot start the emulator: {error}", file=sys.stderr)
+        _error(f"cannot start the emulator: {error}")
         return 1
     with emulator:
         print(f"Emulator running at {emulator.url}", file=out, flush=True)
-        result = run_demo(emulator, traffic=traffic, say=say)
-        if args.json:
-            print(json.dumps(to_json(result), indent=2, ensure_ascii=False))
-        else:
-            print_report(result)
-        if not result.flushed:
-            print(
-                "pd-integrations: error: some events were not delivered in time",
-                file=sys.stderr,
-            )
+        shop = Bookshop(emulator, create_app=create_app, port=args.app_port)
+        try:
+            shop.start()
+        except (OSError, ExampleAppError) as error:
+            _error(f"cannot start the example app: {error}")
             return 1
-        if args.keep_running:
-            print(f"Console: {emulator.console_url} (press Ctrl-C to stop)", file=out, flush=True)
-            _wait_for_interrupt()
+        with shop:
+            print(
+                f"Example app (example_projects/fastapi_app) running at {shop.url}, "
+                f"alerting to the emulator",
+                file=out,
+                flush=True,
+            )
+            result = run_demo(emulator, shop, say=say, storm=args.storm)
+            if args.json:
+                print(json.dumps(to_json(result), indent=2, ensure_ascii=False))
+            else:
+                print_report(result)
+            if not result.flushed:
+                _error("some events were not delivered in time")
+                return 1
+            if args.keep_running:
+                print(
+                    f"Console: {emulator.console_url} (the alerts, as PagerDuty has them)",
+                    file=out,
+                )
+                print(
+                    f"App: {shop.url}/ (the bookshop; its API at /docs, its health checks "
+                    f"also run every {HEALTH_INTERVAL:.0f} s)",
+                    file=out,
+                )
+                print("Press Ctrl-C to stop.", file=out, flush=True)
+                _wait_for_interrupt()
     return 0
 
 

@@ -1,4 +1,4 @@
-"""The demo, end to end against an in-process emulator."""
+"""The demo, end to end: the FastAPI example app served by uvicorn, alerting to the emulator."""
 
 from __future__ import annotations
 
@@ -8,88 +8,160 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from pd_integrations import AlertManager
+from pd_integrations import demo
 from pd_integrations.cli import main
 from pd_integrations.demo import (
     DEMO_ROUTING_KEY,
-    STORM_SIZE,
+    Bookshop,
     DemoResult,
-    Say,
     alerts_table,
+    load_example,
     run_demo,
 )
 from pd_integrations.emulator import Emulator
 
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+
 ROOT = Path(__file__).resolve().parent.parent
-# Each test's own key: the rate budget is shared per key within the process.
-KEY_A = "demotestroutingkey00000000000001"
-KEY_B = "demotestroutingkey00000000000002"
+STORM = 4
+INVOICE_ROUTE = "/orders/{order_id}/invoice"
 
 
-@pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    with Emulator(port=0) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def result(emulator: Emulator) -> DemoResult:
+@pytest.fixture(scope="module")
+def run() -> Iterator[tuple[DemoResult, Emulator, list[str]]]:
+    """One demo run, shared: each takes about two seconds (the slow report is one)."""
     lines: list[str] = []
-    result = run_demo(emulator, say=lines.append, routing_key=KEY_A)
-    assert any("error storm" in line for line in lines)
-    return result
+    with Emulator(port=0) as emulator:
+        with Bookshop(emulator, create_app=load_example()) as shop:
+            result = run_demo(emulator, shop, say=lines.append, storm=STORM)
+        # Stopped through the lifespan: the server thread is gone, the manager closed.
+        assert not any(t.name == "pd-demo-bookshop" for t in threading.enumerate())
+        assert shop.manager.dispatcher is not None
+        assert shop.manager.dispatcher.closed
+        yield result, emulator, lines
 
 
-def by_type(result: DemoResult) -> dict[str, dict[str, object]]:
-    return {str(alert["dedup_key"]).split(":")[1]: alert for alert in result.alerts}
+@pytest.fixture
+def result(run: tuple[DemoResult, Emulator, list[str]]) -> DemoResult:
+    return run[0]
 
 
-def test_the_storm_is_one_alert_with_an_occurrence_count(
-    result: DemoResult, emulator: Emulator
+def alert_of(result: DemoResult, alert_type: str) -> dict[str, Any]:
+    (alert,) = [a for a in result.alerts if a["custom_details"]["alert_type"] == alert_type]
+    return alert
+
+
+def test_exactly_the_expected_alerts(
+    run: tuple[DemoResult, Emulator, list[str]],
 ) -> None:
-    storms = [a for a in emulator.alerts() if "TimeoutError" in str(a["summary"])]
-    assert len(storms) == 1
-    (storm,) = storms
-    # 200 errors, one trigger on the wire; the rest counted, not sent.
-    assert storm["trigger_count"] == 1
-    assert storm["status"] == "triggered"
-    assert storm["severity"] == "error"
-    assert result.occurrences[storm["dedup_key"]] == STORM_SIZE
-    assert result.suppressed == STORM_SIZE - 1
-
-
-def test_every_kind_of_alert_arrives(result: DemoResult, emulator: Emulator) -> None:
+    result, emulator, _ = run
     assert result.flushed
-    assert result.alerts == emulator.alerts(routing_key=KEY_A)
-    assert len(result.alerts) == 4
-    critical = next(a for a in result.alerts if "ZeroDivisionError" in a["summary"])
-    assert (critical["status"], critical["severity"]) == ("triggered", "critical")
-    assert critical["custom_details"]["exception"]["type"] == "ZeroDivisionError"
-    assert critical["client_url"] == emulator.console_url
-    slow = next(a for a in result.alerts if a["summary"].startswith("Slow request"))
-    assert (slow["status"], slow["severity"]) == ("triggered", "warning")
-    health = next(a for a in result.alerts if a["dedup_key"] == "demo:health_check:database")
-    assert health["status"] == "resolved"
-    assert health["severity"] == "critical"
+    assert result.alerts == emulator.alerts(routing_key=DEMO_ROUTING_KEY)
+    kinds = sorted(a["custom_details"]["alert_type"] for a in result.alerts)
+    assert kinds == ["exception", "health_check", "slow_request"]
+    assert all(a["source"] == "bookshop" for a in result.alerts)
+    assert all(a["client_url"] == result.app_url for a in result.alerts)
+    assert all(a["dedup_key"].startswith("demo:") for a in result.alerts)
+    assert all(r["status"] == 202 for r in emulator.requests())
+
+
+def test_the_invoice_bug_is_one_critical_alert_however_many_orders_hit_it(
+    result: DemoResult,
+) -> None:
+    invoices = [r for r in result.requests if r[1].endswith("/invoice") and r[2] == 500]
+    assert len(invoices) == STORM
+    bug = alert_of(result, "exception")
+    assert (bug["status"], bug["severity"], bug["trigger_count"]) == ("triggered", "critical", 1)
+    assert bug["summary"] == f"[500] KeyError: 'IS' - GET {INVOICE_ROUTE}"
+    details = bug["custom_details"]
+    assert details["exception_type"] == "KeyError"
+    assert details["route"] == INVOICE_ROUTE
+    assert details["status"] == 500
+    assert details["environment"] == "demo"
+    assert any("invoice" in frame for frame in map(str, details["stack"]))
+    # Every hit counted by the manager, only the first sent.
+    assert result.occurrences[bug["dedup_key"]] == STORM
+    assert result.suppressed == STORM - 1
+
+
+def test_the_slow_report_is_one_warning(result: DemoResult) -> None:
+    slow = alert_of(result, "slow_request")
+    assert (slow["status"], slow["severity"], slow["trigger_count"]) == ("triggered", "warning", 1)
+    assert slow["custom_details"]["route"] == "/reports/sales"
+    assert slow["custom_details"]["duration_ms"] >= demo.REPORT_SECONDS * 1000
+    assert slow["custom_details"]["threshold_ms"] == demo.SLOW_REQUEST_MS
+    assert slow["summary"].startswith("Slow request: GET /reports/sales took ")
+
+
+def test_the_payments_outage_triggers_and_resolves(result: DemoResult) -> None:
+    health = alert_of(result, "health_check")
+    assert health["dedup_key"] == "demo:bookshop:health_check:payments"
+    assert (health["status"], health["severity"], health["trigger_count"]) == (
+        "resolved",
+        "critical",
+        1,
+    )
     assert [entry["action"] for entry in health["log"]] == ["trigger", "resolve"]
+    assert health["summary"].startswith("Health check failed: payments")
+    # Healthy, then failing until the check's threshold (2 runs; a periodic run may have
+    # counted too on a very slow machine), then healthy again.
+    health_statuses = [status for _, path, status in result.requests if path == "/health"]
+    assert health_statuses[0] == 200
+    assert health_statuses[-1] == 200
+    assert set(health_statuses[1:-1]) == {503}
+    # The refused order during the outage is a handled 503: no alert of its own.
+    assert ("POST", "/orders", 503) in result.requests
+
+
+def test_not_found_pages_nobody(result: DemoResult) -> None:
+    assert ("GET", "/books/999", 404) in result.requests
+    assert ("GET", "/no/such/page", 404) in result.requests
+    assert all(a["custom_details"].get("status") != 404 for a in result.alerts)
+    assert not any("404" in a["summary"] or "/books" in a["summary"] for a in result.alerts)
+
+
+def test_the_deploy_is_a_change_event(result: DemoResult) -> None:
     (change,) = result.change_events
-    assert change["body"]["payload"]["summary"] == "Deployed checkout-service v1.4.2"
-    requests = emulator.requests()
-    assert len(requests) == 6
-    assert all(r["status"] == 202 for r in requests)
+    payload = change["body"]["payload"]
+    assert payload["summary"] == "Deployed bookshop v1.4.2"
+    assert payload["source"] == "bookshop"
+    assert payload["custom_details"]["version"] == "1.4.2"
 
 
 def test_dispatcher_stats(result: DemoResult) -> None:
+    # Three triggers, the health alert's resolve, the change event.
     stats = result.stats
-    # 3 triggers that stay open, the health trigger and its resolve, the change event.
-    assert (stats.sent, stats.failed, stats.dropped, stats.queued) == (6, 0, 0, 0)
+    assert (stats.sent, stats.failed, stats.dropped, stats.queued) == (5, 0, 0, 0)
+
+
+def test_progress_lines(run: tuple[DemoResult, Emulator, list[str]]) -> None:
+    lines = run[2]
+    assert lines[0].startswith("healthy traffic: ")
+    assert lines[0].endswith("-> no alert")
+    assert lines[1].endswith("-> 500 -> critical alert")
+    assert lines[2] == (
+        f"same bug on {STORM - 1} more orders -> {STORM - 1} x 500 -> no new alert: "
+        f"{STORM} occurrences, {STORM - 1} repeats not re-sent"
+    )
+    assert lines[3].endswith("-> warning alert")
+    assert lines[4].startswith("payments down: POST /orders -> 503 (handled: no alert); ")
+    assert lines[4].endswith("-> 503, 503 -> critical alert") or lines[4].endswith(
+        "-> 503 -> critical alert"
+    )
+    assert lines[5] == "payments up: GET /health -> 200 -> alert resolved"
+    assert lines[6].endswith("-> 404, 404 -> no alert")
+    assert lines[7] == "deploy: bookshop v1.4.2 -> change event"
+    assert lines[8] == "delivered: 5 events sent to the emulator"
 
 
 def test_the_table(result: DemoResult) -> None:
@@ -103,57 +175,90 @@ def test_the_table(result: DemoResult) -> None:
         "DEDUP",
         "KEY",
     ]
-    storm = next(line for line in lines if "TimeoutError" in line)
-    assert storm.split()[:4] == ["triggered", "error", "1", str(STORM_SIZE)]
+    bug = next(line for line in lines if "KeyError" in line)
+    assert bug.split()[:4] == ["triggered", "critical", "1", str(STORM)]
     health = next(line for line in lines if "health_check" in line)
     assert health.split()[:4] == ["resolved", "critical", "1", "-"]
 
 
-def test_the_traffic_is_swappable(emulator: Emulator) -> None:
-    def traffic(manager: AlertManager, say: Say) -> None:
-        manager.warning("Only this", alert_type="custom")
-        say("sent one")
-
-    lines: list[str] = []
-    result = run_demo(emulator, traffic=traffic, say=lines.append, routing_key=KEY_B)
-    assert [a["summary"] for a in result.alerts] == ["Only this"]
-    assert result.change_events == []
-    assert "sent one" in lines
+# -- the command ---------------------------------------------------------------------------
 
 
 def test_the_demo_command_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
     started = time.monotonic()
-    assert main(["demo"]) == 0
+    assert main(["demo", "--storm", "3"]) == 0
     assert time.monotonic() - started < 15
     out = capsys.readouterr().out
     assert out.startswith("Emulator running at http://127.0.0.1:")
-    assert "error storm: 200 identical TimeoutErrors" in out
+    assert "Example app (example_projects/fastapi_app) running at http://127.0.0.1:" in out
+    assert "same bug on 2 more orders -> 2 x 500" in out
     assert "OCCURRENCES" in out
-    assert "Change event: Deployed checkout-service v1.4.2" in out
-    assert "Dispatcher: 6 sent, 0 retried, 0 failed" in out
-    assert "199 repeats of open alerts suppressed" in out
+    assert "[500] KeyError: 'IS' - GET /orders/{order_id}/invoice" in out
+    assert "Change event: Deployed bookshop v1.4.2" in out
+    assert "Dispatcher: 5 sent, 0 retried, 0 failed" in out
+    assert "2 repeats of open alerts suppressed" in out
     assert DEMO_ROUTING_KEY not in out
+    assert "Traceback" not in out
 
 
 def test_the_demo_command_json(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--json", "--storm", "50"]) == 0
+    assert main(["demo", "--json", "--storm", "2"]) == 0
     captured = capsys.readouterr()
     report = json.loads(captured.out)
-    assert "error storm: 50 identical" in captured.err  # progress stays off stdout
+    assert "same bug on 1 more orders" in captured.err  # progress stays off stdout
+    assert "Traceback" not in captured.err
     assert report["delivered"] is True
-    assert report["stats"]["sent"] == 6
-    assert report["stats"]["suppressed"] == 49
+    assert report["app"].startswith("http://127.0.0.1:")
+    assert report["stats"]["sent"] == 5
+    assert report["stats"]["suppressed"] == 1
     statuses = sorted((a["status"], a["severity"]) for a in report["alerts"])
     assert statuses == [
         ("resolved", "critical"),
         ("triggered", "critical"),
-        ("triggered", "error"),
         ("triggered", "warning"),
     ]
-    storm = next(a for a in report["alerts"] if "TimeoutError" in a["summary"])
-    assert (storm["trigger_count"], storm["occurrences"]) == (1, 50)
-    assert [c["summary"] for c in report["change_events"]] == ["Deployed checkout-service v1.4.2"]
+    bug = next(a for a in report["alerts"] if "KeyError" in a["summary"])
+    assert (bug["trigger_count"], bug["occurrences"]) == (1, 2)
+    slow = next(a for a in report["alerts"] if a["severity"] == "warning")
+    assert slow["custom_details"]["route"] == "/reports/sales"
+    assert [c["summary"] for c in report["change_events"]] == ["Deployed bookshop v1.4.2"]
+    assert {"method": "GET", "path": "/books/999", "status": 404} in report["requests"]
     assert all("routing_key" not in alert for alert in report["alerts"])
+
+
+def test_without_a_source_checkout(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(demo, "EXAMPLE_DIR", tmp_path / "example_projects" / "fastapi_app")
+    assert main(["demo"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    (line,) = captured.err.splitlines()
+    assert line.startswith("pd-integrations: error: the demo runs the FastAPI example app ")
+    assert "source checkout" in line
+    assert str(tmp_path / "example_projects" / "fastapi_app" / "fastapi_example_app.py") in line
+
+
+def test_without_uvicorn(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "uvicorn", None)
+    assert main(["demo"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("pd-integrations: error: the demo needs FastAPI and uvicorn")
+    assert line.endswith("pip install 'pd-integrations[demo]'")
+
+
+def test_the_import_ignores_the_shells_routing_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Importing the example builds its module-level app from the environment: a malformed
+    # key exported in the shell must neither break the demo nor leak into it.
+    monkeypatch.setenv("PAGERDUTY_ROUTING_KEY", "not-a-valid-key")
+    monkeypatch.delenv("APP_ENV", raising=False)
+    monkeypatch.delitem(sys.modules, "_pd_integrations_demo_bookshop", raising=False)
+    assert callable(load_example())
+    # The variables the import needed changed are back as they were.
+    assert os.environ["PAGERDUTY_ROUTING_KEY"] == "not-a-valid-key"
+    assert "APP_ENV" not in os.environ
 
 
 def test_bad_storm_size(capsys: pytest.CaptureFixture[str]) -> None:
@@ -161,21 +266,29 @@ def test_bad_storm_size(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().err == "pd-integrations: error: --storm must be at least 1\n"
 
 
-def test_port_in_use(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("flag", ["--port", "--app-port"])
+def test_port_in_use(flag: str, capsys: pytest.CaptureFixture[str]) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        assert main(["demo", "--port", str(port)]) == 1
+        assert main(["demo", flag, str(port)]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("pd-integrations: error: cannot start the emulator:")
+    what = "emulator" if flag == "--port" else "example app"
+    assert err.startswith(f"pd-integrations: error: cannot start the {what}:")
+
+
+def test_bad_port_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--app-port", "70000"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pd-integrations: error: argument --app-port: expected a port from 0")
 
 
 def test_keep_running_until_ctrl_c() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAGERDUTY_")}
     env["PYTHONPATH"] = str(ROOT)
     process = subprocess.Popen(
-        [sys.executable, "-m", "pd_integrations", "demo", "--keep-running", "--storm", "5"],
+        [sys.executable, "-m", "pd_integrations", "demo", "--keep-running", "--storm", "2"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -184,27 +297,25 @@ def test_keep_running_until_ctrl_c() -> None:
     )
     try:
         assert process.stdout is not None
-        console = None
+        urls: dict[str, str] = {}
         for line in process.stdout:
-            if line.startswith("Console: "):
-                console = line.split()[1]
+            if line.startswith(("Console: ", "App: ")):
+                name, url = line.split()[:2]
+                urls[name] = url
+            if line.startswith("Press Ctrl-C"):
                 break
-        assert console is not None, process.stderr.read() if process.stderr else ""
-        page = httpx.get(console, timeout=5)
-        assert page.status_code == 200
-        alerts = httpx.get(console + "api/alerts", timeout=5).json()
-        assert len(alerts) == 4
+        assert set(urls) == {"Console:", "App:"}, process.stderr.read() if process.stderr else ""
+        console, app = urls["Console:"], urls["App:"]
+        assert httpx.get(console, timeout=5).status_code == 200
+        assert len(httpx.get(console + "api/alerts", timeout=5).json()) == 3
+        # The app is still up and still alerting: a new bug would page.
+        assert httpx.get(app + "books/1", timeout=5).json()["id"] == 1
+        assert httpx.get(app + "health", timeout=5).status_code == 200
         process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=15)
+        _, err = process.communicate(timeout=20)
     finally:
         if process.poll() is None:
             process.kill()
             process.communicate()
     assert process.returncode == 0, err
     assert "Traceback" not in err
-
-
-def test_bad_port_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--port", "70000"]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("pd-integrations: error: argument --port: expected a port from 0")

@@ -1,0 +1,164 @@
+"""Pantry: a small Flask shop with PagerDuty alerting from ``pd_integrations``.
+
+Run it with ``flask --app flask_example_app run`` (see README.md). ``create_app`` is an
+app factory; the extension is created once at import time and initialised per app.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask, Response, abort, current_app, jsonify, request
+
+from pd_integrations.flask import PagerDuty
+
+pagerduty = PagerDuty()
+
+MIN_FREE_DISK_BYTES = 50 * 1024 * 1024
+
+
+@pagerduty.health.check("disk", severity="warning")
+def disk_has_room() -> bool:
+    """Uploads and exports need scratch space; a full disk degrades, it does not page."""
+    return shutil.disk_usage(tempfile.gettempdir()).free > MIN_FREE_DISK_BYTES
+
+
+class PaymentProviderError(Exception):
+    """The payment provider did not answer; the app says 503 and alerts (handled 5xx)."""
+
+
+@dataclass
+class Product:
+    id: int
+    name: str
+    price_cents: int
+    stock: int
+    price_history: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Store:
+    """The shop's in-memory data and the fake payment provider, one per app."""
+
+    products: dict[int, Product]
+    orders: list[dict[str, Any]] = field(default_factory=list)
+    payments_up: bool = True
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def ping(self) -> bool:
+        # A store whose lock is stuck cannot take orders: that is an outage.
+        if not self.lock.acquire(timeout=1.0):
+            return False
+        self.lock.release()
+        return True
+
+    def payments_reachable(self) -> bool:
+        return self.payments_up
+
+
+def seed_products() -> dict[int, Product]:
+    return {
+        1: Product(1, "Sourdough loaf", 450, 20, [420, 440, 450]),
+        2: Product(2, "Rye crispbread", 320, 35, [300, 320]),
+        3: Product(3, "Seasonal jam", 590, 8),  # new: no price history yet
+    }
+
+
+def average_price(product: Product) -> float:
+    # The bug: a product without price history divides by zero.
+    return sum(product.price_history) / len(product.price_history)
+
+
+DEFAULTS: dict[str, Any] = {
+    "PAGERDUTY_SOURCE": "pantry",
+    "PAGERDUTY_SLOW_REQUEST_MS": 1000,
+    "PAGERDUTY_ALERT_ON_HANDLED_5XX": True,
+    "PAGERDUTY_RUNBOOKS": {"ZeroDivisionError": "https://runbooks.example.com/pantry/bugs"},
+    "REPORT_SECONDS": 1.5,
+}
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    app = Flask(__name__)
+    app.config.update(DEFAULTS)
+    app.config.from_prefixed_env()  # FLASK_PAGERDUTY_SLOW_REQUEST_MS=500 and so on
+    app.config.update(config or {})
+    store = Store(seed_products())
+    app.extensions["pantry_store"] = store
+
+    @app.get("/")
+    def index() -> Response:
+        return jsonify(shop="Pantry", products=len(store.products))
+
+    @app.get("/products")
+    def products() -> Response:
+        return jsonify([{"id": p.id, "name": p.name} for p in store.products.values()])
+
+    @app.get("/products/<int:product_id>")
+    def product(product_id: int) -> Response:
+        found = store.products.get(product_id) or abort(404)
+        return jsonify(id=found.id, name=found.name, price_cents=found.price_cents)
+
+    @app.get("/products/<int:product_id>/price-history")
+    def price_history(product_id: int) -> Response:
+        found = store.products.get(product_id) or abort(404)
+        return jsonify(history=found.price_history, average=average_price(found))
+
+    @app.post("/orders")
+    def create_order() -> tuple[Response, int]:
+        data = request.get_json(silent=True) or {}
+        found = store.products.get(data.get("product_id", 0))
+        quantity = data.get("quantity", 1)
+        if found is None or not isinstance(quantity, int) or not 0 < quantity <= found.stock:
+            abort(400, "unknown product or quantity")
+        if not store.payments_reachable():
+            raise PaymentProviderError("payment provider timed out")
+        with store.lock:
+            found.stock -= quantity
+            store.orders.append({"product_id": found.id, "quantity": quantity})
+            number = len(store.orders)
+        return jsonify(order=number), 201
+
+    @app.get("/reports/daily")
+    def daily_report() -> Response:
+        time.sleep(current_app.config["REPORT_SECONDS"])  # the slow route
+        return jsonify(orders=len(store.orders))
+
+    @app.get("/export.csv")
+    def export() -> Response:
+        def rows() -> Iterator[str]:
+            buffer = io.StringIO()
+            writer = csv.writer(buffer)
+            for item in [("id", "name", "stock")] + [
+                (p.id, p.name, p.stock) for p in store.products.values()
+            ]:
+                writer.writerow(item)
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+
+        return Response(rows(), mimetype="text/csv")
+
+    @app.post("/admin/payments/<state>")
+    def payments_switch(state: str) -> Response:
+        store.payments_up = state == "up"
+        return jsonify(payments_up=store.payments_up)
+
+    @app.errorhandler(PaymentProviderError)
+    def payment_unavailable(error: PaymentProviderError) -> tuple[Response, int]:
+        return jsonify(error=str(error), request_id=request.headers.get("X-Request-ID")), 503
+
+    pagerduty.init_app(app)
+    # Checks that need this app's objects go to this app's HealthMonitor.
+    health = pagerduty.state(app).health
+    health.register("store", store.ping)
+    health.register("payments", store.payments_reachable, depends_on=["store"])
+    return app

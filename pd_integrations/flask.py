@@ -1,0 +1,1017 @@
+"""Flask adapter: exception, slow-request and health-check alerting for Flask apps.
+
+::
+
+    from pd_integrations.flask import PagerDuty
+
+    pagerduty = PagerDuty()
+
+    @pagerduty.health.check("cache")
+    def cache_ok() -> bool:
+        return cache.ping()
+
+    def create_app() -> Flask:
+        app = Flask(__name__)
+        app.config["PAGERDUTY_SLOW_REQUEST_MS"] = 2000
+        pagerduty.init_app(app)
+        return app
+
+The extension object holds no app: everything belonging to one app (its settings, its
+:class:`~pd_integrations.AlertManager`, :class:`~pd_integrations.monitor.RequestMonitor`
+and :class:`~pd_integrations.health.HealthMonitor`) lives in
+``app.extensions["pagerduty"]``, so one extension serves any number of apps.
+
+Per app it wraps ``app.wsgi_app`` to time requests (a clock read when the request
+enters, the status when the response starts; a streamed body is timed to its last
+chunk), connects to Flask's ``got_request_exception`` signal for that app only
+(unhandled exceptions), and adds a health endpoint and the ``flask pagerduty``
+commands. Every decision is the :class:`~pd_integrations.monitor.RequestMonitor`'s.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from importlib import import_module
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Flask, current_app, got_request_exception, request
+from flask.wrappers import Request
+from werkzeug.exceptions import HTTPException
+
+from . import config
+from .alerts import DEFAULT_AUTO_RESOLVE_AFTER, AlertManager
+from .client import DEFAULT_BASE_URL
+from .errors import ConfigurationError
+from .events import Link, Severity, check_routing_key
+from .flask_cli import pagerduty_cli
+from .health import (
+    DEFAULT_FAILURE_THRESHOLD,
+    DEFAULT_RECOVERY_THRESHOLD,
+    DEFAULT_TIMEOUT,
+    HealthCheck,
+    HealthMonitor,
+    HealthReport,
+)
+from .monitor import (
+    DEFAULT_EXCLUDE_PATHS,
+    DEFAULT_INCLUDE_HEADERS,
+    DedupBy,
+    RequestInfo,
+    RequestMonitor,
+)
+
+if TYPE_CHECKING:
+    from _typeshed import OptExcInfo
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+__all__ = [
+    "EXTENSION_KEY",
+    "HealthChecks",
+    "PagerDuty",
+    "PagerDutySettings",
+    "PagerDutyState",
+    "get_state",
+    "load_settings",
+]
+
+_log = logging.getLogger("pd_integrations.flask")
+
+EXTENSION_KEY: Final = "pagerduty"
+DEFAULT_HEALTH_PATH: Final = "/health"
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+_OFF = ("none", "off")
+
+CheckT = TypeVar("CheckT", bound=HealthCheck)
+
+
+# -- settings ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PagerDutySettings:
+    """One app's ``PAGERDUTY_*`` settings, parsed and checked (see :func:`load_settings`)."""
+
+    routing_key: str | None = None
+    routing_key_origin: str = "unset"
+    events_base_url: str = DEFAULT_BASE_URL
+    events_base_url_origin: str = "default"
+    source: str | None = None
+    environment: str | None = None
+    client_url: str | None = None
+    component: str | None = None
+    timeout: float = 10.0
+    auto_resolve_after: float | None = DEFAULT_AUTO_RESOLVE_AFTER
+    slow_request_ms: float | None = None
+    slow_routes: dict[str, float | None] = field(default_factory=dict)
+    exclude_paths: tuple[str, ...] = DEFAULT_EXCLUDE_PATHS
+    alert_on_handled_5xx: bool = False
+    severity_for_status: dict[int, Severity | None] | None = None
+    dedup_by: DedupBy = "fingerprint"
+    runbooks: dict[str, str | Link] = field(default_factory=dict)
+    auto_resolve: bool = True
+    in_app_include: tuple[str, ...] = ()
+    in_app_exclude: tuple[str, ...] = ()
+    include_headers: tuple[str, ...] = DEFAULT_INCLUDE_HEADERS
+    send_client_ip: bool = False
+    ignore_exceptions: tuple[type[BaseException], ...] = ()
+    health_path: str | None = DEFAULT_HEALTH_PATH
+    health_interval: float | None = None
+    health_failure_threshold: int = DEFAULT_FAILURE_THRESHOLD
+    health_recovery_threshold: int = DEFAULT_RECOVERY_THRESHOLD
+    health_timeout: float = DEFAULT_TIMEOUT
+    health_show_errors: bool = False
+
+
+class _Reader:
+    """Reads ``PAGERDUTY_*`` settings: ``app.config`` first, then the environment.
+
+    A setting absent from ``app.config`` (or set to ``None`` or ``""`` there, unless
+    ``None`` is one of its values) falls back to the environment variable of the same
+    name. Values from the environment are text: numbers, ``true``/``false``, comma-
+    separated lists and JSON objects are parsed as the setting needs.
+    """
+
+    def __init__(self, app_config: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+        self.app_config = app_config
+        self.environ = environ
+
+    def get(self, name: str, *, none_means_off: bool = False) -> tuple[Any, str] | None:
+        """``(value, origin)`` or ``None`` when the setting is not given anywhere."""
+        if name in self.app_config:
+            value = self.app_config[name]
+            if (value is None and none_means_off) or (value is not None and value != ""):
+                return value, "app.config"
+        text = self.environ.get(name, "").strip()
+        if text:
+            return text, f"environment variable {name}"
+        return None
+
+    def fail(self, name: str, origin: str, problem: str, value: object) -> ConfigurationError:
+        shown = repr(value)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        return ConfigurationError(f"{name} {problem}, got {shown} (from {origin})")
+
+    def number(
+        self, name: str, default: float | None, *, unit: str, none_means_off: bool = False
+    ) -> float | None:
+        found = self.get(name, none_means_off=none_means_off)
+        if found is None:
+            return default
+        value, origin = found
+        off = value is None or (isinstance(value, str) and value.lower() in _OFF)
+        if off and none_means_off:
+            return None
+        try:
+            if isinstance(value, bool):
+                raise TypeError
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if not (number > 0 and math.isfinite(number)):
+            hint = " (or None to turn it off)" if none_means_off else ""
+            raise self.fail(name, origin, f"must be a positive number of {unit}{hint}", value)
+        return number
+
+    def integer(self, name: str, default: int) -> int:
+        found = self.get(name)
+        if found is None:
+            return default
+        value, origin = found
+        try:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise TypeError
+            number = int(value)
+        except (TypeError, ValueError):
+            number = 0
+        if number < 1:
+            raise self.fail(name, origin, "must be a whole number of at least 1", value)
+        return number
+
+    def flag(self, name: str, default: bool) -> bool:
+        found = self.get(name)
+        if found is None:
+            return default
+        value, origin = found
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        raise self.fail(name, origin, "must be true or false", value)
+
+    def text(self, name: str, fallback: Callable[[], str | None] | None = None) -> str | None:
+        found = self.get(name)
+        if found is None:
+            return fallback() if fallback is not None else None
+        value, origin = found
+        if not isinstance(value, str):
+            raise self.fail(name, origin, "must be a string", value)
+        return value.strip()
+
+    def strings(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        found = self.get(name)
+        if found is None:
+            return default
+        value, origin = found
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                value = self._json(name, origin, text)
+            else:
+                return tuple(part.strip() for part in text.split(",") if part.strip())
+        if isinstance(value, (list, tuple, set, frozenset)) and all(
+            isinstance(item, str) for item in value
+        ):
+            return tuple(item.strip() for item in value if item.strip())
+        raise self.fail(name, origin, "must be a list of strings (or comma-separated text)", value)
+
+    def mapping(self, name: str) -> tuple[Mapping[Any, Any], str] | None:
+        found = self.get(name)
+        if found is None:
+            return None
+        value, origin = found
+        if isinstance(value, str):
+            value = self._json(name, origin, value)
+        if not isinstance(value, Mapping):
+            raise self.fail(name, origin, "must be a mapping (or a JSON object)", value)
+        return value, origin
+
+    def _json(self, name: str, origin: str, text: str) -> Any:
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise self.fail(name, origin, "is not valid JSON", text) from None
+
+
+def load_settings(
+    app_config: Mapping[str, Any], environ: Mapping[str, str] | None = None
+) -> PagerDutySettings:
+    """Parse and check one app's ``PAGERDUTY_*`` settings; :class:`ConfigurationError` if bad.
+
+    Each setting comes from ``app_config``, else from the environment variable of the
+    same name; the routing key, base URL, source, environment and client URL also fall
+    back to the library's usual variables (``PAGERDUTY_INTEGRATION_KEY``, ``APP_NAME``,
+    ``APP_ENV``, ``APP_URL``).
+    """
+    env = os.environ if environ is None else environ
+    read = _Reader(app_config, env)
+    key, key_origin = _routing_key(read, env)
+    base_url, base_url_origin = _base_url(read)
+    health_path = _health_path(read)
+    exclude = read.strings("PAGERDUTY_EXCLUDE_PATHS", DEFAULT_EXCLUDE_PATHS)
+    if health_path is not None and health_path not in exclude:
+        exclude = (*exclude, health_path)  # probes must not page as slow requests
+    return PagerDutySettings(
+        routing_key=key,
+        routing_key_origin=key_origin,
+        events_base_url=base_url,
+        events_base_url_origin=base_url_origin,
+        source=read.text("PAGERDUTY_SOURCE", lambda: config.env_value(config.APP_NAME_VAR, env)),
+        environment=read.text("PAGERDUTY_ENVIRONMENT", lambda: config.environment(None, env)),
+        client_url=read.text("PAGERDUTY_CLIENT_URL", lambda: config.client_url(None, env)),
+        component=read.text("PAGERDUTY_COMPONENT"),
+        timeout=read.number("PAGERDUTY_TIMEOUT", 10.0, unit="seconds") or 10.0,
+        auto_resolve_after=read.number(
+            "PAGERDUTY_AUTO_RESOLVE_AFTER",
+            DEFAULT_AUTO_RESOLVE_AFTER,
+            unit="seconds",
+            none_means_off=True,
+        ),
+        slow_request_ms=read.number(
+            "PAGERDUTY_SLOW_REQUEST_MS", None, unit="milliseconds", none_means_off=True
+        ),
+        slow_routes=_slow_routes(read),
+        exclude_paths=exclude,
+        alert_on_handled_5xx=read.flag("PAGERDUTY_ALERT_ON_HANDLED_5XX", False),
+        severity_for_status=_severity_map(read),
+        dedup_by=_dedup_by(read),
+        runbooks=_runbooks(read),
+        auto_resolve=read.flag("PAGERDUTY_AUTO_RESOLVE", True),
+        in_app_include=read.strings("PAGERDUTY_IN_APP_INCLUDE", ()),
+        in_app_exclude=read.strings("PAGERDUTY_IN_APP_EXCLUDE", ()),
+        include_headers=read.strings("PAGERDUTY_INCLUDE_HEADERS", DEFAULT_INCLUDE_HEADERS),
+        send_client_ip=read.flag("PAGERDUTY_SEND_CLIENT_IP", False),
+        ignore_exceptions=_exception_types(read),
+        health_path=health_path,
+        health_interval=read.number(
+            "PAGERDUTY_HEALTH_INTERVAL", None, unit="seconds", none_means_off=True
+        ),
+        health_failure_threshold=read.integer(
+            "PAGERDUTY_HEALTH_FAILURE_THRESHOLD", DEFAULT_FAILURE_THRESHOLD
+        ),
+        health_recovery_threshold=read.integer(
+            "PAGERDUTY_HEALTH_RECOVERY_THRESHOLD", DEFAULT_RECOVERY_THRESHOLD
+        ),
+        health_timeout=read.number("PAGERDUTY_HEALTH_TIMEOUT", DEFAULT_TIMEOUT, unit="seconds")
+        or DEFAULT_TIMEOUT,
+        health_show_errors=read.flag("PAGERDUTY_HEALTH_SHOW_ERRORS", False),
+    )
+
+
+def _routing_key(read: _Reader, env: Mapping[str, str]) -> tuple[str | None, str]:
+    found = read.get("PAGERDUTY_ROUTING_KEY")
+    if found is not None:
+        key, origin = found
+    else:
+        names = [name for name in config.ROUTING_KEY_VARS if config.env_value(name, env)]
+        if not names:
+            return None, "unset"
+        key, origin = config.env_value(names[0], env), f"environment variable {names[0]}"
+    try:
+        return check_routing_key(key if isinstance(key, str) else repr(key)).strip(), origin
+    except ConfigurationError as error:
+        # The core's message masks the key; only the setting's name is added here.
+        raise ConfigurationError(f"PAGERDUTY_ROUTING_KEY (from {origin}): {error}") from None
+
+
+def _base_url(read: _Reader) -> tuple[str, str]:
+    found = read.get("PAGERDUTY_EVENTS_BASE_URL")
+    if found is None:
+        return DEFAULT_BASE_URL, "default"
+    value, origin = found
+    url = value.strip().rstrip("/") if isinstance(value, str) else ""
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        valid = False
+    if not valid:
+        raise read.fail(
+            "PAGERDUTY_EVENTS_BASE_URL",
+            origin,
+            f"must be an http:// or https:// URL with a host, such as {DEFAULT_BASE_URL}",
+            value,
+        )
+    return url, origin
+
+
+def _health_path(read: _Reader) -> str | None:
+    found = read.get("PAGERDUTY_HEALTH_PATH", none_means_off=True)
+    if found is None:
+        return DEFAULT_HEALTH_PATH
+    value, origin = found
+    if value is None or value is False or (isinstance(value, str) and value.lower() in _OFF):
+        return None
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise read.fail(
+            "PAGERDUTY_HEALTH_PATH", origin, "must be a path starting with / (or None)", value
+        )
+    return value
+
+
+def _slow_routes(read: _Reader) -> dict[str, float | None]:
+    found = read.mapping("PAGERDUTY_SLOW_ROUTES")
+    if found is None:
+        return {}
+    routes, origin = found
+    checked: dict[str, float | None] = {}
+    for route, ms in routes.items():
+        positive = (
+            isinstance(ms, (int, float))
+            and not isinstance(ms, bool)
+            and ms > 0
+            and math.isfinite(ms)
+        )
+        if not isinstance(route, str) or not (ms is None or positive):
+            raise read.fail(
+                "PAGERDUTY_SLOW_ROUTES",
+                origin,
+                "must map route templates to positive milliseconds or None",
+                {route: ms},
+            )
+        checked[route] = None if ms is None else float(ms)
+    return checked
+
+
+def _severity_map(read: _Reader) -> dict[int, Severity | None] | None:
+    found = read.mapping("PAGERDUTY_SEVERITY_FOR_STATUS")
+    if found is None:
+        return None
+    rules, origin = found
+    checked: dict[int, Severity | None] = {}
+    for status, severity in rules.items():
+        try:
+            code = int(status)
+            if not 500 <= code <= 599:
+                raise ValueError
+            checked[code] = None if severity is None else Severity.parse(severity)
+        except (TypeError, ValueError):
+            raise read.fail(
+                "PAGERDUTY_SEVERITY_FOR_STATUS",
+                origin,
+                "must map 5xx status codes to critical, error, warning, info or None",
+                {status: severity},
+            ) from None
+    return checked
+
+
+def _dedup_by(read: _Reader) -> DedupBy:
+    found = read.get("PAGERDUTY_DEDUP_BY")
+    if found is None:
+        return "fingerprint"
+    value, origin = found
+    if value == "fingerprint" or value == "route":
+        return "fingerprint" if value == "fingerprint" else "route"
+    raise read.fail("PAGERDUTY_DEDUP_BY", origin, "must be 'fingerprint' or 'route'", value)
+
+
+def _runbooks(read: _Reader) -> dict[str, str | Link]:
+    found = read.mapping("PAGERDUTY_RUNBOOKS")
+    if found is None:
+        return {}
+    runbooks, origin = found
+    for name, url in runbooks.items():
+        if not isinstance(name, str) or not isinstance(url, (str, Link)) or not url:
+            raise read.fail(
+                "PAGERDUTY_RUNBOOKS",
+                origin,
+                "must map exception names, routes or alert types to runbook URLs",
+                {name: url},
+            )
+    return dict(runbooks)
+
+
+def _exception_types(read: _Reader) -> tuple[type[BaseException], ...]:
+    found = read.get("PAGERDUTY_IGNORE_EXCEPTIONS")
+    if found is None:
+        return ()
+    value, origin = found
+    items: Iterable[Any] = value.split(",") if isinstance(value, str) else value
+    if isinstance(value, type) or not isinstance(items, Iterable):
+        items = [value]
+    types: list[type[BaseException]] = []
+    for item in items:
+        resolved = _import_exception(item.strip()) if isinstance(item, str) else item
+        if not (isinstance(resolved, type) and issubclass(resolved, BaseException)):
+            raise read.fail(
+                "PAGERDUTY_IGNORE_EXCEPTIONS",
+                origin,
+                "must list exception classes or their dotted paths (package.module.Error)",
+                item,
+            )
+        types.append(resolved)
+    return tuple(types)
+
+
+def _import_exception(path: str) -> object:
+    module, _, name = path.replace(":", ".").rpartition(".")
+    try:
+        return getattr(import_module(module or "builtins"), name)
+    except (ImportError, AttributeError, ValueError):
+        return None
+
+
+# -- health checks shared by every app of one extension -------------------------------------
+
+
+@dataclass(frozen=True)
+class _CheckSpec:
+    name: str
+    check: HealthCheck
+    options: dict[str, Any]
+
+
+class HealthChecks:
+    """Health checks registered on the extension, run by the HealthMonitor of every app.
+
+    Checks can be registered before any app exists (at import time, with app
+    factories); each app initialised with the extension gets all of them, including
+    those registered later. Each app keeps its own edge-trigger state.
+    """
+
+    def __init__(self) -> None:
+        self._specs: list[_CheckSpec] = []
+        self._monitors: weakref.WeakSet[HealthMonitor] = weakref.WeakSet()
+        self._lock = threading.Lock()
+
+    def register(
+        self,
+        name: str,
+        check: CheckT,
+        *,
+        timeout: float | None = None,
+        depends_on: Iterable[str] = (),
+        severity: Severity | str = Severity.CRITICAL,
+        runbook: str | Link | None = None,
+        failure_threshold: int | None = None,
+        recovery_threshold: int | None = None,
+    ) -> CheckT:
+        """Add a check (see :meth:`HealthMonitor.register`); returns it unchanged."""
+        deps = tuple(depends_on)
+        options: dict[str, Any] = {
+            "timeout": timeout,
+            "depends_on": deps,
+            "severity": Severity.parse(severity),
+            "runbook": runbook,
+            "failure_threshold": failure_threshold,
+            "recovery_threshold": recovery_threshold,
+        }
+        with self._lock:
+            known = {spec.name for spec in self._specs}
+            if name in known:
+                raise ValueError(f"a health check named {name!r} is already registered")
+            missing = [dep for dep in deps if dep not in known]
+            if missing:
+                raise ValueError(
+                    f"health check {name!r} depends on {', '.join(map(repr, missing))}, "
+                    "which must be registered first"
+                )
+            spec = _CheckSpec(name, check, options)
+            for monitor in list(self._monitors):
+                monitor.register(spec.name, spec.check, **spec.options)
+            self._specs.append(spec)
+        return check
+
+    def check(
+        self,
+        name: str | None = None,
+        *,
+        timeout: float | None = None,
+        depends_on: Iterable[str] = (),
+        severity: Severity | str = Severity.CRITICAL,
+        runbook: str | Link | None = None,
+        failure_threshold: int | None = None,
+        recovery_threshold: int | None = None,
+    ) -> Callable[[CheckT], CheckT]:
+        """Decorator form of :meth:`register`; the name defaults to the function's."""
+
+        def decorate(fn: CheckT) -> CheckT:
+            return self.register(
+                name or str(getattr(fn, "__name__", None) or repr(fn)),
+                fn,
+                timeout=timeout,
+                depends_on=depends_on,
+                severity=severity,
+                runbook=runbook,
+                failure_threshold=failure_threshold,
+                recovery_threshold=recovery_threshold,
+            )
+
+        return decorate
+
+    @property
+    def names(self) -> list[str]:
+        with self._lock:
+            return [spec.name for spec in self._specs]
+
+    def attach(self, monitor: HealthMonitor) -> None:
+        """Register every check into ``monitor`` and keep it up to date from now on."""
+        with self._lock:
+            if monitor in self._monitors:
+                return
+            present = set(monitor.names)
+            for spec in self._specs:
+                if spec.name not in present:
+                    monitor.register(spec.name, spec.check, **spec.options)
+            self._monitors.add(monitor)
+
+
+# -- per-app state and the request hooks ----------------------------------------------------
+
+
+class PagerDutyState:
+    """Everything the extension keeps for one app, in ``app.extensions["pagerduty"]``."""
+
+    def __init__(
+        self,
+        settings: PagerDutySettings,
+        alerts: AlertManager,
+        monitor: RequestMonitor,
+        health: HealthMonitor,
+        *,
+        owns_alerts: bool,
+        owns_monitor: bool,
+    ) -> None:
+        self.settings = settings
+        self.alerts = alerts
+        self.monitor = monitor
+        self.health = health
+        self.owns_alerts = owns_alerts
+        self.owns_monitor = owns_monitor
+        self._clock = monitor.clock
+        self._start_lock = threading.Lock()
+        # With periodic checks, read by each request until the first one has started them.
+        self._start_pending = settings.health_interval is not None
+        # Private to this state: an environ shared by nested apps cannot mix them up.
+        self._started_key = f"pd_integrations.flask.{id(self):x}.started"
+        self._error_key = f"pd_integrations.flask.{id(self):x}.error"
+        self._stream_key = f"pd_integrations.flask.{id(self):x}.stream"
+
+    def _on_exception(self, sender: Flask, exception: BaseException, **extra: Any) -> None:
+        """``got_request_exception``: an exception Flask turns into a 500 (or re-raises)."""
+        if isinstance(exception, HTTPException) and (exception.code or 500) < 500:
+            # Trapped (TRAP_HTTP_EXCEPTIONS, debug mode): Flask answers 500, but a 404 is
+            # the client's problem, never an incident.
+            return
+        try:
+            environ = request.environ
+            # _RequestTimer passes it on with the 500, so that one error is one alert.
+            environ[self._error_key] = exception
+            started = environ.get(self._started_key)
+            duration = None if started is None else self._clock() - started
+            # Reported now, not when the response starts: with PROPAGATE_EXCEPTIONS
+            # (debug, testing) Flask re-raises and no response is ever made.
+            self.monitor.exception(exception, _describe_current, 500, duration=duration)
+        except Exception:
+            _log.exception("PagerDuty: could not report %s", type(exception).__name__)
+
+    # -- health -------------------------------------------------------------------------
+
+    def health_report(self) -> HealthReport:
+        """The report the health endpoint serves.
+
+        With periodic checks running, the latest periodic report (so probes do not
+        double the rate at which checks run); otherwise the checks run now.
+        """
+        if self.health.running:
+            report = self.health.last_report
+            if report is not None:
+                return report
+        return self.health.run()
+
+    def start_health_checks(self) -> bool:
+        """Start the periodic checks if ``PAGERDUTY_HEALTH_INTERVAL`` is set; idempotent.
+
+        Called by the first request, so that only a process serving requests runs them:
+        not ``flask shell`` or ``flask pagerduty check``, and not a pre-fork master
+        (threads do not survive ``fork``). Call it yourself in a process that serves no
+        HTTP. Returns whether the checks are running.
+        """
+        interval = self.settings.health_interval
+        with self._start_lock:
+            self._start_pending = False
+            if interval is not None and not self.health.running:
+                self.health.start(interval)
+        return self.health.running
+
+    def close(self, timeout: float | None = 5.0) -> bool:
+        """Stop periodic checks and, if the extension created it, close the AlertManager."""
+        self.health.stop(timeout)
+        return self.alerts.close(timeout) if self.owns_alerts else True
+
+    def __repr__(self) -> str:
+        return f"<PagerDutyState alerts={self.alerts!r}>"
+
+
+class _RequestTimer:
+    """Times each request of one app; its :meth:`wsgi` is installed as ``app.wsgi_app``.
+
+    Wrapping ``app.wsgi_app`` is Flask's documented way to add WSGI middleware. It is
+    used instead of ``before_request``/``after_request`` hooks because each hook costs
+    about a microsecond in Flask's dispatch (plus one per ``request`` proxy access),
+    several times the monitor's own cost; here the healthy path is a clock read, one
+    ``partial`` standing in for ``start_response`` and the monitor's comparisons.
+
+    The request ends when the app starts the response (Flask calls ``start_response``
+    while the request context is still active, so the route is at hand): the body is
+    then already in memory. A body without ``Content-Length`` is streamed: it is wrapped
+    and the request ends when its last chunk was handed to the server. Either way,
+    ``call_on_close`` callbacks (work done after the response) are not counted.
+    """
+
+    __slots__ = (
+        "_clock",
+        "_error_key",
+        "_monitor",
+        "_started_key",
+        "_state",
+        "_stream_key",
+        "wsgi_app",
+    )
+
+    def __init__(self, wsgi_app: WSGIApplication, state: PagerDutyState) -> None:
+        self.wsgi_app = wsgi_app
+        self._state = state
+        self._monitor = state.monitor
+        self._clock = state.monitor.clock
+        self._started_key = state._started_key
+        self._error_key = state._error_key
+        self._stream_key = state._stream_key
+
+    def wsgi(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """Installed as ``app.wsgi_app`` (a bound method is quicker to call than ``self``)."""
+        started = environ[self._started_key] = self._clock()
+        # A plain function, not self._start: saves building a bound method per request.
+        start: StartResponse = partial(_RequestTimer._start, self, environ, start_response, started)
+        body = self.wsgi_app(environ, start)
+        stream: _TimedBody | None = environ.get(self._stream_key)
+        if stream is None:
+            return body
+        stream.body = body
+        return stream
+
+    def _start(
+        self,
+        environ: WSGIEnvironment,
+        start_response: StartResponse,
+        started: float,
+        status: str,
+        headers: list[tuple[str, str]],
+        exc_info: OptExcInfo | None = None,
+    ) -> Callable[[bytes], object]:
+        try:
+            code = _STATUS_CODES.get(status)
+            if code is None:
+                code = int(status[:3])
+                if len(_STATUS_CODES) < _MAX_STATUS_CODES:
+                    _STATUS_CODES[status] = code
+            error = None
+            if code >= 500:
+                if _HEALTH_ENVIRON_KEY in environ:
+                    # The health endpoint's 503 is the checks' to report, not a failed request.
+                    return start_response(status, headers, exc_info)
+                # Set by _on_exception for an unhandled error: it is not reported twice.
+                error = environ.get(self._error_key)
+            for name, _ in headers:
+                if name == "Content-Length":
+                    self._monitor.request_finished(_describe_current, code, started, error)
+                    break
+            else:
+                environ[self._stream_key] = _TimedBody(
+                    self._monitor, _describe(request), code, started, error
+                )
+        except Exception:  # alerting must never break a response
+            _log.exception("PagerDuty: could not time a request")
+        return start_response(status, headers, exc_info)
+
+
+class _RequestTimerStartingChecks(_RequestTimer):
+    """The timer of an app with ``PAGERDUTY_HEALTH_INTERVAL``: its first request starts
+    the periodic checks (see :meth:`PagerDutyState.start_health_checks`). A separate
+    class, so that apps without periodic checks do not pay for the test.
+    """
+
+    __slots__ = ()
+
+    def wsgi(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        state = self._state
+        if state._start_pending:
+            try:
+                state.start_health_checks()
+            except Exception:
+                _log.exception("PagerDuty: could not start the periodic health checks")
+        return super().wsgi(environ, start_response)
+
+
+# Status lines seen, to their codes: parsing "200 OK" costs more than a dict lookup.
+_STATUS_CODES: dict[str, int] = {}
+_MAX_STATUS_CODES = 256
+
+
+class _TimedBody:
+    """A streamed body that tells the monitor when its last chunk was handed over.
+
+    Iteration ends after the server wrote the last chunk and asked for the next: that
+    is when the request ends. ``close`` (the client went away mid-stream) ends it too,
+    before the app's own close callbacks run. An exception raised while streaming is
+    an unhandled error (the client got a truncated response), reported as a 500.
+    """
+
+    __slots__ = ("_error", "_info", "_monitor", "_open", "_started", "_status", "body")
+
+    def __init__(
+        self,
+        monitor: RequestMonitor,
+        info: RequestInfo,
+        status: int,
+        started: float,
+        error: BaseException | None,
+    ) -> None:
+        self.body: Iterable[bytes] = ()
+        self._monitor = monitor
+        self._info = info
+        self._status = status
+        self._started = started
+        self._error = error
+        self._open = True
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self.body
+        except Exception as exc:
+            self._end(exc)
+            raise
+        self._end(None)
+
+    def close(self) -> None:
+        self._end(None)
+        close = getattr(self.body, "close", None)
+        if close is not None:
+            close()
+
+    def _end(self, exc: BaseException | None) -> None:
+        if not self._open:
+            return
+        self._open = False
+        status = max(self._status, 500) if exc is not None else self._status
+        try:
+            self._monitor.request_finished(self._info, status, self._started, exc or self._error)
+        except Exception:
+            _log.exception("PagerDuty: could not time a request")
+
+
+def _describe(req: Request) -> RequestInfo:
+    rule = req.url_rule
+    return RequestInfo(
+        method=req.method,
+        route=None if rule is None else rule.rule,
+        path=req.path,
+        headers=req.headers,
+        client_ip=req.remote_addr,
+    )
+
+
+def _describe_current() -> RequestInfo:
+    """The current request, for the monitor: called only when an alert is about to fire."""
+    return _describe(request)
+
+
+# -- the health endpoint ----------------------------------------------------------------------
+
+
+_HEALTH_ENVIRON_KEY = "pd_integrations.flask.health"
+
+
+def _health_view() -> tuple[dict[str, Any], int, dict[str, str]]:
+    request.environ[_HEALTH_ENVIRON_KEY] = True
+    state = get_state()
+    report = state.health_report()
+    body = report.to_dict(errors=state.settings.health_show_errors)
+    return body, report.http_status, {"Cache-Control": "no-store"}
+
+
+def _health_blueprint(path: str) -> Blueprint:
+    blueprint = Blueprint("pagerduty", __name__)
+    blueprint.add_url_rule(path, "health", _health_view, methods=["GET"])
+    return blueprint
+
+
+# -- the extension --------------------------------------------------------------------------
+
+
+def get_state(app: Flask | None = None) -> PagerDutyState:
+    """The extension's state for ``app`` (default: the current app)."""
+    target = current_app if app is None else app
+    state = target.extensions.get(EXTENSION_KEY)
+    if not isinstance(state, PagerDutyState):
+        raise RuntimeError(
+            "PagerDuty is not initialised on this app: call PagerDuty(app) or "
+            "pagerduty.init_app(app) first"
+        )
+    return state
+
+
+class PagerDuty:
+    """PagerDuty alerting for Flask apps: ``PagerDuty(app)`` or ``init_app(app)`` later.
+
+    Settings come from each app's ``app.config["PAGERDUTY_*"]`` (with environment
+    fallbacks, see :func:`load_settings`). ``alerts``, ``monitor`` and ``health``
+    replace what the extension would build per app; when given, they are shared by
+    every app initialised with this extension, and the settings they would have been
+    built from are ignored. Checks registered through :attr:`health` reach every app.
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        alerts: AlertManager | None = None,
+        monitor: RequestMonitor | None = None,
+        health: HealthMonitor | None = None,
+    ) -> None:
+        if monitor is not None:
+            if alerts is not None and alerts is not monitor.alerts:
+                raise ValueError("alerts= is not the AlertManager of the monitor given")
+            alerts = monitor.alerts
+        self._alerts = alerts
+        self._monitor = monitor
+        self._health = health
+        self.health = HealthChecks()
+        if health is not None:
+            self.health.attach(health)
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Install the hooks, health endpoint and commands on ``app``.
+
+        Raises :class:`ConfigurationError` naming the setting when one is invalid, and
+        ``RuntimeError`` when ``app`` already has a PagerDuty extension.
+        """
+        if EXTENSION_KEY in app.extensions:
+            raise RuntimeError("a PagerDuty extension is already registered on this app")
+        settings = load_settings(app.config)
+        alerts, owns_alerts = self._alerts, False
+        if alerts is None:
+            alerts = AlertManager(
+                settings.routing_key,
+                source=settings.source,
+                dedup_key_prefix=settings.environment,
+                auto_resolve_after=settings.auto_resolve_after,
+                base_url=settings.events_base_url,
+                client_url=settings.client_url,
+                timeout=settings.timeout,
+            )
+            owns_alerts = True
+        monitor = self._monitor or _build_monitor(alerts, settings)
+        health = self._health or HealthMonitor(
+            alerts,
+            failure_threshold=settings.health_failure_threshold,
+            recovery_threshold=settings.health_recovery_threshold,
+            default_timeout=settings.health_timeout,
+            component=settings.component,
+            environment=settings.environment,
+        )
+        self.health.attach(health)
+        state = PagerDutyState(
+            settings,
+            alerts,
+            monitor,
+            health,
+            owns_alerts=owns_alerts,
+            owns_monitor=self._monitor is None,
+        )
+        app.extensions[EXTENSION_KEY] = state
+
+        timer = _RequestTimer if settings.health_interval is None else _RequestTimerStartingChecks
+        app.wsgi_app = timer(app.wsgi_app, state).wsgi  # type: ignore[method-assign]
+        # Connected for this app only. Weakly, through the bound method: the state lives
+        # as long as app.extensions holds it, and when the app is collected blinker drops
+        # the receiver. A strong receiver would stay in the signal forever (blinker only
+        # unlinks it from the dead sender), keeping every old app's AlertManager alive.
+        got_request_exception.connect(state._on_exception, app, weak=True)
+
+        if settings.health_path is not None:
+            _add_health_endpoint(app, settings.health_path)
+        app.cli.add_command(pagerduty_cli)
+        if not alerts.enabled:
+            _log.warning(
+                "PagerDuty alerting is disabled for app %r: no routing key "
+                "(set PAGERDUTY_ROUTING_KEY); the app works, nothing is sent",
+                app.name,
+            )
+
+    def state(self, app: Flask | None = None) -> PagerDutyState:
+        """This extension's state for ``app`` (default: the current app)."""
+        return get_state(app)
+
+    @property
+    def alerts(self) -> AlertManager:
+        """The current app's AlertManager (needs an app context)."""
+        return get_state().alerts
+
+    @property
+    def monitor(self) -> RequestMonitor:
+        """The current app's RequestMonitor (needs an app context)."""
+        return get_state().monitor
+
+    def __repr__(self) -> str:
+        return f"<PagerDuty checks={self.health.names}>"
+
+
+def _build_monitor(alerts: AlertManager, settings: PagerDutySettings) -> RequestMonitor:
+    return RequestMonitor(
+        alerts,
+        slow_request_ms=settings.slow_request_ms,
+        slow_routes=settings.slow_routes,
+        exclude_paths=settings.exclude_paths,
+        severity_for_status=settings.severity_for_status,
+        alert_on_handled_5xx=settings.alert_on_handled_5xx,
+        dedup_by=settings.dedup_by,
+        runbooks=settings.runbooks,
+        environment=settings.environment,
+        component=settings.component,
+        in_app_include=settings.in_app_include,
+        in_app_exclude=settings.in_app_exclude,
+        include_headers=settings.include_headers,
+        send_client_ip=settings.send_client_ip,
+        ignore_exceptions=settings.ignore_exceptions,
+        auto_resolve=settings.auto_resolve,
+    )
+
+
+def _add_health_endpoint(app: Flask, path: str) -> None:
+    taken = [rule.endpoint for rule in app.url_map.iter_rules() if rule.rule == path]
+    if taken:
+        # The app's own endpoint wins: shadowing it would change what its probes see.
+        _log.warning(
+            "PagerDuty: %s is already served by %s; not adding the health endpoint there "
+            "(set PAGERDUTY_HEALTH_PATH to another path, or None)",
+            path,
+            taken[0],
+        )
+        return
+    app.register_blueprint(_health_blueprint(path))

@@ -1,0 +1,217 @@
+"""``flask pagerduty test`` and ``flask pagerduty check``, added to every app by the extension.
+
+Both work on the app Flask loads (``--app`` / ``FLASK_APP``), through that app's own
+settings and :class:`~pd_integrations.AlertManager`, so they test exactly what the
+running app would do.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from . import signals
+from .alerts import AlertManager, make_dedup_key
+from .events import Event, ImageLike, LinkLike, Severity, mask_key
+from .health import CheckStatus, HealthMonitor, HealthReport
+
+if TYPE_CHECKING:
+    from .flask import PagerDutyState
+
+DEFAULT_TEST_SUMMARY = "Test alert from `flask pagerduty test`"
+
+pagerduty_cli = AppGroup("pagerduty", help="Test and check this app's PagerDuty alerting.")
+
+
+def _state() -> PagerDutyState:
+    from .flask import get_state  # the extension module imports this one
+
+    try:
+        return get_state()
+    except RuntimeError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@pagerduty_cli.command("test")
+@click.option("--summary", default=DEFAULT_TEST_SUMMARY, show_default=True)
+@click.option(
+    "--severity",
+    type=click.Choice([severity.value for severity in Severity]),
+    default=Severity.INFO.value,
+    show_default=True,
+)
+@click.option(
+    "--no-resolve",
+    "keep_open",
+    is_flag=True,
+    help="Leave the test alert open (resolve it in PagerDuty yourself).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for delivery.",
+)
+def test_command(summary: str, severity: str, keep_open: bool, timeout: float) -> None:
+    """Send a test trigger (and its resolve) through this app's AlertManager."""
+    state = _state()
+    alerts = state.alerts
+    dispatcher = alerts.dispatcher
+    if dispatcher is None:
+        raise click.ClickException(
+            "PagerDuty alerting is disabled: no routing key (set PAGERDUTY_ROUTING_KEY in "
+            "app.config or the environment)"
+        )
+    problems: list[str] = []
+
+    def failed(sender: object, event: Event, error: Exception, **extra: Any) -> None:
+        problems.append(f"the {event.action} event failed: {error}")
+
+    def dropped(sender: object, event: Event, reason: str, **extra: Any) -> None:
+        problems.append(f"the {event.action} event was dropped ({reason})")
+
+    with (
+        signals.event_failed.connected_to(failed, sender=dispatcher),
+        signals.event_dropped.connected_to(dropped, sender=dispatcher),
+    ):
+        key = alerts.alert(
+            summary,
+            severity,
+            alert_type="cli_test",
+            identifier=uuid.uuid4().hex[:12],
+            custom_details={"app": current_app.name, "command": "flask pagerduty test"},
+        )
+        click.echo(f"Dedup key: {key}")
+        if not keep_open:
+            alerts.resolve(key)
+        delivered = alerts.flush(timeout)
+    where = dispatcher.client.base_url
+    if problems:
+        raise click.ClickException("; ".join(problems))
+    if not delivered:
+        raise click.ClickException(
+            f"not delivered to {where} within {timeout:g} s (still retrying in the background)"
+        )
+    sent = "trigger" if keep_open else "trigger and resolve"
+    click.echo(f"Sent the test {sent} to {where}.")
+
+
+@pagerduty_cli.command("check")
+@click.option(
+    "--probe/--no-probe",
+    default=False,
+    show_default=True,
+    help="Also check that the Events API answers over the network.",
+)
+def check_command(probe: bool) -> None:
+    """Show this app's PagerDuty settings and run its health checks (without alerting)."""
+    state = _state()
+    settings = state.settings
+    problems = 0
+    dispatcher = state.alerts.dispatcher
+    if not state.owns_alerts:
+        key = dispatcher.client.routing_key if dispatcher is not None else None
+        base_url = dispatcher.client.base_url if dispatcher is not None else None
+        base_url_line = f"{base_url} (from the AlertManager passed to PagerDuty())"
+        key_line = f"{mask_key(key)} (from the AlertManager passed to PagerDuty())"
+    else:
+        key = settings.routing_key
+        base_url = settings.events_base_url
+        key_line = f"{mask_key(key)} (from {settings.routing_key_origin})"
+        base_url_line = f"{base_url} (from {settings.events_base_url_origin})"
+    if key is None:
+        key_line = "missing: set PAGERDUTY_ROUTING_KEY (alerting is disabled)"
+        problems += 1
+    rows = [
+        ("routing key", key_line),
+        ("base URL", base_url_line),
+        ("source", state.alerts.source),
+        ("environment", settings.environment or "-"),
+        ("slow requests", _slow_line(state)),
+        ("handled 5xx", "alert" if state.monitor.alert_on_handled_5xx else "no alert"),
+        ("dedup by", state.monitor.dedup_by),
+        ("health endpoint", _health_line(state)),
+    ]
+    for name, value in rows:
+        click.echo(f"{name:<16} {value}")
+    if probe and base_url is not None:
+        from .cli import probe as probe_url  # the core CLI's reachability check
+
+        finding = probe_url(base_url, 5.0)
+        click.echo(f"{'reachable':<16} {'OK' if finding.ok else 'FAIL'}  {finding.detail}")
+        problems += 0 if finding.ok else 1
+    report = _run_checks_quietly(state.health)
+    if report.checks:
+        click.echo("health checks:")
+    for result in report.checks:
+        mark = {CheckStatus.HEALTHY: "OK  ", CheckStatus.SKIPPED: "SKIP"}.get(result.status, "FAIL")
+        detail = f"  {result.error}" if result.error else ""
+        click.echo(f"  {mark}  {result.name} ({result.duration_ms:.1f} ms){detail}")
+    if not report.healthy:
+        problems += 1
+    if problems:
+        raise click.ClickException(f"{problems} problem(s) found")
+    click.echo("All checks passed.")
+
+
+class _MutedAlerts(AlertManager):
+    """An AlertManager that sends nothing: a diagnosis must never page, nor resolve.
+
+    A check failing in ``flask pagerduty check`` and paging from that short-lived
+    process would open an incident that no running server knows it has to resolve.
+    """
+
+    def alert(
+        self,
+        summary: str,
+        severity: Severity | str,
+        *,
+        alert_type: str,
+        component: str | None = None,
+        identifier: str | None = None,
+        custom_details: Mapping[str, Any] | None = None,
+        auto_resolve: bool = False,
+        links: Iterable[LinkLike] | None = None,
+        images: Iterable[ImageLike] | None = None,
+    ) -> str:
+        return make_dedup_key(
+            alert_type, prefix=self.dedup_key_prefix, component=component, identifier=identifier
+        )
+
+    def resolve(self, dedup_key: str) -> None:
+        return None
+
+
+def _run_checks_quietly(health: HealthMonitor) -> HealthReport:
+    """Run every check of the app once, with its alerts muted for the run."""
+    alerts = health.alerts
+    dispatcher = alerts.dispatcher
+    if dispatcher is None:
+        return health.run()  # alerting is off anyway
+    # Built on the app's own client so that no key is looked up again; never submitted to.
+    muted = _MutedAlerts(client=dispatcher.client, dedup_key_prefix=alerts.dedup_key_prefix)
+    health.alerts = muted
+    try:
+        return health.run()
+    finally:
+        health.alerts = alerts
+
+
+def _slow_line(state: PagerDutyState) -> str:
+    monitor = state.monitor
+    overrides = len(state.settings.slow_routes) if state.owns_monitor else 0
+    base = "off" if monitor.slow_request_ms is None else f"{monitor.slow_request_ms:g} ms"
+    return f"{base} ({overrides} route override(s))" if overrides else base
+
+
+def _health_line(state: PagerDutyState) -> str:
+    path = state.settings.health_path or "off"
+    interval = state.settings.health_interval
+    every = f", every {interval:g} s in the background" if interval else ""
+    return f"{path} ({len(state.health.names)} check(s){every})"

@@ -1,0 +1,16 @@
+"""Django settings for tests/django (see conftest.py for how they are applied)."""
+
+from __future__ import annotations
+
+SECRET_KEY = "tests-only-not-a-secret"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+ROOT_URLCONF = "tests.django.urls"
+INSTALLED_APPS = ["pd_integrations.django"]
+MIDDLEWARE = [
+    "pd_integrations.django.middleware.PagerDutyMiddleware",
+    "tests.django.middleware.InnerExplodingMiddleware",
+]
+DATABASES: dict[str, object] = {}
+USE_TZ = True
+PAGERDUTY: dict[str, object] = {}

@@ -1,0 +1,347 @@
+"""settings.PAGERDUTY and the environment, read into PagerDutySettings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import override_settings
+
+from pd_integrations.client import DEFAULT_BASE_URL
+from pd_integrations.django import conf
+from pd_integrations.events import Severity
+from pd_integrations.monitor import DEFAULT_EXCLUDE_PATHS
+
+from .health import cache, upstream
+
+KEY = "confroutingkey000000000000000001"
+ENV_KEY = "confenvroutingkey000000000000002"
+
+
+def load(raw: Any = None, **environ: str) -> tuple[conf.PagerDutySettings, list[str]]:
+    settings, problems = conf.load(raw if raw is not None else {}, environ)
+    return settings, [problem.id for problem in problems]
+
+
+def test_defaults() -> None:
+    settings, problems = load({"ROUTING_KEY": KEY})
+
+    assert problems == []
+    assert settings.enabled
+    assert settings.routing_key == KEY
+    assert settings.routing_key_origin == "PAGERDUTY['ROUTING_KEY']"
+    assert settings.events_base_url == DEFAULT_BASE_URL
+    assert settings.slow_request_ms is None
+    assert settings.slow_routes == {}
+    assert settings.exclude_paths == DEFAULT_EXCLUDE_PATHS
+    assert settings.alert_on_handled_5xx is False
+    assert settings.dedup_by == "fingerprint"
+    assert settings.severity_for_status == {}
+    assert settings.health_checks == ()
+    assert settings.health_interval is None
+    assert settings.health_errors is False
+    assert [cls.__name__ for cls in settings.ignore_exceptions] == ["UnreadablePostError"]
+
+
+def test_every_setting() -> None:
+    settings, problems = load(
+        {
+            "ROUTING_KEY": KEY,
+            "EVENTS_BASE_URL": "http://127.0.0.1:8765/",
+            "SOURCE": "web-1",
+            "ENVIRONMENT": "prod",
+            "COMPONENT": "checkout",
+            "CLIENT_URL": "https://shop.example.com",
+            "SLOW_REQUEST_MS": 2500,
+            "SLOW_ROUTES": {"/export/": None, "POST /login/": 500},
+            "EXCLUDE_PATHS": ["/static/*"],
+            "ALERT_ON_HANDLED_5XX": True,
+            "SEVERITY_FOR_STATUS": {"503": "warning", 502: None},
+            "DEDUP_BY": "route",
+            "RUNBOOKS": {"slow_request": "https://runbooks.example.com/latency"},
+            "IGNORE_EXCEPTIONS": ["builtins.TimeoutError", KeyError],
+            "HEALTH_CHECKS": {"upstream": "tests.django.health.upstream"},
+            "HEALTH_INTERVAL": 30,
+            "HEALTH_TIMEOUT": 2.5,
+            "HEALTH_FAILURE_THRESHOLD": 3,
+            "HEALTH_RECOVERY_THRESHOLD": 2,
+            "HEALTH_ERRORS": True,
+        }
+    )
+
+    assert problems == []
+    assert settings.events_base_url == "http://127.0.0.1:8765"
+    assert (settings.source, settings.environment, settings.component) == (
+        "web-1",
+        "prod",
+        "checkout",
+    )
+    assert settings.client_url == "https://shop.example.com"
+    assert settings.slow_request_ms == 2500.0
+    assert settings.slow_routes == {"/export/": None, "POST /login/": 500.0}
+    assert settings.exclude_paths == ("/static/*",)
+    assert settings.severity_for_status == {503: Severity.WARNING, 502: None}
+    assert settings.dedup_by == "route"
+    assert settings.ignore_exceptions == (TimeoutError, KeyError)
+    (check,) = settings.health_checks
+    assert (check.name, check.check, check.target) == (
+        "upstream",
+        upstream,
+        "tests.django.health.upstream",
+    )
+    assert settings.health_interval == 30.0
+    assert settings.health_timeout == 2.5
+    assert (settings.health_failure_threshold, settings.health_recovery_threshold) == (3, 2)
+    assert settings.health_errors is True
+
+
+def test_environment_fallbacks() -> None:
+    settings, problems = load(
+        {},
+        PAGERDUTY_INTEGRATION_KEY=ENV_KEY,
+        PAGERDUTY_EVENTS_BASE_URL="https://events.eu.pagerduty.com",
+        APP_NAME="from-env",
+        APP_ENV="staging",
+        APP_URL="https://app.example.com",
+    )
+
+    assert problems == []
+    assert settings.routing_key == ENV_KEY
+    assert settings.routing_key_origin == "PAGERDUTY_INTEGRATION_KEY"
+    assert settings.events_base_url == "https://events.eu.pagerduty.com"
+    assert (settings.source, settings.environment) == ("from-env", "staging")
+    assert settings.client_url == "https://app.example.com"
+
+
+def test_the_setting_wins_over_the_environment() -> None:
+    settings, _ = load(
+        {"ROUTING_KEY": KEY, "ENVIRONMENT": "prod", "SLOW_REQUEST_MS": None},
+        PAGERDUTY_ROUTING_KEY=ENV_KEY,
+        PAGERDUTY_SLOW_REQUEST_MS="250",
+    )
+    assert settings.routing_key == KEY
+    assert settings.environment == "prod"
+    assert settings.slow_request_ms is None  # None in the settings turns it off
+
+
+def test_the_slow_request_threshold_from_the_environment() -> None:
+    settings, problems = load({"ROUTING_KEY": KEY}, PAGERDUTY_SLOW_REQUEST_MS="250")
+    assert problems == []
+    assert settings.slow_request_ms == 250.0
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "fast", "nan", "inf"])
+def test_an_invalid_threshold_in_the_environment_is_an_error(text: str) -> None:
+    settings, problems = conf.load({"ROUTING_KEY": KEY}, {"PAGERDUTY_SLOW_REQUEST_MS": text})
+    (problem,) = problems
+    assert problem.id == "pd_integrations.E002"
+    assert problem.msg.startswith("PAGERDUTY_SLOW_REQUEST_MS must be a positive number")
+    assert settings.slow_request_ms is None
+
+
+def test_a_missing_key_is_a_warning() -> None:
+    settings, problems = load({})
+    assert problems == ["pd_integrations.W001"]
+    assert not settings.enabled
+    assert settings.routing_key is None
+
+
+@pytest.mark.parametrize("key", ["short", KEY + " ", KEY[:-1] + "!", 12345])
+def test_a_malformed_key_is_an_error_that_never_shows_the_key(key: Any) -> None:
+    settings, raw_problems = conf.load({"ROUTING_KEY": key}, {})
+    (problem,) = raw_problems
+    assert problem.id == "pd_integrations.E001"
+    assert problem.level == "error"
+    assert not settings.enabled
+    assert settings.routing_key_error is not None
+    if isinstance(key, str) and len(key) > 8:
+        assert key.strip() not in problem.msg
+        assert key.strip() not in settings.routing_key_error
+        assert key.strip() not in str(settings.summary())
+        assert key.strip() not in repr(settings)
+
+
+def test_a_malformed_key_in_the_environment_is_an_error() -> None:
+    _, problems = load({}, PAGERDUTY_ROUTING_KEY="nope")
+    assert problems == ["pd_integrations.E001"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "code"),
+    [
+        ("SLOW_REQUEST_MS", 0, "E002"),
+        ("SLOW_REQUEST_MS", -5, "E002"),
+        ("SLOW_REQUEST_MS", "5000", "E002"),
+        ("SLOW_REQUEST_MS", True, "E002"),
+        ("DEDUP_BY", "exception", "E004"),
+        ("SLOW_ROUTES", ["/a/"], "E007"),
+        ("SLOW_ROUTES", {"/a/": 0}, "E007"),
+        ("SLOW_ROUTES", {3: 100}, "E007"),
+        ("EXCLUDE_PATHS", "/health", "E008"),
+        ("EXCLUDE_PATHS", ["/ok", ""], "E008"),
+        ("RUNBOOKS", {"*": "not a url"}, "E009"),
+        ("RUNBOOKS", "https://example.com", "E009"),
+        ("HEALTH_INTERVAL", 0, "E011"),
+        ("HEALTH_TIMEOUT", None, "E011"),
+        ("HEALTH_FAILURE_THRESHOLD", 0, "E011"),
+        ("HEALTH_RECOVERY_THRESHOLD", 1.5, "E011"),
+        ("EVENTS_BASE_URL", "events.pagerduty.com", "E012"),
+        ("EVENTS_BASE_URL", "ftp://example.com", "E012"),
+        ("ALERT_ON_HANDLED_5XX", "yes", "E013"),
+        ("HEALTH_ERRORS", 1, "E013"),
+        ("SEVERITY_FOR_STATUS", {404: "error"}, "E014"),
+        ("SEVERITY_FOR_STATUS", {503: "loud"}, "E014"),
+        ("SEVERITY_FOR_STATUS", {"abc": "error"}, "E014"),
+        ("SOURCE", 42, "E015"),
+        ("ENVIRONMENT", ["prod"], "E015"),
+        ("IGNORE_EXCEPTIONS", ["no.such.Error"], "E016"),
+        ("IGNORE_EXCEPTIONS", ["tests.django.health.upstream"], "E016"),
+        ("IGNORE_EXCEPTIONS", "builtins.KeyError", "E016"),
+    ],
+)
+def test_an_invalid_value_is_reported_and_replaced_by_its_default(
+    name: str, value: object, code: str
+) -> None:
+    settings, problems = conf.load({"ROUTING_KEY": KEY, name: value}, {})
+    (problem,) = problems
+    assert problem.id == f"pd_integrations.{code}"
+    assert problem.level == "error"
+    assert f"PAGERDUTY['{name}']" in problem.msg
+    default, _ = conf.load({"ROUTING_KEY": KEY}, {})
+    assert settings == default
+
+
+def test_an_invalid_base_url_in_the_environment_falls_back_to_pagerduty() -> None:
+    settings, problems = load({"ROUTING_KEY": KEY}, PAGERDUTY_EVENTS_BASE_URL="nope")
+    assert problems == ["pd_integrations.E012"]
+    assert settings.events_base_url == DEFAULT_BASE_URL
+
+
+def test_unknown_names_are_errors_with_a_suggestion() -> None:
+    _, problems = conf.load({"ROUTING_KEY": KEY, "SLOW_REQUESTS_MS": 100, "COLOUR": "red"}, {})
+    assert [p.id for p in problems] == ["pd_integrations.E003", "pd_integrations.E003"]
+    assert problems[0].hint == "Did you mean 'SLOW_REQUEST_MS'?"
+    assert problems[1].hint is not None
+    assert "ROUTING_KEY" in problems[1].hint
+
+
+def test_the_setting_must_be_a_dict() -> None:
+    settings, problems = load(["ROUTING_KEY"])
+    assert problems == ["pd_integrations.E006", "pd_integrations.W001"]
+    assert settings == load({})[0]  # every default
+
+
+# -- HEALTH_CHECKS ------------------------------------------------------------------------
+
+
+def test_health_checks_in_every_form() -> None:
+    settings, problems = load(
+        {
+            "ROUTING_KEY": KEY,
+            "HEALTH_CHECKS": {
+                "search": {
+                    "CHECK": "tests.django.health.cache",
+                    "DEPENDS_ON": ["upstream"],
+                    "TIMEOUT": 1,
+                    "SEVERITY": "error",
+                    "RUNBOOK": "https://runbooks.example.com/search",
+                    "FAILURE_THRESHOLD": 3,
+                    "RECOVERY_THRESHOLD": 2,
+                },
+                "upstream": upstream,
+            },
+        }
+    )
+
+    assert problems == []
+    # Dependencies first, whatever the order in the settings.
+    first, second = settings.health_checks
+    assert (first.name, first.check, first.target) == ("upstream", upstream, "upstream")
+    assert second == conf.HealthCheckSpec(
+        name="search",
+        check=cache,
+        target="tests.django.health.cache",
+        timeout=1.0,
+        depends_on=("upstream",),
+        severity=Severity.ERROR,
+        runbook="https://runbooks.example.com/search",
+        failure_threshold=3,
+        recovery_threshold=2,
+    )
+
+
+@pytest.mark.parametrize(
+    ("entry", "fragment"),
+    [
+        ("tests.django.health.nope", "cannot import"),
+        ("tests.django.health.NOT_CALLABLE", "is not callable"),
+        ({"TIMEOUT": 1}, "needs 'CHECK'"),
+        ({"CHECK": "tests.django.health.upstream", "RETRIES": 3}, "unknown option"),
+        ({"CHECK": "tests.django.health.upstream", "SEVERITY": "page"}, "'SEVERITY'"),
+        ({"CHECK": "tests.django.health.upstream", "RUNBOOK": "wiki"}, "'RUNBOOK'"),
+        ({"CHECK": "tests.django.health.upstream", "TIMEOUT": 0}, "invalid option"),
+        ({"CHECK": "tests.django.health.upstream", "DEPENDS_ON": "db"}, "invalid option"),
+        ({"CHECK": "tests.django.health.upstream", "DEPENDS_ON": ["db"]}, "depends on 'db'"),
+    ],
+)
+def test_a_bad_health_check_is_reported_and_left_out(entry: object, fragment: str) -> None:
+    settings, problems = conf.load(
+        {"ROUTING_KEY": KEY, "HEALTH_CHECKS": {"bad": entry, "good": upstream}}, {}
+    )
+    (problem,) = problems
+    assert problem.id == "pd_integrations.E010"
+    assert problem.msg.startswith("PAGERDUTY['HEALTH_CHECKS']['bad'] ")
+    assert fragment in problem.msg
+    assert [spec.name for spec in settings.health_checks] == ["good"]
+
+
+def test_health_check_cycles_are_reported() -> None:
+    settings, problems = conf.load(
+        {
+            "ROUTING_KEY": KEY,
+            "HEALTH_CHECKS": {
+                "a": {"CHECK": upstream, "DEPENDS_ON": ["b"]},
+                "b": {"CHECK": upstream, "DEPENDS_ON": ["a"]},
+            },
+        },
+        {},
+    )
+    assert {p.id for p in problems} == {"pd_integrations.E010"}
+    assert any("depends on itself" in p.msg for p in problems)
+    assert settings.health_checks == ()
+
+
+def test_health_checks_must_be_a_dict() -> None:
+    _, problems = load({"ROUTING_KEY": KEY, "HEALTH_CHECKS": ["tests.django.health.upstream"]})
+    assert problems == ["pd_integrations.E010"]
+
+
+# -- caching ----------------------------------------------------------------------------------
+
+
+def test_settings_are_cached_until_they_change() -> None:
+    with override_settings(PAGERDUTY={"SLOW_REQUEST_MS": 100}):
+        first = conf.get()
+        assert conf.get() is first
+        assert first.slow_request_ms == 100
+        with override_settings(PAGERDUTY={"SLOW_REQUEST_MS": 200}):
+            assert conf.get().slow_request_ms == 200
+        assert conf.get().slow_request_ms == 100
+
+
+def test_reset_reads_the_environment_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert conf.get().routing_key is None
+    monkeypatch.setenv("PAGERDUTY_ROUTING_KEY", ENV_KEY)
+    assert conf.get().routing_key is None
+    conf.reset()
+    assert conf.get().routing_key == ENV_KEY
+
+
+def test_the_summary_masks_the_key() -> None:
+    settings, _ = load({"ROUTING_KEY": KEY, "HEALTH_CHECKS": {"u": upstream}})
+    summary = settings.summary()
+    assert summary["routing_key"] == "****0001"
+    assert KEY not in str(summary)
+    assert KEY not in repr(settings)
+    assert summary["health_checks"] == {"u": "upstream"}
+    assert summary["ignore_exceptions"] == ["django.http.request.UnreadablePostError"]

@@ -1,0 +1,150 @@
+"""The health endpoint and health-check alerting."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from flask import Flask
+
+from pd_integrations import AlertManager
+from pd_integrations.flask import PagerDuty, get_state
+from pd_integrations.health import HealthMonitor
+from pd_integrations.testing import CapturedEvents
+from tests.spec import assert_valid_event
+
+from .conftest import build_app, json_of
+
+MakeApp = Callable[..., Flask]
+
+
+def test_check_fails_triggers_once_and_recovery_resolves(
+    make_app: MakeApp, pagerduty_events: CapturedEvents
+) -> None:
+    """Seed parity: the health-check alert triggers on failure and resolves on recovery."""
+    ext = PagerDuty()
+    database = {"up": True}
+
+    @ext.health.check("db", runbook="https://runbooks.example.com/db")
+    def db() -> bool:
+        if not database["up"]:
+            raise ConnectionError("connection refused by db:5432 password=hunter2")
+        return True
+
+    client = make_app(ext=ext).test_client()
+    assert client.get("/health").status_code == 200
+
+    database["up"] = False
+    first, second, third = (client.get("/health") for _ in range(3))
+    assert [r.status_code for r in (first, second, third)] == [503, 503, 503]
+    assert json_of(first)["checks"]["db"]["status"] == "unhealthy"
+    assert "error" not in json_of(first)["checks"]["db"]  # errors stay private by default
+    assert first.headers["Cache-Control"] == "no-store"
+    (trigger,) = pagerduty_events.triggers  # after 2 failures (the default), once
+    assert_valid_event(trigger.pop("_path"), trigger)
+    assert trigger["payload"]["summary"].startswith("Health check failed: db (ConnectionError")
+    assert "hunter2" not in str(trigger)
+    assert trigger["links"] == [{"href": "https://runbooks.example.com/db", "text": "Runbook"}]
+
+    database["up"] = True
+    assert client.get("/health").status_code == 200
+    assert client.get("/health").status_code == 200
+    (resolve,) = pagerduty_events.resolves
+    assert resolve["dedup_key"] == trigger["dedup_key"]
+
+
+def test_endpoint_path_thresholds_and_errors_from_settings(
+    make_app: MakeApp, pagerduty_events: CapturedEvents
+) -> None:
+    ext = PagerDuty()
+    ext.health.register("disk", lambda: False)
+    client = make_app(
+        ext=ext,
+        PAGERDUTY_HEALTH_PATH="/-/ready",
+        PAGERDUTY_HEALTH_FAILURE_THRESHOLD=1,
+        PAGERDUTY_HEALTH_SHOW_ERRORS=True,
+        PAGERDUTY_ALERT_ON_HANDLED_5XX=True,
+        PAGERDUTY_SLOW_REQUEST_MS=0.001,
+    ).test_client()
+
+    assert client.get("/health").status_code == 404
+    response = client.get("/-/ready")
+
+    assert response.status_code == 503
+    assert json_of(response)["checks"]["disk"]["error"] == "check returned False"
+    # One trigger, for the check: the probe itself is neither a slow request nor a 5xx one.
+    (trigger,) = pagerduty_events.triggers
+    assert trigger["payload"]["custom_details"]["alert_type"] == "health_check"
+
+
+def test_health_endpoint_can_be_turned_off(make_app: MakeApp) -> None:
+    client = make_app(PAGERDUTY_HEALTH_PATH=None).test_client()
+    assert client.get("/health").status_code == 404
+
+
+def test_an_existing_health_route_is_left_alone(make_app: MakeApp) -> None:
+    app = build_app()
+
+    @app.route("/health")
+    def own_health() -> str:
+        return "mine"
+
+    PagerDuty(app)
+    try:
+        assert app.test_client().get("/health").data == b"mine"
+    finally:
+        get_state(app).close(1.0)
+
+
+def test_periodic_checks_only_when_configured(
+    make_app: MakeApp, pagerduty_events: CapturedEvents
+) -> None:
+    ext = PagerDuty()
+    runs: list[float] = []
+
+    def queue() -> bool:
+        runs.append(time.monotonic())
+        return False
+
+    ext.health.register("queue", queue, failure_threshold=1)
+    idle = make_app("idle", ext=ext)
+    # A long interval: the background thread runs the checks once now, then waits.
+    periodic = make_app("periodic", ext=ext, PAGERDUTY_HEALTH_INTERVAL=60)
+    state = get_state(periodic)
+    # Not in a process that only loads the app (flask shell, a pre-fork master) ...
+    assert not state.health.running
+    # ... but once it serves requests.
+    assert periodic.test_client().get("/").status_code == 200
+    assert state.health.running
+    assert idle.test_client().get("/").status_code == 200
+    assert not get_state(idle).health.running
+    deadline = time.monotonic() + 5
+    while not pagerduty_events.triggers and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+    (trigger,) = pagerduty_events.triggers  # no probe needed
+    assert trigger["payload"]["summary"].startswith("Health check failed: queue")
+    assert len(runs) == 1
+    # The endpoint serves the periodic report instead of running the checks again.
+    report = state.health.last_report
+    assert report is not None
+    response = periodic.test_client().get("/health")
+    assert response.status_code == 503
+    assert json_of(response)["checked_at"] == report.to_dict()["checked_at"]
+    assert len(runs) == 1
+    state.close(1.0)
+    assert not state.health.running
+
+
+def test_shared_health_monitor(pagerduty_events: CapturedEvents) -> None:
+    with AlertManager() as alerts:
+        monitor = HealthMonitor(alerts, failure_threshold=1)
+        monitor.register("direct", lambda: True)
+        ext = PagerDuty(alerts=alerts, health=monitor)
+        ext.health.register("via_extension", lambda: True)
+        app = build_app()
+        ext.init_app(app)
+
+        assert get_state(app).health is monitor
+        assert monitor.names == ["direct", "via_extension"]
+        assert json_of(app.test_client().get("/health"))["status"] == "healthy"
