@@ -25,7 +25,7 @@ def alerts(pagerduty_events: CapturedEvents) -> Iterator[AlertManager]:
 @pytest.fixture
 def app(alerts: AlertManager) -> FastAPI:
     return create_app(
-        alerts=alerts, slow_request_ms=50, report_seconds=0.1, confirmation_seconds=0.15
+        alerts=alerts, slow_request_ms=250, report_seconds=0.5, confirmation_seconds=0.4
     )
 
 
