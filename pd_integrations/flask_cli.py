@@ -8,7 +8,6 @@ running app would do.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -16,9 +15,8 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from . import signals
-from .alerts import AlertManager, make_dedup_key
-from .events import Event, ImageLike, LinkLike, Severity, mask_key
-from .health import CheckStatus, HealthMonitor, HealthReport
+from .events import Event, Severity, mask_key
+from .health import CheckStatus
 
 if TYPE_CHECKING:
     from .flask import PagerDutyState
@@ -146,7 +144,9 @@ def check_command(probe: bool) -> None:
         finding = probe_url(base_url, 5.0)
         click.echo(f"{'reachable':<16} {'OK' if finding.ok else 'FAIL'}  {finding.detail}")
         problems += 0 if finding.ok else 1
-    report = _run_checks_quietly(state.health)
+    # A diagnosis must never page: a one-shot failure here would open an incident that
+    # no running server knows it has to resolve.
+    report = state.health.run(alert=False)
     if report.checks:
         click.echo("health checks:")
     for result in report.checks:
@@ -158,49 +158,6 @@ def check_command(probe: bool) -> None:
     if problems:
         raise click.ClickException(f"{problems} problem(s) found")
     click.echo("All checks passed.")
-
-
-class _MutedAlerts(AlertManager):
-    """An AlertManager that sends nothing: a diagnosis must never page, nor resolve.
-
-    A check failing in ``flask pagerduty check`` and paging from that short-lived
-    process would open an incident that no running server knows it has to resolve.
-    """
-
-    def alert(
-        self,
-        summary: str,
-        severity: Severity | str,
-        *,
-        alert_type: str,
-        component: str | None = None,
-        identifier: str | None = None,
-        custom_details: Mapping[str, Any] | None = None,
-        auto_resolve: bool = False,
-        links: Iterable[LinkLike] | None = None,
-        images: Iterable[ImageLike] | None = None,
-    ) -> str:
-        return make_dedup_key(
-            alert_type, prefix=self.dedup_key_prefix, component=component, identifier=identifier
-        )
-
-    def resolve(self, dedup_key: str) -> None:
-        return None
-
-
-def _run_checks_quietly(health: HealthMonitor) -> HealthReport:
-    """Run every check of the app once, with its alerts muted for the run."""
-    alerts = health.alerts
-    dispatcher = alerts.dispatcher
-    if dispatcher is None:
-        return health.run()  # alerting is off anyway
-    # Built on the app's own client so that no key is looked up again; never submitted to.
-    muted = _MutedAlerts(client=dispatcher.client, dedup_key_prefix=alerts.dedup_key_prefix)
-    health.alerts = muted
-    try:
-        return health.run()
-    finally:
-        health.alerts = alerts
 
 
 def _slow_line(state: PagerDutyState) -> str:

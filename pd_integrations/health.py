@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from . import config
 from .alerts import AlertManager, make_dedup_key
@@ -230,7 +230,54 @@ def _error_text(exc: BaseException) -> str:
     return f"{type_name(exc)}: {text}" if text else type_name(exc)
 
 
-class HealthMonitor:
+class _Registry(Protocol):
+    def register(
+        self,
+        name: str,
+        check: CheckT,
+        *,
+        timeout: float | None = None,
+        depends_on: Iterable[str] = (),
+        severity: Severity | str = Severity.CRITICAL,
+        runbook: str | Link | None = None,
+        failure_threshold: int | None = None,
+        recovery_threshold: int | None = None,
+    ) -> CheckT:
+        """Add a check and return it unchanged."""
+
+
+class CheckDecorator:
+    """The ``@registry.check("name")`` decorator, for anything with ``register()``."""
+
+    def check(
+        self: _Registry,
+        name: str | None = None,
+        *,
+        timeout: float | None = None,
+        depends_on: Iterable[str] = (),
+        severity: Severity | str = Severity.CRITICAL,
+        runbook: str | Link | None = None,
+        failure_threshold: int | None = None,
+        recovery_threshold: int | None = None,
+    ) -> Callable[[CheckT], CheckT]:
+        """Decorator form of :meth:`register`; the name defaults to the function's."""
+
+        def decorate(fn: CheckT) -> CheckT:
+            return self.register(
+                name or str(getattr(fn, "__name__", None) or repr(fn)),
+                fn,
+                timeout=timeout,
+                depends_on=depends_on,
+                severity=severity,
+                runbook=runbook,
+                failure_threshold=failure_threshold,
+                recovery_threshold=recovery_threshold,
+            )
+
+        return decorate
+
+
+class HealthMonitor(CheckDecorator):
     """Runs registered health checks and pages on transitions, not on every failure.
 
     ``failure_threshold`` consecutive failures open one alert (``alert_type``
@@ -316,33 +363,6 @@ class HealthMonitor:
             )
         return check
 
-    def check(
-        self,
-        name: str | None = None,
-        *,
-        timeout: float | None = None,
-        depends_on: Iterable[str] = (),
-        severity: Severity | str = Severity.CRITICAL,
-        runbook: str | Link | None = None,
-        failure_threshold: int | None = None,
-        recovery_threshold: int | None = None,
-    ) -> Callable[[CheckT], CheckT]:
-        """Decorator form of :meth:`register`; the name defaults to the function's."""
-
-        def decorate(fn: CheckT) -> CheckT:
-            return self.register(
-                name or str(getattr(fn, "__name__", None) or repr(fn)),
-                fn,
-                timeout=timeout,
-                depends_on=depends_on,
-                severity=severity,
-                runbook=runbook,
-                failure_threshold=failure_threshold,
-                recovery_threshold=recovery_threshold,
-            )
-
-        return decorate
-
     @property
     def names(self) -> list[str]:
         with self._lock:
@@ -355,11 +375,13 @@ class HealthMonitor:
 
     # -- running ------------------------------------------------------------------------
 
-    def run(self) -> HealthReport:
+    def run(self, *, alert: bool = True) -> HealthReport:
         """Run every check now (sync checks in threads, in parallel per dependency level).
 
         Async checks get an event loop of their own here; checks bound to the running
-        application's loop should be run with :meth:`arun` instead.
+        application's loop should be run with :meth:`arun` instead. ``alert=False``
+        only reports: no alert, and the failure/recovery counts do not move (for
+        one-shot diagnostics, which cannot tell a blip from an outage).
         """
         outcomes: dict[str, _Outcome] = {}
         for level in self._levels():
@@ -371,16 +393,19 @@ class HealthMonitor:
                 outcomes[check.name] = (
                     self._wait_thread(check, call) if isinstance(call, _ThreadCall) else call
                 )
-        return self._record(outcomes)
+        return self._record(outcomes, alert=alert)
 
-    async def arun(self) -> HealthReport:
-        """Run every check on the running loop (sync checks in threads), in parallel."""
+    async def arun(self, *, alert: bool = True) -> HealthReport:
+        """Run every check on the running loop (sync checks in threads), in parallel.
+
+        ``alert`` as for :meth:`run`.
+        """
         outcomes: dict[str, _Outcome] = {}
         for level in self._levels():
             names = [check.name for check in level]
             results = await asyncio.gather(*(self._arun_one(check, outcomes) for check in level))
             outcomes.update(zip(names, results, strict=True))
-        return self._record(outcomes)
+        return self._record(outcomes, alert=alert)
 
     def start(self, interval: float = DEFAULT_INTERVAL) -> None:
         """Run the checks every ``interval`` seconds on a daemon thread, starting now."""
@@ -533,7 +558,7 @@ class HealthMonitor:
 
     # -- edge-triggered state -------------------------------------------------------------
 
-    def _record(self, outcomes: dict[str, _Outcome]) -> HealthReport:
+    def _record(self, outcomes: dict[str, _Outcome], *, alert: bool = True) -> HealthReport:
         results: list[CheckResult] = []
         # Alerts are raised under the lock: AlertManager.alert only queues, and the order
         # of trigger and resolve must not be swapped by two concurrent runs.
@@ -542,7 +567,8 @@ class HealthMonitor:
                 outcome = outcomes.get(name)
                 if outcome is None:
                     continue  # registered while this run was under way
-                self._transition(check, outcome)
+                if alert:
+                    self._transition(check, outcome)
                 results.append(
                     CheckResult(
                         name=name,

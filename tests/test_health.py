@@ -363,3 +363,18 @@ def test_a_check_raising_cancelled_error_is_just_unhealthy(health: HealthMonitor
     assert report["flaky"].error is not None
     assert report["flaky"].error.startswith("asyncio.exceptions.CancelledError")
     assert [c.name for c in report.checks] == ["flaky", "after"]
+
+
+def test_a_report_only_run_neither_pages_nor_moves_the_counts(
+    alerts: AlertManager, pagerduty_events: CapturedEvents
+) -> None:
+    health = HealthMonitor(alerts, failure_threshold=1)
+    health.register("db", Switch(healthy=False))
+    for _ in range(3):
+        report = health.run(alert=False)
+        assert report["db"].status is CheckStatus.UNHEALTHY
+        assert report["db"].consecutive_failures == 0
+    assert asyncio.run(health.arun(alert=False))["db"].status is CheckStatus.UNHEALTHY
+    assert pagerduty_events.events == []
+    assert health.run()["db"].alerting  # a normal run still pages on the first failure
+    assert len(pagerduty_events.triggers) == 1

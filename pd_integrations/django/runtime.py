@@ -23,8 +23,6 @@ from .conf import PagerDutySettings
 
 _log = logging.getLogger("pd_integrations.django")
 
-# Far more failures than a one-shot run can have: such a monitor reports, never pages.
-_NEVER = 2**31
 SHUTDOWN_TIMEOUT = 5.0
 
 
@@ -77,14 +75,11 @@ def build_monitor(settings: PagerDutySettings, alerts: AlertManager) -> RequestM
     )
 
 
-def build_health(
-    settings: PagerDutySettings, alerts: AlertManager, *, report_only: bool = False
-) -> HealthMonitor:
-    """A HealthMonitor with ``HEALTH_CHECKS`` registered; ``report_only`` never pages."""
-    default_failures = _NEVER if report_only else settings.health_failure_threshold
+def build_health(settings: PagerDutySettings, alerts: AlertManager) -> HealthMonitor:
+    """A HealthMonitor with ``HEALTH_CHECKS`` registered."""
     health = HealthMonitor(
         alerts,
-        failure_threshold=default_failures,
+        failure_threshold=settings.health_failure_threshold,
         recovery_threshold=settings.health_recovery_threshold,
         default_timeout=settings.health_timeout,
         component=settings.component,
@@ -98,7 +93,7 @@ def build_health(
             depends_on=spec.depends_on,
             severity=spec.severity,
             runbook=spec.runbook,
-            failure_threshold=_NEVER if report_only else spec.failure_threshold,
+            failure_threshold=spec.failure_threshold,
             recovery_threshold=spec.recovery_threshold,
         )
     return health

@@ -202,7 +202,7 @@ class Command(BaseCommand):
                 returncode=EXIT_CONFIG,
             )
         try:
-            report = runtime.build_health(settings, alerts, report_only=True).run()
+            report = runtime.build_health(settings, alerts).run(alert=False)
         finally:
             alerts.close(timeout=0)
         if as_json:
