@@ -57,6 +57,7 @@ from .health import (
     DEFAULT_FAILURE_THRESHOLD,
     DEFAULT_RECOVERY_THRESHOLD,
     DEFAULT_TIMEOUT,
+    CheckDecorator,
     HealthCheck,
     HealthMonitor,
     HealthReport,
@@ -484,7 +485,7 @@ class _CheckSpec:
     options: dict[str, Any]
 
 
-class HealthChecks:
+class HealthChecks(CheckDecorator):
     """Health checks registered on the extension, run by the HealthMonitor of every app.
 
     Checks can be registered before any app exists (at import time, with app
@@ -534,33 +535,6 @@ class HealthChecks:
                 monitor.register(spec.name, spec.check, **spec.options)
             self._specs.append(spec)
         return check
-
-    def check(
-        self,
-        name: str | None = None,
-        *,
-        timeout: float | None = None,
-        depends_on: Iterable[str] = (),
-        severity: Severity | str = Severity.CRITICAL,
-        runbook: str | Link | None = None,
-        failure_threshold: int | None = None,
-        recovery_threshold: int | None = None,
-    ) -> Callable[[CheckT], CheckT]:
-        """Decorator form of :meth:`register`; the name defaults to the function's."""
-
-        def decorate(fn: CheckT) -> CheckT:
-            return self.register(
-                name or str(getattr(fn, "__name__", None) or repr(fn)),
-                fn,
-                timeout=timeout,
-                depends_on=depends_on,
-                severity=severity,
-                runbook=runbook,
-                failure_threshold=failure_threshold,
-                recovery_threshold=recovery_threshold,
-            )
-
-        return decorate
 
     @property
     def names(self) -> list[str]:
