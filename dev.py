@@ -11,20 +11,28 @@ they are missing. Only the standard library is used here, on purpose.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import tempfile
+import time
 import venv
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / "bin"
 PYTHON = BIN / "python"
-# Debian packages the test suite drives for real (the console's browser test).
-SYSTEM_PACKAGES = {"chromium": "/usr/bin/chromium"}
+# Debian packages the test suite drives for real: the console's browser test and the
+# shared-state tests, which need a real Redis server.
+SYSTEM_PACKAGES = {"chromium": "/usr/bin/chromium", "redis-server": "/usr/bin/redis-server"}
+# The tests find the server started for them here (tests/redis_server.py).
+REDIS_URL_VARIABLE = "PD_TEST_REDIS_URL"
 
 
 def run(*args: str | Path, env: dict[str, str] | None = None) -> None:
@@ -58,6 +66,40 @@ def ensure_system_packages() -> None:
     run("apt-get", "install", "-y", "-q", "--no-install-recommends", *missing, env=env)
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[dict[str, str]]:
+    """A throwaway Redis on a loopback port for the test run; yields the env to pass on."""
+    binary = SYSTEM_PACKAGES["redis-server"]
+    if not Path(binary).exists():
+        yield {}
+        return
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="pd-redis-") as workdir:
+        args = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", ""]
+        args += ["--appendonly", "no", "--dir", workdir, "--loglevel", "warning"]
+        server = subprocess.Popen(args, cwd=workdir)  # noqa: S603
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
+                    break
+                if server.poll() is not None or time.monotonic() > deadline:
+                    sys.exit(f"redis-server did not start on port {port}")
+                time.sleep(0.05)
+            print(f"+ redis-server on 127.0.0.1:{port}", flush=True)
+            yield {REDIS_URL_VARIABLE: f"redis://127.0.0.1:{port}/0"}
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+
+
 def test(pytest_args: list[str]) -> None:
     ensure_venv("dev")
     ensure_system_packages()
@@ -66,7 +108,9 @@ def test(pytest_args: list[str]) -> None:
     run(BIN / "mypy")
     docs_env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     run(BIN / "mkdocs", "build", "--strict", "--site-dir", VENV / "site", env=docs_env)
-    run(PYTHON, "-m", "pytest", "-n", "2", "-q", *pytest_args)
+    with redis_server() as redis_env:
+        test_env = {**os.environ, **redis_env}
+        run(PYTHON, "-m", "pytest", "-n", "2", "-q", *pytest_args, env=test_env)
 
 
 def demo(args: list[str]) -> None:
