@@ -83,7 +83,16 @@ def redis_server() -> Iterator[dict[str, str]]:
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="pd-redis-") as workdir:
         args = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", ""]
-        args += ["--appendonly", "no", "--dir", workdir, "--loglevel", "warning"]
+        args += [
+            "--appendonly",
+            "no",
+            "--dir",
+            workdir,
+            "--loglevel",
+            "warning",
+            "--logfile",
+            "redis.log",
+        ]
         server = subprocess.Popen(args, cwd=workdir)  # noqa: S603
         try:
             deadline = time.monotonic() + 10
