@@ -169,16 +169,20 @@ class RequestMonitor:
     templates, or prefixes ending in ``*``) never raise slow-request alerts.
 
     No method of this class ever raises into the application.
+
+    ``quiet_status_below`` and ``quiet_seconds_below`` are the bounds of a request with
+    nothing to decide: no exception, a status below the first, and less time than the
+    second since :meth:`clock` was read at its start. :meth:`request_finished` returns
+    at once for such a request; an adapter whose per-request budget is a fraction of a
+    microsecond may make the same comparison itself and skip the call.
     """
 
     __slots__ = (
         "_fingerprinter",
         "_include_headers",
-        "_min_slow",
         "_route_thresholds",
         "_scrubber",
         "_severity",
-        "_status_floor",
         "alerts",
         "auto_resolve",
         "clock",
@@ -188,6 +192,8 @@ class RequestMonitor:
         "exclude_paths",
         "exclude_prefixes",
         "ignore_exceptions",
+        "quiet_seconds_below",
+        "quiet_status_below",
         "runbooks",
         "send_client_ip",
         "slow_request_ms",
@@ -235,13 +241,13 @@ class RequestMonitor:
         # The fast path compares against the smallest threshold anywhere: below it no
         # route can be slow, so the route (and the request description) is never needed.
         limits = [ms for ms in (slow_request_ms, *routes.values()) if ms is not None]
-        self._min_slow = min(limits) / 1000.0 if limits else math.inf
+        self.quiet_seconds_below = min(limits) / 1000.0 if limits else math.inf
         paths = [p.strip() for p in exclude_paths if p.strip()]
         self.exclude_paths = frozenset(_normalise_path(p) for p in paths if not p.endswith("*"))
         self.exclude_prefixes = tuple(p[:-1] for p in paths if p.endswith("*"))
         self._severity = _status_rule(severity_for_status)
         # Handled responses at or above this status go to the slow path; 1000 means never.
-        self._status_floor = 500 if alert_on_handled_5xx else 1000
+        self.quiet_status_below = 500 if alert_on_handled_5xx else 1000
         self.dedup_by = dedup_by
         self.runbooks = dict(runbooks or {})
         self.environment = config.environment(environment)
@@ -258,7 +264,7 @@ class RequestMonitor:
 
     @property
     def alert_on_handled_5xx(self) -> bool:
-        return self._status_floor == 500
+        return self.quiet_status_below == 500
 
     # -- the hot path -------------------------------------------------------------------
 
@@ -278,7 +284,7 @@ class RequestMonitor:
         """
         elapsed = self.clock() - started
         # Healthy and fast: three comparisons and a clock read; nothing is built.
-        if exc is None and status < self._status_floor and elapsed < self._min_slow:
+        if exc is None and status < self.quiet_status_below and elapsed < self.quiet_seconds_below:
             return None
         try:
             return self._finished(request, status, elapsed, exc)
@@ -372,11 +378,11 @@ class RequestMonitor:
                 key = self._exception(exc, lazy, status, elapsed)
             if key is not None:
                 return key  # the error alert says it all; a slow alert too would be noise
-        elif status >= self._status_floor:
+        elif status >= self.quiet_status_below:
             key = self._handled_error(lazy, status, elapsed)
             if key is not None:
                 return key
-        if elapsed >= self._min_slow:
+        if elapsed >= self.quiet_seconds_below:
             return self._slow(lazy, status, elapsed)
         return None
 

@@ -106,6 +106,37 @@ def test_a_fast_successful_request_builds_nothing(
     assert pagerduty_events.events == []
 
 
+@pytest.mark.parametrize(
+    ("settings", "status_below", "seconds_below"),
+    [
+        ({}, 1000, float("inf")),
+        ({"slow_request_ms": 250}, 1000, 0.25),
+        ({"slow_request_ms": 250, "slow_routes": {"/export": 40}}, 1000, 0.04),
+        ({"alert_on_handled_5xx": True}, 500, float("inf")),
+    ],
+)
+def test_the_quiet_bounds_are_the_smallest_that_could_alert(
+    make_monitor: Callable[..., RequestMonitor],
+    clock: FakeClock,
+    pagerduty_events: CapturedEvents,
+    settings: dict[str, Any],
+    status_below: int,
+    seconds_below: float,
+) -> None:
+    monitor = make_monitor(**settings)
+    assert (monitor.quiet_status_below, monitor.quiet_seconds_below) == (
+        status_below,
+        seconds_below,
+    )
+    # Just past the bounds the monitor does alert: what adapters skip is what it skips.
+    if seconds_below != float("inf"):
+        start = monitor.clock()
+        clock.advance(seconds_below * 1.0001)
+        assert monitor.request_finished(lambda: request(route="/export"), 200, start) is not None
+    if status_below == 500:
+        assert monitor.request_finished(request, 500, monitor.clock()) is not None
+
+
 def test_the_request_description_is_built_once_when_an_alert_fires(
     make_monitor: Callable[..., RequestMonitor], clock: FakeClock, pagerduty_events: CapturedEvents
 ) -> None:
