@@ -166,7 +166,9 @@ class RequestMonitor:
     route with ``dedup_by="route"``). Requests slower than ``slow_request_ms`` (or their
     route's entry in ``slow_routes``; ``None`` there turns a route off) raise a
     ``warning`` deduplicated per route; ``exclude_paths`` (exact paths or route
-    templates, or prefixes ending in ``*``) never raise slow-request alerts.
+    templates, or prefixes ending in ``*``) never raise slow-request alerts, nor alerts
+    for the 5xx responses they answer themselves (a health endpoint's 503); an
+    exception escaping from them still alerts.
 
     No method of this class ever raises into the application.
 
@@ -352,7 +354,7 @@ class RequestMonitor:
         return None if self.slow_request_ms is None else self.slow_request_ms / 1000.0
 
     def is_excluded(self, info: RequestInfo) -> bool:
-        """Is this request on an excluded path (no slow-request alerts)?"""
+        """Is this request on an excluded path (no slow-request or handled-5xx alerts)?"""
         for candidate in (info.path, info.route):
             if not candidate:
                 continue
@@ -432,6 +434,9 @@ class RequestMonitor:
         if severity is None:
             return None
         info = lazy.get()
+        if self.is_excluded(info):
+            # A health endpoint answers 503 by design: its checks page for themselves.
+            return None
         route = info.route or UNMATCHED_ROUTE
         method = info.method.upper()
         identifier = f"{method} {route}"

@@ -407,6 +407,18 @@ def test_handled_5xx_alert_only_when_enabled(
     assert details_of(event)["status"] == 503
 
 
+def test_an_excluded_path_returning_5xx_does_not_alert_but_its_exceptions_do(
+    make_monitor: Callable[..., RequestMonitor], pagerduty_events: CapturedEvents
+) -> None:
+    monitor = make_monitor(alert_on_handled_5xx=True)
+    health = RequestInfo(method="GET", route="/healthz", path="/healthz")
+    assert monitor.request_finished(health, 503, monitor.clock()) is None
+    assert pagerduty_events.events == []
+    key = monitor.request_finished(health, 500, monitor.clock(), divide())
+    assert key is not None
+    assert len(pagerduty_events.triggers) == 1
+
+
 # -- slow requests ------------------------------------------------------------------------
 
 
