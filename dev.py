@@ -2,7 +2,8 @@
 """Set up and run the project with nothing but python3 (3.11+).
 
     python3 dev.py demo    # the demo: an app alerting into the bundled local emulator
-    python3 dev.py test    # every check CI runs: lint, types, docs, the whole test suite
+    python3 dev.py test    # every check CI runs: lint, types, docs, the whole test suite,
+                           # then the adapters' tests on each supported framework version
 
 Both create (or reuse) the virtual environment in .venv and install what they need;
 `test` also installs the system packages the tests use (Chromium) with apt-get when
@@ -120,6 +121,10 @@ def test(pytest_args: list[str]) -> None:
     with redis_server() as redis_env:
         test_env = {**os.environ, **redis_env}
         run(PYTHON, "-m", "pytest", "-n", "2", "-q", *pytest_args, env=test_env)
+    if not pytest_args:
+        # The adapters against the oldest and newest supported release of each framework
+        # (tox.ini); skipped when the command was given pytest arguments, e.g. one file.
+        run(BIN / "tox", "run-parallel", "-m", "frameworks", "-p", "2", "--parallel-no-spinner")
 
 
 def demo(args: list[str]) -> None:
