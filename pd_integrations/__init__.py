@@ -21,6 +21,13 @@ from .errors import (
     InvalidEventError,
     PagerDutyError,
     RateLimitedError,
+    RestError,
+    RestForbiddenError,
+    RestInvalidRequestError,
+    RestNotFoundError,
+    RestRateLimitedError,
+    RestServerError,
+    RestUnauthorizedError,
     UnknownAlertError,
 )
 from .events import (
@@ -36,6 +43,7 @@ from .events import (
 from .fingerprint import Fingerprint, Fingerprinter
 from .health import CheckResult, CheckStatus, HealthMonitor, HealthReport
 from .monitor import RequestInfo, RequestMonitor
+from .rest import AsyncRestClient, RestClient
 from .scrub import Scrubber
 
 __all__ = [
@@ -45,6 +53,7 @@ __all__ = [
     "Alert",
     "AlertManager",
     "AsyncEventsClient",
+    "AsyncRestClient",
     "ChangeEvent",
     "CheckResult",
     "CheckStatus",
@@ -67,6 +76,14 @@ __all__ = [
     "RequestInfo",
     "RequestMonitor",
     "ResolveEvent",
+    "RestClient",
+    "RestError",
+    "RestForbiddenError",
+    "RestInvalidRequestError",
+    "RestNotFoundError",
+    "RestRateLimitedError",
+    "RestServerError",
+    "RestUnauthorizedError",
     "RetryPolicy",
     "Scrubber",
     "Severity",

@@ -20,6 +20,7 @@ WEBHOOK_SECRET_VAR = "PAGERDUTY_WEBHOOK_SECRET"  # noqa: S105 - a variable name
 APP_NAME_VAR = "APP_NAME"
 APP_ENV_VAR = "APP_ENV"
 APP_URL_VAR = "APP_URL"
+STATE_URL_VAR = "PAGERDUTY_STATE_URL"
 
 
 def _first(names: tuple[str, ...], environ: Mapping[str, str] | None) -> str | None:
@@ -62,3 +63,21 @@ def environment(
 
 def client_url(explicit: str | None = None, environ: Mapping[str, str] | None = None) -> str | None:
     return explicit if explicit else env_value(APP_URL_VAR, environ)
+
+
+REST_BASE_URL_VAR = "PAGERDUTY_REST_BASE_URL"
+
+
+def rest_base_url(
+    explicit: str | None = None, environ: Mapping[str, str] | None = None
+) -> str | None:
+    """The REST API base URL: ``explicit``, else ``PAGERDUTY_REST_BASE_URL``, else ``None``."""
+    return explicit if explicit else env_value(REST_BASE_URL_VAR, environ)
+
+
+def state_url(explicit: str | None = None, environ: Mapping[str, str] | None = None) -> str | None:
+    """Where alert state is shared: ``explicit``, else ``PAGERDUTY_STATE_URL``.
+
+    ``None`` means in-process state (see :mod:`pd_integrations.state`).
+    """
+    return explicit if explicit else env_value(STATE_URL_VAR, environ)

@@ -55,3 +55,60 @@ class UnknownAlertError(PagerDutyError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "unknown alert"
+
+
+class RestError(PagerDutyError):
+    """The REST API refused a request, or could not be reached (:mod:`pd_integrations.rest`).
+
+    ``status_code`` is the HTTP status (``None`` when no answer came back, or when the
+    request was refused locally before sending); ``code``, ``message`` and ``errors``
+    are PagerDuty's ``error.code``, ``error.message`` and ``error.errors`` when it sent
+    them; ``attempts`` counts the HTTP attempts made.
+    """
+
+    def __init__(
+        self,
+        text: str,
+        *,
+        status_code: int | None = None,
+        code: int | None = None,
+        message: str | None = None,
+        errors: Sequence[str] = (),
+        attempts: int = 0,
+    ) -> None:
+        # Cooperative: a subclass that also derives from DeliveryError gets its
+        # __init__ here, which resets status_code/attempts; ours are set after it.
+        super().__init__(text)
+        self.status_code = status_code
+        self.code = code
+        self.message = message
+        self.errors: list[str] = list(errors)
+        self.attempts = attempts
+
+
+class RestInvalidRequestError(RestError, ValueError):
+    """PagerDuty answered 400 (or 422), or the arguments were refused before sending."""
+
+
+class RestUnauthorizedError(RestError):
+    """HTTP 401: the API key is missing, wrong or revoked."""
+
+
+class RestForbiddenError(RestError):
+    """HTTP 403: the API key may not do this (a read-only key writing, a missing role)."""
+
+
+class RestNotFoundError(RestError):
+    """HTTP 404: no such incident, service, user, window or schedule."""
+
+
+class RestRateLimitedError(RestError, RateLimitedError):
+    """PagerDuty kept answering 429 until the retry budget ran out."""
+
+
+class RestServerError(RestError, DeliveryError):
+    """PagerDuty answered 5xx, or could not be reached, until the retry budget ran out.
+
+    ``status_code`` is ``None`` when no answer came back at all. A write that failed
+    this way may or may not have been applied.
+    """
