@@ -45,6 +45,15 @@ from .health import CheckResult, CheckStatus, HealthMonitor, HealthReport
 from .monitor import RequestInfo, RequestMonitor
 from .rest import AsyncRestClient, RestClient
 from .scrub import Scrubber
+from .webhooks import (
+    Incident,
+    WebhookError,
+    WebhookEvent,
+    WebhookReceiver,
+    WebhookResult,
+    sign_body,
+    verify_signature,
+)
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -69,6 +78,7 @@ __all__ = [
     "HealthMonitor",
     "HealthReport",
     "Image",
+    "Incident",
     "InvalidEventError",
     "Link",
     "PagerDutyError",
@@ -89,4 +99,10 @@ __all__ = [
     "Severity",
     "TriggerEvent",
     "UnknownAlertError",
+    "WebhookError",
+    "WebhookEvent",
+    "WebhookReceiver",
+    "WebhookResult",
+    "sign_body",
+    "verify_signature",
 ]

@@ -3,6 +3,8 @@
 ``alert()`` returns the dedup key at once; delivery happens on the dispatcher's worker
 thread. An alert that is already open is not sent again (its occurrence count grows),
 unless it comes back more severe, so a problem that repeats a thousand times pages once.
+Which alerts are open is kept in a :class:`~pd_integrations.state.StateBackend`: this
+process's memory by default, or Redis shared by every worker (``state_url=``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 
 from . import config, signals
 from .client import EventsClient
-from .dispatch import DEFAULT_MAX_QUEUE, Dispatcher, DispatchStats
+from .dispatch import DEFAULT_MAX_QUEUE, Dispatcher, DispatchStats, with_occurrences
 from .errors import InvalidEventError, UnknownAlertError
 from .events import (
     AcknowledgeEvent,
@@ -38,6 +40,7 @@ from .events import (
 )
 from .ratelimit import DEFAULT_PER_MINUTE
 from .scrub import DEFAULT_SCRUBBER, Scrubber
+from .state import DEFAULT_ALERT_TTL, AlertRecord, StateBackend, open_state
 
 _log = logging.getLogger("pd_integrations.alerts")
 
@@ -61,64 +64,6 @@ class Alert:
     auto_resolve: bool = False
 
 
-class _Record:
-    """The manager's own, mutable state of an open alert; users get :class:`Alert` copies.
-
-    Mutable so that the storm path (a repeat of an open alert) only bumps two fields.
-    """
-
-    __slots__ = (
-        "acknowledged",
-        "alert_type",
-        "auto_resolve",
-        "component",
-        "dedup_key",
-        "first_seen",
-        "identifier",
-        "last_seen",
-        "occurrences",
-        "severity",
-        "summary",
-    )
-
-    def __init__(
-        self,
-        dedup_key: str,
-        summary: str,
-        severity: Severity,
-        alert_type: str,
-        component: str | None,
-        identifier: str | None,
-        now: float,
-        auto_resolve: bool,
-    ) -> None:
-        self.dedup_key = dedup_key
-        self.summary = summary
-        self.severity = severity
-        self.alert_type = alert_type
-        self.component = component
-        self.identifier = identifier
-        self.first_seen = self.last_seen = now
-        self.occurrences = 1
-        self.acknowledged = False
-        self.auto_resolve = auto_resolve
-
-    def snapshot(self) -> Alert:
-        return Alert(
-            self.dedup_key,
-            self.summary,
-            self.severity,
-            self.alert_type,
-            self.component,
-            self.identifier,
-            datetime.fromtimestamp(self.first_seen, UTC),
-            datetime.fromtimestamp(self.last_seen, UTC),
-            self.occurrences,
-            self.acknowledged,
-            self.auto_resolve,
-        )
-
-
 def make_dedup_key(
     alert_type: str,
     *,
@@ -137,12 +82,39 @@ def _summary_id(summary: str) -> str:
     return hashlib.sha256(summary.encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
+def _snapshot(record: AlertRecord) -> Alert:
+    return Alert(
+        record.dedup_key,
+        record.summary,
+        record.severity,
+        record.alert_type,
+        record.component,
+        record.identifier,
+        datetime.fromtimestamp(record.first_seen, UTC),
+        datetime.fromtimestamp(record.last_seen, UTC),
+        record.occurrences,
+        record.acknowledged,
+        record.auto_resolve,
+    )
+
+
 class AlertManager:
     """Raise, acknowledge and resolve alerts without ever waiting for PagerDuty.
 
     Every argument left out falls back to its environment variable (see
     :mod:`pd_integrations.config`). Without a routing key the manager is disabled: it
     warns once, sends nothing, and every call still works.
+
+    ``state_url`` (else ``PAGERDUTY_STATE_URL``) says where open alerts, occurrence
+    counts, health-check state and the rate budget live: ``memory://`` or unset for this
+    process, ``redis://host:6379/0`` (or ``rediss://``, ``unix://``) to share them with
+    every process and host using the same routing key. ``state`` passes a ready
+    :class:`~pd_integrations.state.StateBackend` instead (the manager does not close it).
+
+    ``spool`` (else ``PAGERDUTY_SPOOL``) is a file where events wait on disk until
+    PagerDuty accepted them, so a crash or a kill loses nothing (see the "Delivery
+    guarantees" page); ``shutdown_timeout`` (else ``PAGERDUTY_FLUSH_TIMEOUT``, else 2)
+    bounds, in seconds, the flush at exit and on SIGTERM.
     """
 
     def __init__(
@@ -159,6 +131,10 @@ class AlertManager:
         rate_limit: int | None = DEFAULT_PER_MINUTE,
         scrubber: Scrubber | None = DEFAULT_SCRUBBER,
         client: EventsClient | None = None,
+        state_url: str | None = None,
+        state: StateBackend | None = None,
+        spool: str | os.PathLike[str] | None = None,
+        shutdown_timeout: float | None = None,
     ) -> None:
         key = client.routing_key if client is not None else config.routing_key(routing_key)
         self.source = client.source if client is not None and not source else config.source(source)
@@ -168,13 +144,25 @@ class AlertManager:
         self._dispatcher: Dispatcher | None = None
         if key:
             check_routing_key(key)
+        self._owns_state = state is None
+        if state is None:
+            # Disabled (no key): nothing is sent, so nothing needs sharing.
+            state = open_state(config.state_url(state_url) if key else None, key or "")
+        self._state = state
+        if key:
             if client is None:
                 client = EventsClient(
                     key, source=self.source, base_url=base_url, timeout=timeout, scrubber=scrubber
                 )
-            self._dispatcher = Dispatcher(client, max_queue=max_queue, rate_limit=rate_limit)
-        self._active: dict[str, _Record] = {}
-        self._lock = threading.Lock()
+            budget = state.rate_budget(rate_limit) if rate_limit is not None else None
+            self._dispatcher = Dispatcher(
+                client,
+                max_queue=max_queue,
+                rate_limit=rate_limit,
+                budget=budget,
+                spool=spool,
+                exit_flush_timeout=shutdown_timeout,
+            )
         self._resolver = _AutoResolver(self)
         self._warned_disabled = False
         _live.add(self)
@@ -192,9 +180,14 @@ class AlertManager:
     def dispatcher(self) -> Dispatcher | None:
         return self._dispatcher
 
+    @property
+    def state(self) -> StateBackend:
+        """Where open alerts, occurrence counts and health-check state are kept."""
+        return self._state
+
     def __repr__(self) -> str:
         key = self._dispatcher.client.routing_key if self._dispatcher else None
-        return f"<AlertManager routing_key={mask_key(key)} active={len(self._active)}>"
+        return f"<AlertManager routing_key={mask_key(key)} state={self._state.description}>"
 
     # -- raising alerts ------------------------------------------------------------------
 
@@ -223,21 +216,29 @@ class AlertManager:
             alert_type, prefix=self.dedup_key_prefix, component=component, identifier=identifier
         )
         now = time.time()
-        with self._lock:
-            record = self._active.get(key)
-            if record is None:
-                record = self._active[key] = _Record(
-                    key, summary, level, alert_type, component, identifier, now, auto_resolve
-                )
-                suppressed = False
-            else:
-                suppressed = level.rank <= record.severity.rank
-                if not suppressed:  # came back worse: PagerDuty must see the new severity
-                    record.severity, record.summary = level, summary
-                record.occurrences += 1
-                record.last_seen = now
-            occurrences = record.occurrences
-        if suppressed:
+        raised = self._state.raise_alert(
+            AlertRecord(
+                key,
+                summary,
+                level,
+                alert_type,
+                component,
+                identifier,
+                now,
+                now,
+                1,
+                False,
+                auto_resolve,
+            ),
+            self._ttl(auto_resolve),
+        )
+        occurrences = raised.occurrences
+        resolve_later = auto_resolve and self.auto_resolve_after is not None
+        if not raised.send:
+            if resolve_later:
+                # Another process may have opened it: every process that sees it keeps a
+                # timer, and the shared state lets exactly one of them send the resolve.
+                self._resolver.ensure(key, self.auto_resolve_after or 0.0)
             # The hot path of a storm: build the event only if someone listens.
             if signals.event_suppressed.receivers:
                 event = self._trigger(summary, level, key, component, custom_details, alert_type)
@@ -249,14 +250,24 @@ class AlertManager:
                     occurrences=occurrences,
                 )
             return key
-        self._send(
-            self._trigger(summary, level, key, component, custom_details, alert_type, links, images)
+        event = self._trigger(
+            summary, level, key, component, custom_details, alert_type, links, images
         )
-        if auto_resolve and self.auto_resolve_after is not None:
+        if occurrences > 1:  # came back more severe: say how often it happened so far
+            event = with_occurrences(event, occurrences)
+        self._send(event)
+        if resolve_later:
             # Scheduled once per opened alert; recurrences only move last_seen, which the
             # timer checks when it fires.
-            self._resolver.schedule(key, self.auto_resolve_after)
+            self._resolver.schedule(key, self.auto_resolve_after or 0.0)
         return key
+
+    def _ttl(self, auto_resolve: bool) -> float:
+        """How long the state remembers an alert after its last occurrence."""
+        if auto_resolve and self.auto_resolve_after is not None:
+            # Long enough for the auto-resolve timer to find it and send the resolve.
+            return max(DEFAULT_ALERT_TTL, 2 * self.auto_resolve_after)
+        return DEFAULT_ALERT_TTL
 
     def _trigger(
         self,
@@ -341,35 +352,32 @@ class AlertManager:
     # -- acting on alerts ---------------------------------------------------------------
 
     def acknowledge(self, dedup_key: str) -> None:
-        """Acknowledge an open alert; :class:`UnknownAlertError` if this manager has none."""
-        with self._lock:
-            record = self._active.get(dedup_key)
-            if record is None:
-                raise UnknownAlertError(f"no open alert with dedup key {dedup_key!r}")
-            record.acknowledged = True
+        """Acknowledge an open alert; :class:`UnknownAlertError` if the state has none."""
+        if not self._state.acknowledge(dedup_key):
+            raise UnknownAlertError(f"no open alert with dedup key {dedup_key!r}")
         self._send(AcknowledgeEvent(dedup_key))
 
     def resolve(self, dedup_key: str) -> None:
-        """Resolve an alert; sent even when this manager does not know the key."""
+        """Resolve an alert; sent even when the state does not know the key."""
         event = ResolveEvent(dedup_key)
-        with self._lock:
-            self._active.pop(dedup_key, None)
+        self._state.resolve(dedup_key)
         self._resolver.cancel(dedup_key)
         self._send(event)
 
     def active_alerts(self) -> list[Alert]:
-        with self._lock:
-            return [record.snapshot() for record in self._active.values()]
+        """Every open alert (of every process, with shared state)."""
+        return [_snapshot(record) for record in self._state.active_alerts()]
 
     def get_alert(self, dedup_key: str) -> Alert | None:
-        with self._lock:
-            record = self._active.get(dedup_key)
-            return record.snapshot() if record is not None else None
+        record = self._state.get_alert(dedup_key)
+        return _snapshot(record) if record is not None else None
 
     def forget_all(self) -> None:
-        """Forget every open alert without resolving it (for tests and restarts)."""
-        with self._lock:
-            self._active.clear()
+        """Forget every open alert and health state without resolving (tests, restarts).
+
+        With shared state this forgets them for every process using the routing key.
+        """
+        self._state.clear()
         self._resolver.cancel_all()
 
     # -- delivery -----------------------------------------------------------------------
@@ -391,13 +399,15 @@ class AlertManager:
         return self._dispatcher.flush(timeout) if self._dispatcher else True
 
     def close(self, timeout: float | None = 5.0) -> bool:
-        """Flush, stop the background threads and close the HTTP connections."""
+        """Flush, stop the background threads and close the HTTP and Redis connections."""
         self._resolver.stop()
         _live.discard(self)
-        if self._dispatcher is None:
-            return True
-        flushed = self._dispatcher.close(timeout)
-        self._dispatcher.client.close()
+        flushed = True
+        if self._dispatcher is not None:
+            flushed = self._dispatcher.close(timeout)
+            self._dispatcher.client.close()
+        if self._owns_state:
+            self._state.close()
         return flushed
 
     def stats(self) -> DispatchStats:
@@ -412,16 +422,16 @@ class AlertManager:
         self.close()
 
     def _auto_resolve(self, dedup_key: str, due: float) -> None:
-        with self._lock:
-            record = self._active.get(dedup_key)
-            if record is None:
-                return
-            # Each recurrence pushed the deadline; resolve only if it has not come back since.
-            quiet_for = time.time() - record.last_seen
-            if self.auto_resolve_after is not None and quiet_for + 0.001 < self.auto_resolve_after:
-                self._resolver.schedule(dedup_key, self.auto_resolve_after - quiet_for)
-                return
-            del self._active[dedup_key]
+        if self.auto_resolve_after is None:
+            return
+        # Each recurrence pushed the deadline; resolve only if it has not come back since.
+        # Atomic in the state: of all the processes whose timers fire, one sends it.
+        remaining = self._state.resolve_if_quiet(dedup_key, self.auto_resolve_after, time.time())
+        if remaining is None:
+            return
+        if remaining > 0:
+            self._resolver.schedule(dedup_key, remaining)
+            return
         self._send(ResolveEvent(dedup_key))
 
 
@@ -456,6 +466,11 @@ class _AutoResolver:
                 )
                 self._thread.start()
             self._changed.notify()
+
+    def ensure(self, dedup_key: str, delay: float) -> None:
+        """Schedule unless a timer for ``dedup_key`` is already pending."""
+        if dedup_key not in self._due or self._pid != os.getpid():
+            self.schedule(dedup_key, delay)
 
     def cancel(self, dedup_key: str) -> None:
         with self._lock:
@@ -502,16 +517,6 @@ class _AutoResolver:
 
 
 _live: weakref.WeakSet[AlertManager] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    # A lock held by another thread at fork time would never be released in the child.
-    for manager in list(_live):
-        manager._lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def live_managers() -> list[AlertManager]:

@@ -264,6 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_arguments(demo_command)
     demo_command.set_defaults(handler=_demo)
+
+    from . import cli_rest  # imported here: it builds on this module's helpers
+
+    cli_rest.add_commands(commands)
     return parser
 
 
@@ -337,8 +341,12 @@ def _library_logging(*, verbose: bool) -> Iterator[None]:
 
 
 def _secrets(argv: Sequence[str]) -> list[str]:
-    """The routing keys this run may know, so error messages can mask them."""
-    found = [key for key in (config.routing_key(),) if key]
+    """The routing keys, API keys and webhook secrets this run may know, so error
+    messages can mask them."""
+    from .cli_rest import secrets_in
+
+    found = [key for key in (config.routing_key(), config.env_value(config.API_KEY_VAR)) if key]
+    found += secrets_in(argv)
     for index, word in enumerate(argv):
         if word == "--routing-key" and index + 1 < len(argv):
             found.append(argv[index + 1])
@@ -698,6 +706,10 @@ def _emulator(args: argparse.Namespace, argv: list[str]) -> int:
     if args.ca_file and not args.tls:
         raise UsageError("--ca-file needs --tls")
     from .emulator.__main__ import main as emulator_main
+    from .emulator.__main__ import webhook_secrets
+
+    if args.webhook_url and not webhook_secrets(args.webhook_secret):
+        raise UsageError("--webhook-url needs --webhook-secret (or $PAGERDUTY_WEBHOOK_SECRET)")
 
     # The emulator's entry point parses the same flags and owns the foreground loop; the
     # top-level parser has no option taking a value, so the first "emulator" word is

@@ -5,9 +5,12 @@ checkout (``example_projects/fastapi_app``, a small bookshop wired with
 :class:`~pd_integrations.starlette.PagerDutyMiddleware`) with uvicorn on a loopback
 port, its AlertManager pointed at the emulator, and sends it real HTTP requests: healthy
 ones, a route with a bug, the same bug on many orders, a slow report, a payments outage
-that the health check catches and then sees recover, a 404, and a deploy. Then it shows
-what PagerDuty ended up with. Every alert comes from the library's own middleware and
-health monitor; the demo only makes requests.
+that the health check catches and then sees recover, a 404, and a deploy. Then a
+responder acknowledges the bug's incident in the emulator's console, and the emulator
+sends the app a signed v3 webhook, ``incident.acknowledged``, which the app verifies with
+the secret the demo generated for it. Then it shows what PagerDuty ended up with. Every
+alert comes from the library's own middleware and health monitor; the demo only makes
+requests.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import importlib.util
 import json
 import logging
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -42,7 +46,9 @@ DESCRIPTION = (
     "Start the local PagerDuty emulator and the FastAPI example app (a bookshop) wired "
     "to it, send the app real requests (healthy ones, a route with a bug hit by many "
     "orders, a slow report, a payments outage that fails the health check and recovers, "
-    "a 404, a deploy), and show the alerts PagerDuty would have."
+    "a 404, a deploy), acknowledge the bug's incident as a responder would in the console "
+    "(the emulator then sends the app a signed incident.acknowledged webhook), and show "
+    "the alerts PagerDuty would have."
 )
 EXAMPLE_DIR = Path(__file__).resolve().parents[1] / "example_projects" / "fastapi_app"
 """The example app the demo runs; it exists in a source checkout, not in a wheel."""
@@ -63,6 +69,9 @@ STOP_TIMEOUT = 15.0
 FLUSH_TIMEOUT = 10.0
 SUMMARY_WIDTH = 64
 INSTALL_HINT = "pip install 'pd-integrations[demo]'"
+WEBHOOK_PATH = "/pagerduty/webhooks"
+WEBHOOK_SECRET_VAR = "PAGERDUTY_WEBHOOK_SECRET"  # noqa: S105 - a variable name
+WEBHOOK_TIMEOUT = 15.0
 
 Say = Callable[[str], None]
 Exchange = tuple[str, str, int]
@@ -184,12 +193,15 @@ class Bookshop:
         create_app: CreateApp | None = None,
         routing_key: str = DEMO_ROUTING_KEY,
         port: int = 0,
+        webhook_secret: str | None = None,
     ) -> None:
         self.emulator = emulator
         self._create_app = create_app
         self.routing_key = routing_key
         self.port = port
+        self.webhook_secret = webhook_secret or secrets.token_urlsafe(32)
         self.url = ""
+        self._saved_secret: tuple[bool, str | None] | None = None
         self.alerts: AlertManager | None = None
         self.app: Any = None
         self._server: Any = None
@@ -203,8 +215,36 @@ class Bookshop:
             raise RuntimeError("the example app is not started")
         return self.alerts
 
+    @property
+    def webhook_url(self) -> str:
+        return f"{self.url}{WEBHOOK_PATH}"
+
+    def _share_secret(self) -> None:
+        # The app reads its webhook secret from the environment, whenever it likes: the
+        # variable stays set while the app runs, and is restored by stop().
+        if self._saved_secret is None:
+            self._saved_secret = (
+                WEBHOOK_SECRET_VAR in os.environ,
+                os.environ.get(WEBHOOK_SECRET_VAR),
+            )
+        os.environ[WEBHOOK_SECRET_VAR] = self.webhook_secret
+
+    def _restore_secret(self) -> None:
+        if self._saved_secret is None:
+            return
+        was_set, value = self._saved_secret
+        self._saved_secret = None
+        if was_set and value is not None:
+            os.environ[WEBHOOK_SECRET_VAR] = value
+        else:
+            os.environ.pop(WEBHOOK_SECRET_VAR, None)
+
     def start(self) -> Bookshop:
-        """Serve the app; OSError if the port is taken, ExampleAppError if it fails."""
+        """Serve the app; OSError if the port is taken, ExampleAppError if it fails.
+
+        The emulator is set to send its signed webhooks to the app's webhook endpoint,
+        with :attr:`webhook_secret`, which the app gets through its environment.
+        """
         if self._server is not None:
             return self
         create_app = self._create_app or load_example()
@@ -227,6 +267,7 @@ class Bookshop:
             client_url=self.url,
         )
         logging.getLogger("uvicorn.error").addFilter(self._filter)
+        self._share_secret()
         try:
             # The middleware builds its request monitor at lifespan startup, so the
             # environment stays set until the app has started.
@@ -257,6 +298,7 @@ class Bookshop:
                 )
                 self._thread.start()
                 self._wait_started(server, self._thread)
+            self.emulator.set_webhook(self.webhook_url, self.webhook_secret)
         except BaseException:
             self.stop()
             raise
@@ -276,6 +318,8 @@ class Bookshop:
         """Shut the server down (lifespan included) and close the manager. Idempotent."""
         server, thread, sock = self._server, self._thread, self._socket
         self._server = self._thread = self._socket = None
+        if server is not None and self.emulator.webhook_url == self.webhook_url:
+            self.emulator.set_webhook(None)
         if server is not None:
             server.should_exit = True
         if thread is not None:
@@ -285,6 +329,7 @@ class Bookshop:
         if self.alerts is not None:
             self.alerts.close()  # the app's lifespan has closed it already: a no-op then
         logging.getLogger("uvicorn.error").removeFilter(self._filter)
+        self._restore_secret()
 
     def __enter__(self) -> Bookshop:
         return self.start()
@@ -404,6 +449,48 @@ def _probe_health(
     return statuses
 
 
+def acknowledge_in_console(
+    emulator: Emulator, shop: Bookshop, say: Say, *, timeout: float = WEBHOOK_TIMEOUT
+) -> dict[str, Any] | None:
+    """Acknowledge the invoice bug's incident as a responder would, and wait for the
+    ``incident.acknowledged`` webhook to reach the app; that delivery (None if no
+    incident was open)."""
+    bugs = [
+        alert
+        for alert in emulator.alerts("triggered", routing_key=shop.routing_key)
+        if (alert.get("custom_details") or {}).get("alert_type") == EXCEPTION_ALERT
+    ]
+    if not bugs:
+        say("responder: no open incident to acknowledge")
+        return None
+    incident = bugs[0]
+    # What the console's Acknowledge button does: the same request, the same state change.
+    with httpx.Client(base_url=emulator.url, timeout=10.0, trust_env=False) as console:
+        console.post(f"/api/alerts/{incident['id']}/acknowledge").raise_for_status()
+    try:
+        deliveries = emulator.wait_for_webhooks(1, timeout, event_type="incident.acknowledged")
+    except TimeoutError:
+        say(
+            f"responder: acknowledged incident #{incident['incident_number']} in the console"
+            f" -> no incident.acknowledged webhook finished within {timeout:g} s"
+        )
+        return None
+    delivery = deliveries[-1]
+    if delivery["status"] == "delivered":
+        outcome = (
+            f"the app received incident.acknowledged (HTTP {delivery['status_code']}, "
+            f"signature verified)"
+        )
+    else:
+        answer = delivery["status_code"] or delivery["error"]
+        outcome = f"webhook to the app {delivery['status']} ({answer})"
+    say(
+        f"responder: acknowledged incident #{incident['incident_number']} in the console "
+        f"-> {outcome}"
+    )
+    return delivery
+
+
 # -- running it ----------------------------------------------------------------------------
 
 
@@ -423,6 +510,10 @@ class DemoResult:
     """Occurrences counted by the manager, per dedup key of an alert it still has open."""
     requests: list[Exchange] = field(default_factory=list)
     """Every request the demo made to the app, in order."""
+    acknowledged: dict[str, Any] | None = None
+    """The ``incident.acknowledged`` webhook delivery to the app, if one finished."""
+    webhooks: list[dict[str, Any]] = field(default_factory=list)
+    """Every webhook delivery from the emulator to the app."""
 
 
 def run_demo(
@@ -459,6 +550,7 @@ def run_demo(
     occurrences = {alert.dedup_key: alert.occurrences for alert in manager.active_alerts()}
     stats = manager.stats()
     say(f"delivered: {stats.sent} events sent to the emulator")
+    acknowledged = acknowledge_in_console(emulator, shop, say)
     return DemoResult(
         url=emulator.url,
         console_url=emulator.console_url,
@@ -474,6 +566,8 @@ def run_demo(
         flushed=flushed,
         occurrences=occurrences,
         requests=exchanges,
+        acknowledged=acknowledged,
+        webhooks=[d for d in emulator.webhook_deliveries() if d["url"] == shop.webhook_url],
     )
 
 
@@ -564,6 +658,13 @@ def to_json(result: DemoResult) -> dict[str, Any]:
         ],
         "stats": {**asdict(result.stats), "suppressed": result.suppressed},
         "delivered": result.flushed,
+        "webhooks": [
+            {
+                name: delivery[name]
+                for name in ("event_type", "incident_id", "status", "status_code", "attempts")
+            }
+            for delivery in result.webhooks
+        ],
     }
 
 
@@ -577,6 +678,14 @@ def print_report(result: DemoResult) -> None:
         summary = event["body"].get("payload", {}).get("summary")
         print(f"Change event: {summary} (at {event['received_at']})")
     print(stats_line(result))
+    if result.webhooks:
+        print(webhooks_line(result))
+
+
+def webhooks_line(result: DemoResult) -> str:
+    """The signed webhooks the emulator sent the app, in one line."""
+    parts = [f"{d['event_type']} ({d['status_code'] or d['status']})" for d in result.webhooks]
+    return f"Webhooks to the app: {', '.join(parts)}"
 
 
 # -- the command ---------------------------------------------------------------------------
@@ -676,6 +785,11 @@ def run(args: argparse.Namespace) -> int:
                 print(
                     f"App: {shop.url}/ (the bookshop; its API at /docs, its health checks "
                     f"also run every {HEALTH_INTERVAL:.0f} s)",
+                    file=out,
+                )
+                print(
+                    f"Webhooks: {shop.webhook_url} (signed; acknowledge or resolve in the "
+                    f"console and watch its Webhooks panel)",
                     file=out,
                 )
                 print("Press Ctrl-C to stop.", file=out, flush=True)

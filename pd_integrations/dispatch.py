@@ -5,6 +5,11 @@ takes a lock for a few dictionary operations and returns; the worker sends event
 order, within the routing key's rate budget, retrying what PagerDuty's policy says to
 retry. Pending triggers with the same dedup key are merged (the latest payload wins and
 the number of occurrences is reported), so an error storm becomes one event.
+
+With a spool (:mod:`pd_integrations.spool`), the queue lives in an SQLite file instead:
+``submit`` still only touches memory, a writer thread moves what was submitted into the
+file (in batches, so a storm costs one transaction per batch), and a sender thread claims
+rows from the file, sends them and deletes them once PagerDuty has accepted them.
 """
 
 from __future__ import annotations
@@ -21,10 +26,17 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from . import client as client_module
-from . import signals
-from .errors import DeliveryError, InvalidEventError, PagerDutyError, RateLimitedError
+from . import config, shutdown, signals
+from .errors import (
+    ConfigurationError,
+    DeliveryError,
+    InvalidEventError,
+    PagerDutyError,
+    RateLimitedError,
+)
 from .events import Event, TriggerEvent, new_dedup_key
 from .ratelimit import DEFAULT_PER_MINUTE, RateBudget, shared_budget
+from .spool import Spool, SpooledEvent, SpoolError, open_spool
 
 if TYPE_CHECKING:
     from .client import EventsClient
@@ -36,6 +48,10 @@ DEFAULT_GIVE_UP_AFTER = 900.0
 DEFAULT_EXIT_FLUSH_TIMEOUT = 2.0
 OCCURRENCES_KEY = "occurrences"
 BUDGET_RECHECK_SECONDS = 1.0
+SPOOL_VAR = "PAGERDUTY_SPOOL"
+FLUSH_TIMEOUT_VAR = "PAGERDUTY_FLUSH_TIMEOUT"
+# How often an idle spool sender looks for rows other processes wrote or abandoned.
+SPOOL_POLL_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +69,13 @@ class DispatchStats:
 @dataclass(slots=True)
 class _Item:
     event: Event
-    enqueued_at: float
+    enqueued_at: float  # time.monotonic(), or time.time() for a spooled row
     occurrences: int = 1
+    spooled: SpooledEvent | None = None
+
+    def age(self) -> float:
+        now = time.time() if self.spooled is not None else time.monotonic()
+        return now - self.enqueued_at
 
 
 def with_occurrences(event: TriggerEvent, occurrences: int) -> TriggerEvent:
@@ -70,11 +91,60 @@ def with_occurrences(event: TriggerEvent, occurrences: int) -> TriggerEvent:
     return replace(event, custom_details=merged)
 
 
+def resolve_flush_timeout(explicit: float | None = None) -> float:
+    """The exit flush timeout: ``explicit``, else ``PAGERDUTY_FLUSH_TIMEOUT``, else 2 s."""
+    if explicit is None:
+        raw = config.env_value(FLUSH_TIMEOUT_VAR)
+        if raw is None:
+            return DEFAULT_EXIT_FLUSH_TIMEOUT
+        try:
+            explicit = float(raw)
+        except ValueError:
+            raise ConfigurationError(
+                f"{FLUSH_TIMEOUT_VAR} must be a number of seconds, got {raw!r}"
+            ) from None
+    if isinstance(explicit, bool) or not isinstance(explicit, int | float) or not explicit >= 0:
+        raise ConfigurationError(
+            f"the exit flush timeout must be a number of seconds >= 0, got {explicit!r}"
+        )
+    return float(explicit)
+
+
+def resolve_spool_path(explicit: str | os.PathLike[str] | None = None) -> str | None:
+    """The spool file: ``explicit``, else ``PAGERDUTY_SPOOL``, else ``None`` (memory only)."""
+    if explicit is not None:
+        path = os.fspath(explicit)
+        if not path:
+            raise ConfigurationError("spool must be a file path, not an empty string")
+        return path
+    return config.env_value(SPOOL_VAR)
+
+
+def default_lease(client: EventsClient) -> float:
+    """A spool lease comfortably longer than one attempt (connect, write and read timeouts)."""
+    return max(10.0, 4 * client.timeout + 5.0)
+
+
 class Dispatcher:
     """Delivers events in the background through an :class:`~pd_integrations.EventsClient`.
 
-    ``rate_limit`` is events per minute for the client's routing key (``None`` turns the
-    budget off); ``give_up_after`` bounds, in seconds, how long one event is retried.
+    :param client: sends the events; its routing key names the rate budget and the spool rows.
+    :param max_queue: the most events waiting in memory, and with a spool the most rows
+        of this routing key in the file; the least important go first when full.
+    :param rate_limit: events per minute for the client's routing key (``None``: no budget).
+    :param give_up_after: seconds one event is retried before it is given up.
+    :param exit_flush_timeout: seconds the exit (and SIGTERM) flush may take; ``None``
+        reads ``PAGERDUTY_FLUSH_TIMEOUT``, else 2 s.
+    :param budget: a rate budget to share instead of the process-wide one for the key.
+    :param spool: an SQLite file that keeps pending events across crashes and restarts
+        and may be shared by several processes; ``None`` reads ``PAGERDUTY_SPOOL``, and
+        without either the queue is in memory only. A spool that cannot be used is
+        reported once (a warning) and the dispatcher works in memory.
+    :param spool_lease: seconds another process waits before it takes over a row whose
+        sender stopped renewing its claim (it died); by default derived from the
+        client's timeout (at least 10 s).
+    :param handle_sigterm: install the SIGTERM flush of :mod:`pd_integrations.shutdown`
+        when SIGTERM would otherwise end the process without running exit handlers.
     """
 
     def __init__(
@@ -84,21 +154,40 @@ class Dispatcher:
         max_queue: int = DEFAULT_MAX_QUEUE,
         rate_limit: int | None = DEFAULT_PER_MINUTE,
         give_up_after: float = DEFAULT_GIVE_UP_AFTER,
-        exit_flush_timeout: float = DEFAULT_EXIT_FLUSH_TIMEOUT,
+        exit_flush_timeout: float | None = None,
         budget: RateBudget | None = None,
+        spool: str | os.PathLike[str] | None = None,
+        spool_lease: float | None = None,
+        handle_sigterm: bool = True,
     ) -> None:
         if max_queue < 1:
             raise ValueError("max_queue must be at least 1")
+        if spool_lease is not None and not spool_lease > 0:
+            raise ValueError(f"spool_lease must be a positive number of seconds, not {spool_lease}")
         self.client = client
         self.max_queue = max_queue
         self.give_up_after = give_up_after
-        self.exit_flush_timeout = exit_flush_timeout
+        self.exit_flush_timeout = resolve_flush_timeout(exit_flush_timeout)
         if budget is None and rate_limit is not None:
             budget = shared_budget(client.routing_key, rate_limit)
         self._budget = budget
         self._rng = random.Random()
+        path = resolve_spool_path(spool)
+        self.spool_path = path
+        self._spool: Spool | None = None
+        if path is not None:
+            self._spool = open_spool(
+                path,
+                routing_key=client.routing_key,
+                scrubber=client.scrubber,
+                lease=spool_lease if spool_lease is not None else default_lease(client),
+            )
         self._init_state()
         _live.add(self)
+        if handle_sigterm:
+            shutdown.install()
+        if self._spool is not None:
+            self._resume_spool()
 
     def _init_state(self) -> None:
         self._lock = threading.Lock()
@@ -111,11 +200,19 @@ class Dispatcher:
         # dedup key -> sequence number of the pending trigger a new one may merge into.
         self._mergeable: dict[str, int] = {}
         self._seq = 0
-        self._inflight = False
+        # A count, not a flag: after a spool failure the spool sender may still finish
+        # its last event while the memory worker starts on the next one.
+        self._inflight = 0
         self._closed = False
         self._worker: threading.Thread | None = None
         self._pid = os.getpid()
         self._sent = self._retried = self._failed = self._dropped = self._coalesced = 0
+        # Spool mode: the writer drains _pending into the file; the sender sends from it.
+        self._spooled = threading.Condition(self._lock)
+        self._sender: threading.Thread | None = None
+        self._writing = 0
+        self._written = 0  # batches written: tells the sender its empty claim is stale
+        self._drained = True  # the sender found nothing to claim since the last write
 
     # -- the caller's side ------------------------------------------------------------
 
@@ -200,16 +297,40 @@ class Dispatcher:
         if self._pid != os.getpid():
             return  # _after_fork resets us; nothing to do in a half-forked state
         if self._worker is None or not self._worker.is_alive():
+            target = self._run if self._spool is None else self._write_spool
             self._worker = threading.Thread(
-                target=self._run, name="pd_integrations-dispatch", daemon=True
+                target=target, name="pd_integrations-dispatch", daemon=True
             )
             self._worker.start()
+        if self._spool is not None:
+            self._ensure_sender()
+
+    def _ensure_sender(self) -> None:
+        if self._sender is None or not self._sender.is_alive():
+            self._sender = threading.Thread(
+                target=self._send_spooled,
+                args=(self._spool,),
+                name="pd_integrations-spool-sender",
+                daemon=True,
+            )
+            self._sender.start()
+
+    def _busy(self) -> bool:
+        """Whether anything this process could still send is pending; under the lock."""
+        if self._pending or self._inflight:
+            return True
+        return self._spool is not None and (self._writing > 0 or not self._drained)
 
     def flush(self, timeout: float | None = 5.0) -> bool:
-        """Wait until everything queued has been delivered or given up; ``False`` on timeout."""
+        """Wait until everything queued has been delivered or given up; ``False`` on timeout.
+
+        With a spool, "everything" is every row of this routing key in the file,
+        including rows another process is sending (or held when it died: those are
+        taken over once their claim runs out).
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
-            while self._pending or self._inflight:
+            while self._busy():
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
@@ -217,16 +338,28 @@ class Dispatcher:
             return True
 
     def close(self, timeout: float | None = 5.0) -> bool:
-        """Flush for up to ``timeout`` seconds, then stop; what is left is dropped and reported."""
+        """Flush for up to ``timeout`` seconds, then stop.
+
+        Without a spool, what is left is dropped and reported. With one, it stays in
+        the file (and is reported) for the next process that opens it.
+        """
         flushed = self.flush(timeout)
         with self._lock:
             self._closed = True
             leftovers = list(self._pending.values())
             self._pending.clear()
             self._mergeable.clear()
-            self._dropped += len(leftovers)
+            spool = self._spool
+            quiet = not self._inflight and not self._writing
             self._wake.notify_all()
             self._stopping.notify_all()
+            self._spooled.notify_all()
+        if spool is not None:
+            kept = self._close_spool(spool, leftovers, quiet)
+            _live.discard(self)
+            return flushed and kept is not None and kept == 0
+        with self._lock:
+            self._dropped += len(leftovers)
         if leftovers:
             # One line for the lot: a full queue at shutdown must not flood the logs.
             _log.warning(
@@ -239,10 +372,55 @@ class Dispatcher:
         _live.discard(self)
         return flushed and not leftovers
 
+    def _close_spool(self, spool: Spool, leftovers: list[_Item], quiet: bool) -> int | None:
+        """Persist what the writer had not written yet and report what the file keeps.
+
+        Returns the number of rows of this routing key left in the file (``None`` when
+        the file failed and the leftovers were lost).
+        """
+        try:
+            if leftovers:
+                result = spool.put(
+                    [(item.event, item.occurrences) for item in leftovers],
+                    max_rows=self.max_queue,
+                )
+                self._account(result.dropped, result.coalesced)
+                self._unencodable(result.unencodable)
+            kept = spool.pending_count()
+        except SpoolError as error:
+            with self._lock:
+                self._dropped += len(leftovers)
+            _log.warning(
+                "closing: %s; %d PagerDuty event(s) not delivered are dropped",
+                error,
+                len(leftovers),
+            )
+            return None
+        if kept:
+            _log.warning(
+                "closing with %d PagerDuty event(s) not delivered; they stay in the spool %s "
+                "and the next process that opens it sends them",
+                kept,
+                spool.path,
+            )
+        if quiet:
+            # Else a thread is still sending or writing; the connection goes with it.
+            spool.close()
+        return kept
+
     def stats(self) -> DispatchStats:
+        """Counts so far; with a spool, ``queued`` counts the routing key's rows in the file."""
+        spool = self._spool
+        in_file = 0
+        if spool is not None:
+            try:
+                in_file = spool.pending_count()
+            except SpoolError:
+                in_file = 0
         with self._lock:
+            inflight = 0 if spool is not None else self._inflight
             return DispatchStats(
-                queued=len(self._pending) + int(self._inflight),
+                queued=len(self._pending) + self._writing + inflight + in_file,
                 sent=self._sent,
                 retried=self._retried,
                 failed=self._failed,
@@ -253,6 +431,11 @@ class Dispatcher:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def spool(self) -> Spool | None:
+        """The spool in use; ``None`` without one, or after it failed (see the log)."""
+        return self._spool
 
     # -- the worker's side ------------------------------------------------------------
 
@@ -269,16 +452,188 @@ class Dispatcher:
                 item = self._pending.pop(seq)
                 if self._mergeable.get(item.event.dedup_key or "") == seq:
                     del self._mergeable[item.event.dedup_key or ""]
-                self._inflight = True
+                self._inflight += 1
+            self._deliver_and_settle(item)
+
+    def _deliver_and_settle(self, item: _Item) -> None:
+        try:
+            self._deliver(item)
+        except Exception:
+            _log.exception("unexpected error while delivering a PagerDuty event")
+        finally:
+            with self._lock:
+                self._inflight -= 1
+                if not self._busy():
+                    self._idle.notify_all()
+
+    # -- the spool's side ---------------------------------------------------------------
+
+    def _resume_spool(self) -> None:
+        """Deliver what an earlier (or another) process left in the file."""
+        spool = self._spool
+        if spool is None:
+            return
+        try:
+            waiting = spool.pending_count()
+        except SpoolError as error:
+            self._spool_failed(spool, error, [])
+            return
+        if waiting:
+            _log.info("%d PagerDuty event(s) waiting in the spool %s", waiting, spool.path)
+            with self._lock:
+                self._drained = False
+                self._ensure_sender()
+
+    def _write_spool(self) -> None:
+        """The writer thread: move submitted events from memory into the file."""
+        spool = self._spool
+        if spool is None:
+            return
+        while True:
+            with self._lock:
+                while not self._pending and not self._closed and self._spool is spool:
+                    self._wake.wait()
+                if self._closed or self._spool is not spool:
+                    return  # close() persists what is left; a failure re-queued it in memory
+                batch = list(self._pending.values())
+                self._pending.clear()
+                self._mergeable.clear()
+                self._writing = len(batch)
             try:
-                self._deliver(item)
-            except Exception:
-                _log.exception("unexpected error while delivering a PagerDuty event")
-            finally:
+                result = spool.put(
+                    [(item.event, item.occurrences) for item in batch], max_rows=self.max_queue
+                )
+            except SpoolError as error:
+                self._spool_failed(spool, error, batch)
+                return
+            with self._lock:
+                self._writing = 0
+                self._written += 1
+                self._drained = False
+                self._spooled.notify_all()
+            self._account(result.dropped, result.coalesced)
+            self._unencodable(result.unencodable)
+
+    def _account(self, dropped: list[Event], coalesced: list[tuple[Event, int]]) -> None:
+        with self._lock:
+            self._dropped += len(dropped)
+            self._coalesced += len(coalesced)
+        for event in dropped:
+            self._report_drop(_Item(event, 0.0), "queue-full")
+        for event, occurrences in coalesced:
+            signals.emit(signals.event_coalesced, self, event=event, occurrences=occurrences)
+
+    def _unencodable(self, events: list[tuple[Event, PagerDutyError]]) -> None:
+        for event, error in events:
+            with self._lock:
+                self._failed += 1
+            _log.error("PagerDuty %s event not delivered: %s", event.action, error)
+            signals.emit(signals.event_failed, self, event=event, error=error)
+
+    def _send_spooled(self, spool: Spool) -> None:
+        """The sender thread: claim rows, deliver them, settle them in the file."""
+        while True:
+            with self._lock:
+                if self._closed or self._spool is not spool:
+                    self._idle.notify_all()
+                    return
+                written = self._written
+            try:
+                claimed = spool.claim()
+            except SpoolError as error:
+                self._spool_failed(spool, error, [])
+                return
+            if claimed is None:
+                try:
+                    # Rows other processes hold count too: one of them may have died
+                    # holding a claim, which this process takes over once it runs out.
+                    empty = spool.pending_count() == 0
+                except SpoolError as error:
+                    self._spool_failed(spool, error, [])
+                    return
                 with self._lock:
-                    self._inflight = False
-                    if not self._pending:
-                        self._idle.notify_all()
+                    if self._written == written:
+                        if empty and not self._pending and not self._writing:
+                            self._drained = True
+                            self._idle.notify_all()
+                        if not self._closed:
+                            # Woken by the writer; the timeout finds rows that other
+                            # processes wrote or abandoned.
+                            self._spooled.wait(SPOOL_POLL_SECONDS)
+                continue
+            with self._lock:
+                self._inflight += 1
+                self._drained = False
+            self._deliver_and_settle(
+                _Item(claimed.event, claimed.enqueued_at, claimed.occurrences, claimed)
+            )
+
+    def _spool_failed(self, spool: Spool, error: SpoolError, unsent: list[_Item]) -> None:
+        """Warn once and carry on in memory with what had not reached the file."""
+        with self._lock:
+            if self._spool is not spool or self._closed:
+                return  # already handled, or close() closed the file under a thread
+            self._spool = None
+            self._writing = 0
+            self._drained = True
+            if unsent:
+                # Ahead of what arrived meanwhile: they were submitted first.
+                rest = list(self._pending.values())
+                self._pending.clear()
+                self._mergeable.clear()
+                for item in [*unsent, *rest]:
+                    self._seq += 1
+                    self._pending[self._seq] = item
+                    key = item.event.dedup_key
+                    if key is not None and isinstance(item.event, TriggerEvent):
+                        self._mergeable[key] = self._seq
+                    elif key is not None:
+                        self._mergeable.pop(key, None)
+            self._worker = None  # the writer is exiting; a memory worker takes over
+            self._wake.notify_all()
+            self._spooled.notify_all()
+            if not self._closed:
+                self._ensure_worker()
+            if not self._busy():
+                self._idle.notify_all()
+        _log.warning(
+            "%s; PagerDuty events are now kept in memory only. Events already in the file "
+            "stay there for the next process that can open it.",
+            error,
+        )
+
+    def _settle(self, item: _Item, action: str, **kw: str) -> None:
+        """Record in the spool what became of a spooled event."""
+        spooled = item.spooled
+        spool = self._spool
+        if spooled is None or spool is None:
+            return
+        try:
+            if action == "complete":
+                done = spool.complete(spooled)
+            elif action == "fail":
+                done = spool.fail(spooled, reason=kw["reason"], error=kw["error"])
+            else:
+                done = spool.release(spooled)
+        except SpoolError as error:
+            _log.warning("%s; the event may be sent again by the next process", error)
+            return
+        if not done and action != "release":
+            _log.warning(
+                "the claim on a spooled PagerDuty %s event ran out before it was settled; "
+                "another process may send it again (same dedup key, so no second incident)",
+                item.event.action,
+            )
+
+    def _still_ours(self, item: _Item) -> bool:
+        """Renew the claim on a spooled event; ``False`` if another process took it over."""
+        spooled, spool = item.spooled, self._spool
+        if spooled is None or spool is None:
+            return True
+        try:
+            return spool.renew(spooled)
+        except SpoolError:
+            return True  # the file failed; the event is in hand, so send it anyway
 
     def _deliver(self, item: _Item) -> None:
         event = item.event
@@ -286,18 +641,24 @@ class Dispatcher:
             event = with_occurrences(event, item.occurrences)
         attempt = 0
         while True:
-            if not self._wait_for_budget():
+            if not self._wait_for_budget(item):
                 self._give_back(item)
+                return
+            if not self._still_ours(item):
+                _log.warning(
+                    "another process took over a spooled PagerDuty %s event; not sending it",
+                    event.action,
+                )
                 return
             try:
                 response = self.client.send_once(event)
             except InvalidEventError as error:
-                self._finish_failed(event, error)
+                self._finish_failed(item, event, error, "rejected")
                 return
             except DeliveryError as error:
                 attempt += 1
-                if time.monotonic() - item.enqueued_at >= self.give_up_after:
-                    self._finish_failed(event, error)
+                if item.age() >= self.give_up_after:
+                    self._finish_failed(item, event, error, "expired")
                     return
                 with self._lock:
                     self._retried += 1
@@ -305,52 +666,76 @@ class Dispatcher:
                 delay = self.client.retry.backoff(
                     attempt, rate_limited=isinstance(error, RateLimitedError), rng=self._rng
                 )
-                if not self._sleep(delay):
+                if not self._sleep(delay, item):
                     self._give_back(item)
                     return
             except PagerDutyError as error:
-                self._finish_failed(event, error)
+                if self.client.closed and item.spooled is not None:
+                    self._give_back(item)  # shutting down: the next process sends it
+                    return
+                self._finish_failed(item, event, error, "refused")
                 return
             else:
+                self._settle(item, "complete")
                 with self._lock:
                     self._sent += 1
                 signals.emit(signals.event_sent, self, event=event, response=response)
                 return
 
-    def _finish_failed(self, event: Event, error: PagerDutyError) -> None:
+    def _finish_failed(self, item: _Item, event: Event, error: PagerDutyError, reason: str) -> None:
+        self._settle(item, "fail", reason=reason, error=str(error))
         with self._lock:
             self._failed += 1
         _log.error("PagerDuty %s event not delivered: %s", event.action, error)
         signals.emit(signals.event_failed, self, event=event, error=error)
 
     def _give_back(self, item: _Item) -> None:
-        """Closing interrupted a retry: count the event as dropped at shutdown."""
+        """Closing interrupted a retry: drop the event, or leave it in the spool."""
+        if item.spooled is not None:
+            self._settle(item, "release")
+            return
         with self._lock:
             self._dropped += 1
         self._report_drop(item, "shutdown")
 
-    def _wait_for_budget(self) -> bool:
+    def _wait_for_budget(self, item: _Item) -> bool:
         while self._budget is not None and not client_module._capture_sinks:
             delay = self._budget.try_acquire()
             if delay <= 0:
                 return True
             # Re-check at least every second: the budget may be shared or reset meanwhile.
-            if not self._sleep(min(delay, BUDGET_RECHECK_SECONDS)):
+            if not self._sleep(min(delay, BUDGET_RECHECK_SECONDS), item):
                 return False
         return not self._closed
 
-    def _sleep(self, seconds: float) -> bool:
-        """Sleep unless closed meanwhile; ``False`` means stop."""
-        with self._lock:
-            if not self._closed:
-                self._stopping.wait(seconds)
-            return not self._closed
+    def _sleep(self, seconds: float, item: _Item) -> bool:
+        """Sleep unless closed meanwhile; ``False`` means stop.
+
+        A spooled event's claim is renewed along the way, so a long backoff does not let
+        another process take over an event that is still being retried here.
+        """
+        deadline = time.monotonic() + seconds
+        spool = self._spool
+        step = seconds if item.spooled is None or spool is None else spool.lease / 3
+        while True:
+            with self._lock:
+                remaining = deadline - time.monotonic()
+                if not self._closed and remaining > 0:
+                    self._stopping.wait(min(remaining, step))
+                if self._closed:
+                    return False
+                if deadline - time.monotonic() <= 0:
+                    return True
+            self._still_ours(item)
 
     def _after_fork(self) -> None:
-        # The parent still owns (and will deliver) what was queued before the fork.
-        budget, client = self._budget, self.client
+        # The parent still owns (and will deliver) what was queued before the fork; the
+        # child shares the spool file, with a connection and an owner id of its own.
+        budget, client, spool = self._budget, self.client, self._spool
         self._init_state()
-        self._budget, self.client = budget, client
+        self._budget, self.client, self._spool = budget, client, spool
+        if spool is not None:
+            spool._reset_lock_after_fork()
 
 
 _live: weakref.WeakSet[Dispatcher] = weakref.WeakSet()
@@ -367,6 +752,12 @@ def _flush_at_exit() -> None:
             dispatcher.close(dispatcher.exit_flush_timeout)
 
 
+def _exit_budget() -> float:
+    """How long :func:`_flush_at_exit` may take: the sum of the live dispatchers' timeouts."""
+    return sum(d.exit_flush_timeout for d in list(_live) if not d.closed)
+
+
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 atexit.register(_flush_at_exit)
+shutdown.register(_flush_at_exit, _exit_budget)

@@ -53,6 +53,7 @@ from .client import DEFAULT_BASE_URL
 from .errors import ConfigurationError
 from .events import Link, Severity, check_routing_key
 from .flask_cli import pagerduty_cli
+from .flask_webhooks import config_secrets, webhook_blueprint
 from .health import (
     DEFAULT_FAILURE_THRESHOLD,
     DEFAULT_RECOVERY_THRESHOLD,
@@ -80,8 +81,10 @@ __all__ = [
     "PagerDuty",
     "PagerDutySettings",
     "PagerDutyState",
+    "config_secrets",
     "get_state",
     "load_settings",
+    "webhook_blueprint",
 ]
 
 _log = logging.getLogger("pd_integrations.flask")

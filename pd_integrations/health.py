@@ -5,6 +5,11 @@ once when it has failed ``failure_threshold`` times in a row and resolves once w
 has then passed ``recovery_threshold`` times in a row, so a flapping dependency does not
 page on every blip and a long outage is one incident, not one per run.
 
+The counts and the open/closed state live in the alert manager's state
+(:mod:`pd_integrations.state`): with shared state (Redis) every worker's run counts
+toward one streak, and only the run that flips the state sends the trigger or the
+resolve, so N workers checking one database page once and resolve once.
+
 A check may depend on others: while a dependency is failing, its dependents are not run
 and are reported as skipped, because the outage is the dependency's and one page is
 enough. The same report serves a health endpoint (:attr:`HealthReport.http_status`).
@@ -29,6 +34,7 @@ from .alerts import AlertManager, make_dedup_key
 from .events import Link, Severity
 from .fingerprint import message, type_name
 from .scrub import DEFAULT_SCRUBBER, Scrubber
+from .state import Edge, HealthState
 
 _log = logging.getLogger("pd_integrations.health")
 
@@ -137,11 +143,8 @@ class _Check:
     recovery_threshold: int
     is_async: bool
     level: int
-    # Edge-trigger state, guarded by HealthMonitor._lock.
-    failures: int = 0
-    successes: int = 0
-    down: bool = False
-    alert_key: str | None = None
+    state_key: str
+    """The check's alert dedup key, which also names its edge-trigger state."""
     # A sync check still running in its thread after timing out: never start a second
     # copy of a hung check, or each run would leak one more thread.
     inflight: _ThreadCall | None = None
@@ -350,6 +353,12 @@ class HealthMonitor(CheckDecorator):
                 )
             level = 1 + max((self._checks[d].level for d in deps), default=-1)
             self._checks[name] = _Check(
+                state_key=make_dedup_key(
+                    HEALTH_CHECK_ALERT,
+                    prefix=self.alerts.dedup_key_prefix,
+                    component=self.component,
+                    identifier=name,
+                ),
                 name=name,
                 fn=check,
                 timeout=limit,
@@ -567,8 +576,9 @@ class HealthMonitor(CheckDecorator):
                 outcome = outcomes.get(name)
                 if outcome is None:
                     continue  # registered while this run was under way
-                if alert:
-                    self._transition(check, outcome)
+                state = self._transition(check, outcome) if alert else None
+                if state is None:
+                    state = self._state(check)
                 results.append(
                     CheckResult(
                         name=name,
@@ -576,35 +586,47 @@ class HealthMonitor(CheckDecorator):
                         duration_ms=round(outcome.duration * 1000, 3),
                         severity=check.severity,
                         error=outcome.error,
-                        alerting=check.down,
-                        consecutive_failures=check.failures,
+                        alerting=state.down,
+                        consecutive_failures=state.failures,
                     )
                 )
             report = HealthReport(tuple(results), datetime.now(UTC))
             self._last_report = report
         return report
 
-    def _transition(self, check: _Check, outcome: _Outcome) -> None:
-        if outcome.status is CheckStatus.SKIPPED:
-            return  # the dependency's outage: neither a failure nor a success of this check
-        if outcome.status is CheckStatus.HEALTHY:
-            check.failures = 0
-            check.successes += 1
-            if check.down and check.successes >= check.recovery_threshold:
-                check.down = False
-                self._resolve(check)
-            return
-        check.successes = 0
-        check.failures += 1
-        if not check.down and check.failures >= check.failure_threshold:
-            check.down = True
-            self._trigger(check, outcome)
+    def _state(self, check: _Check) -> HealthState:
+        try:
+            return self.alerts.state.health(check.state_key)
+        except Exception:
+            _log.exception("could not read the state of health check %r", check.name)
+            return HealthState()
 
-    def _trigger(self, check: _Check, outcome: _Outcome) -> None:
+    def _transition(self, check: _Check, outcome: _Outcome) -> HealthState | None:
+        """Count the run; ``None`` for a skipped check (the dependency's outage, not its own)."""
+        if outcome.status is CheckStatus.SKIPPED:
+            return None
+        try:
+            state = self.alerts.state.observe_health(
+                check.state_key,
+                outcome.status is CheckStatus.HEALTHY,
+                check.failure_threshold,
+                check.recovery_threshold,
+            )
+        except Exception:
+            _log.exception("could not record the run of health check %r", check.name)
+            return HealthState()
+        # The state tells only the run that flipped it, so one process sends the event.
+        if state.edge is Edge.TRIGGER:
+            self._trigger(check, outcome, state)
+        elif state.edge is Edge.RESOLVE:
+            self._resolve(check)
+        return state
+
+    def _trigger(self, check: _Check, outcome: _Outcome, state: HealthState) -> None:
         details: dict[str, Any] = {
             "check": check.name,
             "error": outcome.error,
-            "consecutive_failures": check.failures,
+            "consecutive_failures": state.failures,
             "duration_ms": round(outcome.duration * 1000, 1),
             "timeout_s": check.timeout,
         }
@@ -617,7 +639,7 @@ class HealthMonitor(CheckDecorator):
             details["environment"] = self.environment
         first_line = (outcome.error or "unhealthy").splitlines()[0][:200]
         try:
-            check.alert_key = self.alerts.alert(
+            self.alerts.alert(
                 f"Health check failed: {check.name} ({first_line})",
                 check.severity,
                 alert_type=HEALTH_CHECK_ALERT,
@@ -630,15 +652,8 @@ class HealthMonitor(CheckDecorator):
             _log.exception("could not raise the alert for health check %r", check.name)
 
     def _resolve(self, check: _Check) -> None:
-        key = check.alert_key or make_dedup_key(
-            HEALTH_CHECK_ALERT,
-            prefix=self.alerts.dedup_key_prefix,
-            component=self.component,
-            identifier=check.name,
-        )
-        check.alert_key = None
         try:
-            self.alerts.resolve(key)
+            self.alerts.resolve(check.state_key)
         except Exception:
             _log.exception("could not resolve the alert for health check %r", check.name)
 

@@ -38,6 +38,9 @@ event_suppressed: NamedSignal = _namespace.signal("pagerduty.event-suppressed")
 event_coalesced: NamedSignal = _namespace.signal("pagerduty.event-coalesced")
 #: A delivery attempt failed and will be retried. Extra: ``error``.
 event_retried: NamedSignal = _namespace.signal("pagerduty.event-retried")
+#: Sent by a WebhookReceiver once for every event of an accepted delivery, after its
+#: foreground handlers succeeded. Extra: ``event`` (WebhookEvent), ``webhook_id``.
+webhook_received: NamedSignal = _namespace.signal("pagerduty.webhook-received")
 
 _log = logging.getLogger("pd_integrations.signals")
 

@@ -9,8 +9,9 @@ RequestMonitor`, which makes every decision. It watches ``send`` only to learn t
 status and the moment the last body message is handed to the server (where timing
 ends, so background tasks are not counted), and sees exceptions that escape the app on
 their way to Starlette's ``ServerErrorMiddleware``, which still produces the 500: the
-responses are the app's own, byte for byte. Lifespan and websocket scopes pass through
-untouched unless periodic health checks or an owned AlertManager need the lifespan.
+responses are the app's own, byte for byte. Websocket scopes pass through untouched;
+lifespan messages pass through unchanged, watched to start and stop periodic health
+checks and to flush the alert queue at shutdown.
 """
 
 from __future__ import annotations
@@ -31,19 +32,23 @@ from .alerts import AlertManager
 from .errors import ConfigurationError
 from .health import DEFAULT_INTERVAL, HealthMonitor
 from .monitor import DedupBy, RequestInfo, RequestMonitor, RunbookMap, StatusSeverity
+from .starlette_webhooks import WebhookApp, webhook_app, webhook_endpoint, webhook_route
 
 __all__ = [
     "SLOW_REQUEST_MS_VAR",
     "PagerDutyMiddleware",
+    "WebhookApp",
     "health_endpoint",
     "health_route",
     "route_template",
+    "webhook_app",
+    "webhook_endpoint",
+    "webhook_route",
 ]
 
 _log = logging.getLogger("pd_integrations.starlette")
 
 SLOW_REQUEST_MS_VAR = "PAGERDUTY_SLOW_REQUEST_MS"
-FLUSH_TIMEOUT = 5.0
 # Messages that carry response body; the one without ``more_body`` is the last.
 _BODY_MESSAGES = frozenset(
     {"http.response.body", "http.response.zerocopysend", "http.response.pathsend"}
@@ -127,7 +132,9 @@ class PagerDutyMiddleware:
         # The hot path compares the scope type with this once: ``None`` when alerting is
         # off turns the middleware into a pass-through for every request.
         self._watched: str | None = "http" if alerts.enabled else None
-        self._hooks_lifespan = health is not None or self.owns_alerts
+        # Lifespan shutdown flushes the queue: uvicorn re-raises SIGTERM after it, so the
+        # exit handlers never run there.
+        self._hooks_lifespan = health is not None or alerts.enabled
         if not alerts.enabled:
             _warn_disabled()
 
@@ -353,10 +360,11 @@ class _Lifespan:
             await asyncio.wait({task})
 
     async def flush(self) -> None:
-        middleware = self.middleware
-        if middleware.owns_alerts:
+        alerts = self.middleware.alerts
+        dispatcher = alerts.dispatcher
+        if dispatcher is not None:
             # Deliver what is queued before the server exits; blocking, so in a thread.
-            await asyncio.to_thread(middleware.alerts.flush, FLUSH_TIMEOUT)
+            await asyncio.to_thread(alerts.flush, dispatcher.exit_flush_timeout)
 
 
 # -- the health endpoint ----------------------------------------------------------------

@@ -37,6 +37,10 @@ STORM = 4
 INVOICE_ROUTE = "/orders/{order_id}/invoice"
 
 
+WEBHOOK_ROUTES: list[str] = []
+"""The example app's routes, filled by the shared run (for the webhook loop's test)."""
+
+
 @pytest.fixture(scope="module")
 def run() -> Iterator[tuple[DemoResult, Emulator, list[str]]]:
     """One demo run, shared: each takes about two seconds (the slow report is one)."""
@@ -44,6 +48,12 @@ def run() -> Iterator[tuple[DemoResult, Emulator, list[str]]]:
     with Emulator(port=0) as emulator:
         with Bookshop(emulator, create_app=load_example()) as shop:
             result = run_demo(emulator, shop, say=lines.append, storm=STORM)
+            WEBHOOK_ROUTES[:] = [str(getattr(r, "path", "")) for r in shop.app.routes]
+        assert emulator.webhook_url is None  # the shop's stop() turned its webhooks off
+        assert (
+            demo.WEBHOOK_SECRET_VAR not in os.environ
+            or os.environ.get(demo.WEBHOOK_SECRET_VAR) != shop.webhook_secret
+        )
         # Stopped through the lifespan: the server thread is gone, the manager closed.
         assert not any(t.name == "pd-demo-bookshop" for t in threading.enumerate())
         assert shop.manager.dispatcher is not None
@@ -81,7 +91,12 @@ def test_the_invoice_bug_is_one_critical_alert_however_many_orders_hit_it(
     invoices = [r for r in result.requests if r[1].endswith("/invoice") and r[2] == 500]
     assert len(invoices) == STORM
     bug = alert_of(result, "exception")
-    assert (bug["status"], bug["severity"], bug["trigger_count"]) == ("triggered", "critical", 1)
+    # Acknowledged by the demo's responder, in the console.
+    assert (bug["status"], bug["severity"], bug["trigger_count"]) == (
+        "acknowledged",
+        "critical",
+        1,
+    )
     assert bug["summary"] == f"[500] KeyError: 'IS' - GET {INVOICE_ROUTE}"
     details = bug["custom_details"]
     assert details["exception_type"] == "KeyError"
@@ -144,6 +159,35 @@ def test_dispatcher_stats(result: DemoResult) -> None:
     assert (stats.sent, stats.failed, stats.dropped, stats.queued) == (5, 0, 0, 0)
 
 
+def test_every_incident_change_is_a_webhook_to_the_app(result: DemoResult) -> None:
+    assert [d["event_type"] for d in result.webhooks] == [
+        "incident.triggered",
+        "incident.triggered",
+        "incident.triggered",
+        "incident.resolved",
+        "incident.acknowledged",
+    ]
+    assert all(d["url"].endswith("/pagerduty/webhooks") for d in result.webhooks)
+    assert all(d["url"].startswith(result.app_url) for d in result.webhooks)
+    assert result.acknowledged is not None
+    assert result.acknowledged["incident_id"] == alert_of(result, "exception")["id"]
+
+
+def test_the_app_received_incident_acknowledged(
+    run: tuple[DemoResult, Emulator, list[str]],
+) -> None:
+    """The loop: the app raised, a responder acknowledged, the app got the webhook."""
+    if "/pagerduty/webhooks" not in WEBHOOK_ROUTES:
+        pytest.skip("the FastAPI example app has no /pagerduty/webhooks endpoint yet")
+    result, _, lines = run
+    assert result.acknowledged is not None
+    assert result.acknowledged["status"] == "delivered"
+    assert 200 <= result.acknowledged["status_code"] < 300
+    # A 2xx from the app's endpoint means it verified the signature with its secret.
+    assert all(d["status"] == "delivered" for d in result.webhooks)
+    assert "the app received incident.acknowledged (HTTP 2" in lines[9]
+
+
 def test_progress_lines(run: tuple[DemoResult, Emulator, list[str]]) -> None:
     lines = run[2]
     assert lines[0].startswith("healthy traffic: ")
@@ -162,6 +206,8 @@ def test_progress_lines(run: tuple[DemoResult, Emulator, list[str]]) -> None:
     assert lines[6].endswith("-> 404, 404 -> no alert")
     assert lines[7] == "deploy: bookshop v1.4.2 -> change event"
     assert lines[8] == "delivered: 5 events sent to the emulator"
+    assert lines[9].startswith("responder: acknowledged incident #")
+    assert " in the console -> " in lines[9]
 
 
 def test_the_table(result: DemoResult) -> None:
@@ -176,7 +222,7 @@ def test_the_table(result: DemoResult) -> None:
         "KEY",
     ]
     bug = next(line for line in lines if "KeyError" in line)
-    assert bug.split()[:4] == ["triggered", "critical", "1", str(STORM)]
+    assert bug.split()[:4] == ["acknowledged", "critical", "1", str(STORM)]
     health = next(line for line in lines if "health_check" in line)
     assert health.split()[:4] == ["resolved", "critical", "1", "-"]
 
@@ -197,6 +243,8 @@ def test_the_demo_command_prints_a_table(capsys: pytest.CaptureFixture[str]) -> 
     assert "Change event: Deployed bookshop v1.4.2" in out
     assert "Dispatcher: 5 sent, 0 retried, 0 failed" in out
     assert "2 repeats of open alerts suppressed" in out
+    assert "responder: acknowledged incident #" in out
+    assert "Webhooks to the app: incident.triggered" in out
     assert DEMO_ROUTING_KEY not in out
     assert "Traceback" not in out
 
@@ -213,10 +261,11 @@ def test_the_demo_command_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert report["stats"]["suppressed"] == 1
     statuses = sorted((a["status"], a["severity"]) for a in report["alerts"])
     assert statuses == [
+        ("acknowledged", "critical"),
         ("resolved", "critical"),
-        ("triggered", "critical"),
         ("triggered", "warning"),
     ]
+    assert [w["event_type"] for w in report["webhooks"]][-1] == "incident.acknowledged"
     bug = next(a for a in report["alerts"] if "KeyError" in a["summary"])
     assert (bug["trigger_count"], bug["occurrences"]) == (1, 2)
     slow = next(a for a in report["alerts"] if a["severity"] == "warning")

@@ -13,11 +13,16 @@ What pages whom:
   payments provider so the ``payments`` check fails: a trigger, then a resolve after
   ``POST /admin/payments/up``. The checks also run every 30 s in the background.
 - ``GET /books/999`` is a 404 and pages nobody.
+- ``POST /pagerduty/webhooks`` receives PagerDuty's webhooks (when
+  ``PAGERDUTY_WEBHOOK_SECRET`` is set): the incident board at ``GET /incidents``
+  follows every incident's state; triggered and escalated incidents are "posted to
+  chat" after the response is sent.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,8 +32,13 @@ from fastapi import BackgroundTasks, FastAPI, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from pd_integrations import AlertManager
+from pd_integrations.config import WEBHOOK_SECRET_VAR
 from pd_integrations.health import HealthMonitor
 from pd_integrations.starlette import PagerDutyMiddleware, health_route
+from pd_integrations.starlette_webhooks import webhook_route
+from pd_integrations.webhooks import WebhookEvent, WebhookReceiver
+
+log = logging.getLogger("bookshop")
 
 BOOKS: dict[int, dict[str, str | int]] = {
     1: {"id": 1, "title": "Site Reliability Engineering", "price_cents": 4200},
@@ -51,12 +61,44 @@ class Order(OrderIn):
 
 
 class Shop:
-    """In-memory state: orders, the fake payments provider, sent confirmations."""
+    """In-memory state: orders, the fake payments provider, sent confirmations, incidents."""
 
     def __init__(self) -> None:
         self.orders: dict[int, Order] = {}
         self.payments_up = True
         self.confirmations: list[int] = []
+        self.incidents: dict[str, dict[str, str | None]] = {}
+        self.chat: list[str] = []
+
+
+def incident_webhooks(shop: Shop, secret: str | None) -> WebhookReceiver | None:
+    """PagerDuty's webhooks keep ``shop.incidents`` current; ``None`` without a secret."""
+    if not (secret or os.environ.get(WEBHOOK_SECRET_VAR, "").strip()):
+        log.warning("%s is not set: the webhook endpoint is off", WEBHOOK_SECRET_VAR)
+        return None
+    webhooks = WebhookReceiver(secret)  # None: PAGERDUTY_WEBHOOK_SECRET
+
+    @webhooks.on("incident.*")
+    def track(event: WebhookEvent) -> None:
+        incident = event.incident
+        if incident is None:  # annotations, responders...: no incident state in them
+            return
+        shop.incidents[incident.id] = {
+            "title": incident.title,
+            "status": incident.status,
+            "urgency": incident.urgency,
+            "last_event": event.event_type,
+            "by": event.agent.summary if event.agent else None,
+        }
+        log.info("incident %s is %s (%s)", incident.id, incident.status, event.event_type)
+
+    @webhooks.on("incident.triggered", "incident.escalated", background=True)
+    async def post_to_chat(event: WebhookEvent) -> None:
+        await asyncio.sleep(0.05)  # a chat service, standing in; after the response
+        title = event.incident.title if event.incident else event.id
+        shop.chat.append(f"{event.event_type}: {title}")
+
+    return webhooks
 
 
 def create_app(
@@ -66,6 +108,7 @@ def create_app(
     report_seconds: float | None = None,
     confirmation_seconds: float = 0.5,
     health_interval: float = 30.0,
+    webhook_secret: str | None = None,
 ) -> FastAPI:
     """The app; every argument has a default fit for running it by hand."""
     alerts = alerts or AlertManager.from_env()
@@ -152,7 +195,14 @@ def create_app(
         request.app.state.shop.payments_up = state == "up"
         return {"payments": state}
 
+    @app.get("/incidents")
+    async def incidents() -> dict[str, dict[str, str | None]]:
+        return shop.incidents
+
     app.router.routes.append(health_route(health, errors=True))
+    webhooks = incident_webhooks(shop, webhook_secret)
+    if webhooks is not None:
+        app.router.routes.append(webhook_route(webhooks))  # POST /pagerduty/webhooks
     app.add_middleware(
         PagerDutyMiddleware,
         alerts=alerts,

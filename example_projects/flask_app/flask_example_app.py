@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -18,9 +20,15 @@ from typing import Any
 
 from flask import Flask, Response, abort, current_app, jsonify, request
 
+from pd_integrations.config import WEBHOOK_SECRET_VAR
 from pd_integrations.flask import PagerDuty
+from pd_integrations.flask_webhooks import CONFIG_KEY, config_secrets, webhook_blueprint
+from pd_integrations.webhooks import WebhookEvent, WebhookReceiver
 
 pagerduty = PagerDuty()
+# PagerDuty's webhooks: the secret from app.config["PAGERDUTY_WEBHOOK_SECRET"] or the env.
+webhooks = WebhookReceiver(config_secrets)
+log = logging.getLogger("pantry")
 
 MIN_FREE_DISK_BYTES = 50 * 1024 * 1024
 
@@ -51,6 +59,9 @@ class Store:
     products: dict[int, Product]
     orders: list[dict[str, Any]] = field(default_factory=list)
     payments_up: bool = True
+    incidents: dict[str, str] = field(default_factory=dict)
+    """PagerDuty incident id -> its status, kept current by the webhooks."""
+    postmortems: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def ping(self) -> bool:
@@ -75,6 +86,27 @@ def seed_products() -> dict[int, Product]:
 def average_price(product: Product) -> float:
     # The bug: a product without price history divides by zero.
     return sum(product.price_history) / len(product.price_history)
+
+
+def current_store() -> Store:
+    found = current_app.extensions["pantry_store"]
+    assert isinstance(found, Store)
+    return found
+
+
+@webhooks.on("incident.*")
+def track_incident(event: WebhookEvent) -> None:
+    if event.incident is not None:
+        current_store().incidents[event.incident.id] = event.incident.status or "unknown"
+        log.info("incident %s: %s", event.incident.id, event.event_type)
+
+
+@webhooks.on("incident.resolved", background=True)
+def open_postmortem(event: WebhookEvent) -> None:
+    # Slow work (a ticket system, say) runs after PagerDuty got its answer.
+    time.sleep(0.05)
+    title = event.incident.title if event.incident else event.id
+    current_store().postmortems.append(f"Postmortem: {title}")
 
 
 DEFAULTS: dict[str, Any] = {
@@ -151,6 +183,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     def payments_switch(state: str) -> Response:
         store.payments_up = state == "up"
         return jsonify(payments_up=store.payments_up)
+
+    @app.get("/incidents")
+    def incidents() -> Response:
+        return jsonify(store.incidents)
+
+    if app.config.get(CONFIG_KEY) or os.environ.get(WEBHOOK_SECRET_VAR):
+        app.register_blueprint(webhook_blueprint(webhooks))  # POST /pagerduty/webhooks
+    else:
+        log.warning("no %s: the webhook endpoint is off", CONFIG_KEY)
 
     @app.errorhandler(PaymentProviderError)
     def payment_unavailable(error: PaymentProviderError) -> tuple[Response, int]:

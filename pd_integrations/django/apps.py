@@ -13,7 +13,12 @@ class PagerDutyConfig(AppConfig):
     def ready(self) -> None:
         # Only registrations here: the AlertManager and its threads are created by the
         # first request, so `migrate` and other commands start nothing.
+        from pd_integrations import shutdown
+
         from . import checks, receivers
 
         checks.register()
         receivers.connect()
+        # Here, in the main thread: the AlertManager is made later, in a request's thread,
+        # where no signal handler can be installed (runserver --noreload, plain WSGI).
+        shutdown.install()

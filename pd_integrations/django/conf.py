@@ -30,6 +30,7 @@ from pd_integrations.health import (
 )
 from pd_integrations.health import HealthCheck as HealthCheckFn
 from pd_integrations.monitor import DEFAULT_EXCLUDE_PATHS, DedupBy
+from pd_integrations.webhook_signature import parse_secrets
 
 SETTING: Final = "PAGERDUTY"
 CHECK_ID_PREFIX: Final = "pd_integrations"
@@ -59,6 +60,7 @@ KNOWN_SETTINGS: Final = (
     "HEALTH_FAILURE_THRESHOLD",
     "HEALTH_RECOVERY_THRESHOLD",
     "HEALTH_ERRORS",
+    "WEBHOOK_SECRET",
 )
 HEALTH_CHECK_OPTIONS: Final = (
     "CHECK",
@@ -130,6 +132,10 @@ class PagerDutySettings:
     health_failure_threshold: int
     health_recovery_threshold: int
     health_errors: bool
+    webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
+    """The webhook signing secrets in effect (several during rotation); none: no webhooks."""
+    webhook_secrets_origin: str | None = None
+    """``PAGERDUTY['WEBHOOK_SECRET']`` or ``PAGERDUTY_WEBHOOK_SECRET``; ``None`` without one."""
 
     @property
     def enabled(self) -> bool:
@@ -168,6 +174,8 @@ class PagerDutySettings:
             "health_failure_threshold": self.health_failure_threshold,
             "health_recovery_threshold": self.health_recovery_threshold,
             "health_errors": self.health_errors,
+            "webhook_secrets": len(self.webhook_secrets),
+            "webhook_secrets_origin": self.webhook_secrets_origin,
         }
 
 
@@ -557,6 +565,33 @@ def _slow_request_ms(reader: _Reader, environ: Mapping[str, str] | None) -> floa
         return None
 
 
+def _webhook_secrets(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return parse_secrets(value)
+    if not isinstance(value, list | tuple) or not all(
+        isinstance(item, str) and item.strip() for item in value
+    ):
+        raise _Invalid(
+            f"must be a string or a list of non-empty strings, not {value!r:.40}",
+            "The signing secret of the webhook subscription, or several while rotating; "
+            "or leave it out and set PAGERDUTY_WEBHOOK_SECRET.",
+        )
+    return parse_secrets(value)
+
+
+def _webhook_secrets_in_effect(
+    reader: _Reader, environ: Mapping[str, str] | None
+) -> tuple[tuple[str, ...], str | None]:
+    """The setting's secrets, else the environment's; an invalid setting counts as unset."""
+    secrets: tuple[str, ...] = reader.get("WEBHOOK_SECRET", "E017", _webhook_secrets, ())
+    if secrets:
+        return secrets, _ref("WEBHOOK_SECRET")
+    secrets = parse_secrets(config.env_value(config.WEBHOOK_SECRET_VAR, environ))
+    return secrets, config.WEBHOOK_SECRET_VAR if secrets else None
+
+
 def load(
     raw: object = None, environ: Mapping[str, str] | None = None
 ) -> tuple[PagerDutySettings, list[Problem]]:
@@ -614,6 +649,7 @@ def load(
     health_checks: tuple[HealthCheckSpec, ...] = ()
     if "HEALTH_CHECKS" in raw:
         health_checks = _health_checks(raw["HEALTH_CHECKS"], problems)
+    webhook_secrets, webhook_secrets_origin = _webhook_secrets_in_effect(reader, environ)
     settings = PagerDutySettings(
         routing_key=key,
         routing_key_origin=origin,
@@ -646,6 +682,8 @@ def load(
             "HEALTH_RECOVERY_THRESHOLD", "E011", _threshold, DEFAULT_RECOVERY_THRESHOLD
         ),
         health_errors=reader.get("HEALTH_ERRORS", "E013", _flag, False),
+        webhook_secrets=webhook_secrets,
+        webhook_secrets_origin=webhook_secrets_origin,
     )
     return settings, problems
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -14,6 +15,7 @@ from .server import Emulator
 from .throttle import DEFAULT_LIMIT
 
 DEFAULT_PORT = 8765
+WEBHOOK_SECRET_VAR = "PAGERDUTY_WEBHOOK_SECRET"  # noqa: S105 - a variable name
 
 
 def _rate_limit(text: str) -> int | None:
@@ -82,14 +84,43 @@ def build_parser() -> argparse.ArgumentParser:
         help="during an outage: answer 503 (error) or close the connection (drop)",
     )
     faults.add_argument("--seed", type=int, help="seed for reproducible fault decisions")
+    rest = parser.add_argument_group("REST API and webhooks")
+    rest.add_argument(
+        "--api-token",
+        metavar="TOKEN",
+        help="the only REST API key accepted (default: any non-empty key)",
+    )
+    rest.add_argument(
+        "--webhook-url",
+        metavar="URL",
+        help="send signed v3 webhooks there when an incident changes",
+    )
+    rest.add_argument(
+        "--webhook-secret",
+        action="append",
+        metavar="SECRET",
+        help=f"the webhook signing secret; repeat to sign with several "
+        f"(default: ${WEBHOOK_SECRET_VAR})",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
     return parser
+
+
+def webhook_secrets(given: list[str] | None) -> list[str]:
+    """``--webhook-secret`` values, else the comma-separated environment variable."""
+    if given:
+        return given
+    value = os.environ.get(WEBHOOK_SECRET_VAR, "")
+    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.ca_file and not args.tls:
         build_parser().error("--ca-file needs --tls")
+    secrets = webhook_secrets(args.webhook_secret)
+    if args.webhook_url and not secrets:
+        build_parser().error(f"--webhook-url needs --webhook-secret (or ${WEBHOOK_SECRET_VAR})")
     try:
         emulator = Emulator(
             args.host,
@@ -106,6 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             outage_mode=args.outage_mode,
             seed=args.seed,
             verbose=args.verbose,
+            api_token=args.api_token,
+            webhook_url=args.webhook_url,
+            webhook_secret=secrets or None,
         )
         emulator.start()
     except (OSError, ValueError, ImportError) as error:
@@ -121,7 +155,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     with emulator:
         print(f"PagerDuty emulator listening on {emulator.url}", flush=True)
         print(f"  Events API: {emulator.events_url}", flush=True)
+        print(f"  REST API:   {emulator.rest_url}", flush=True)
         print(f"  Console:    {emulator.console_url}", flush=True)
+        if emulator.webhook_url is not None:
+            print(f"  Webhooks:   {emulator.webhook_url}", flush=True)
         if emulator.ca_file is not None:
             print(f"  CA file:    {emulator.ca_file}", flush=True)
         print("Press Ctrl-C to stop.", flush=True)

@@ -1,8 +1,9 @@
 """Routing: one parsed HTTP request in, one response out, with no sockets involved.
 
-``/v2/*`` is PagerDuty's Events API (where faults apply); ``/api/*`` is the emulator's
-own JSON API for tests and the console; ``/`` is the console page. Only an injected
-fault ever produces a 5xx answer.
+``/v2/*`` is PagerDuty's Events API (where faults apply); ``/rest/*`` a subset of its
+REST API v2 (see :mod:`.rest`); ``/api/*`` is the emulator's own JSON API for tests and
+the console; ``/`` is the console page. Only an injected fault ever produces a 5xx
+answer.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from . import rules
 from .faults import Decision, FaultConfig, FaultInjector
 from .state import ALERT_STATUSES, AlertClosed, Store, UnknownAlert
 from .throttle import SlidingWindow
+from .webhook_sender import WebhookSender
 
+REST_PREFIX = "/rest"
 ENQUEUE_PATH = "/v2/enqueue"
 CHANGE_PATH = "/v2/change/enqueue"
 JSON_TYPE = "application/json"
@@ -39,6 +42,7 @@ _READ_ONLY_FAULT_FIELDS = frozenset({"outage_remaining", "seed"})
 
 _ALERT_ROUTE = re.compile(r"/api/alerts/([^/]+)")
 _ALERT_ACTION_ROUTE = re.compile(r"/api/alerts/([^/]+)/(acknowledge|resolve)")
+_ALERT_NOTES_ROUTE = re.compile(r"/api/alerts/([^/]+)/notes")
 
 
 @dataclass(frozen=True)
@@ -46,12 +50,13 @@ class Request:
     """An HTTP request as the server read it.
 
     ``body_error`` says why the body is not usable (too large, incomplete); the body is
-    then empty.
+    then empty. ``headers`` has lower-case names.
     """
 
     method: str
     path: str
     query: Mapping[str, list[str]] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
     content_type: str | None = None
     body: bytes = b""
     size: int = 0
@@ -94,7 +99,12 @@ def _inline_hashes(html: str, tag: str) -> list[str]:
 
 
 class App:
-    """The emulator's behaviour, independent of how requests arrive."""
+    """The emulator's behaviour, independent of how requests arrive.
+
+    ``rest`` answers ``/rest/*`` (a 404 without it); ``webhooks`` is the sender whose
+    deliveries ``GET /api/webhooks`` shows; the console's buttons act as the user
+    ``console_user``.
+    """
 
     def __init__(
         self,
@@ -102,10 +112,17 @@ class App:
         faults: FaultInjector,
         window: SlidingWindow,
         console_html: str,
+        *,
+        rest: Callable[[Request], Response] | None = None,
+        webhooks: WebhookSender | None = None,
+        console_user: str | None = None,
     ) -> None:
         self.store = store
         self.faults = faults
         self.window = window
+        self.rest = rest
+        self.webhooks = webhooks
+        self.console_user = console_user
         self._console = console_html.encode()
         scripts = " ".join(_inline_hashes(console_html, "script"))
         styles = " ".join(_inline_hashes(console_html, "style"))
@@ -130,12 +147,17 @@ class App:
             ("PUT", "/api/faults"): lambda r: self._set_faults(r, merge=False),
             ("PATCH", "/api/faults"): lambda r: self._set_faults(r, merge=True),
             ("DELETE", "/api/faults"): self._clear_faults,
+            ("GET", "/api/webhooks"): self._webhooks,
         }
 
     def handle(self, request: Request) -> Response:
         path = request.path
         if path == "/v2" or path.startswith("/v2/"):
             return self._events_api(request)
+        if path == REST_PREFIX or path.startswith(REST_PREFIX + "/"):
+            if self.rest is None:
+                return _error(404, "the REST API is not enabled")
+            return self.rest(request)
         if path == "/":
             if request.method != "GET":
                 return _with_headers(_error(405, "method not allowed"), {"Allow": "GET"})
@@ -158,6 +180,8 @@ class App:
         self.store.reset()
         self.window.reset()
         self.faults.clear()
+        if self.webhooks is not None:
+            self.webhooks.reset()
 
     # -- the Events API -----------------------------------------------------------------
 
@@ -257,6 +281,11 @@ class App:
             if request.method != "POST":
                 return _with_headers(_error(405, "method not allowed"), {"Allow": "POST"})
             return self._respond(action.group(1), action.group(2))
+        notes = _ALERT_NOTES_ROUTE.fullmatch(request.path)
+        if notes is not None:
+            if request.method != "POST":
+                return _with_headers(_error(405, "method not allowed"), {"Allow": "POST"})
+            return self._add_note(request, notes.group(1))
         one = _ALERT_ROUTE.fullmatch(request.path)
         if one is not None:
             if request.method != "GET":
@@ -287,14 +316,36 @@ class App:
     def _respond(self, alert_id: str, action: str) -> Response:
         try:
             if action == "acknowledge":
-                alert = self.store.respond(alert_id, "acknowledge")
+                alert = self.store.respond(alert_id, "acknowledge", agent=self.console_user)
             else:
-                alert = self.store.respond(alert_id, "resolve")
+                alert = self.store.respond(alert_id, "resolve", agent=self.console_user)
         except UnknownAlert:
             return _error(404, f"no alert with id {alert_id}")
         except AlertClosed as closed:
             return _error(409, str(closed))
         return json_response(200, alert)
+
+    def _add_note(self, request: Request, alert_id: str) -> Response:
+        document, parse_error = rules.parse_json(request.body or b"{}")
+        content = document.get("content") if isinstance(document, dict) else None
+        if request.body_error or parse_error or not isinstance(content, str) or not content.strip():
+            return _error(400, 'the body must be {"content": "<the note>"}')
+        try:
+            note = self.store.add_note(alert_id, content, agent=self.console_user, via="console")
+        except UnknownAlert:
+            return _error(404, f"no alert with id {alert_id}")
+        return json_response(201, note)
+
+    def _webhooks(self, request: Request) -> Response:
+        sender = self.webhooks
+        return json_response(
+            200,
+            {
+                "url": sender.url if sender else None,
+                "subscription_id": sender.subscription_id if sender else None,
+                "deliveries": sender.deliveries() if sender else [],
+            },
+        )
 
     def _reset(self, request: Request) -> Response:
         self.reset()

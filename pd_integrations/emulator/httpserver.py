@@ -70,6 +70,7 @@ class _Handler(BaseHTTPRequestHandler):
             method="GET" if self.command == "HEAD" else self.command,
             path=unquote(target.path) or "/",
             query=parse_qs(target.query),
+            headers={name.lower(): value for name, value in self.headers.items()},
             content_type=self.headers.get("Content-Type"),
             body=body,
             size=size,

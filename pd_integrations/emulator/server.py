@@ -1,4 +1,5 @@
-"""The :class:`Emulator`: a local PagerDuty Events API v2 in a background thread."""
+"""The :class:`Emulator`: a local PagerDuty (Events API v2, a REST API v2 subset, signed
+v3 webhooks) in a background thread."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import os
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -16,9 +17,13 @@ from typing import Any
 from .api import App
 from .faults import FaultConfig, FaultInjector, OutageMode
 from .httpserver import EmulatorServer
-from .state import DEFAULT_MAX_RECORDS, Responder, Store
+from .resources import Resources
+from .rest import RestApi
+from .roster import DEFAULT_ROSTER, Roster
+from .state import DEFAULT_MAX_RECORDS, Change, Responder, Store
 from .throttle import DEFAULT_LIMIT, SlidingWindow
 from .tls import TLSMaterial
+from .webhook_sender import DEFAULT_RETRY_DELAYS, DEFAULT_TIMEOUT, WebhookSender
 
 _WILDCARD_HOSTS = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104
 JOIN_TIMEOUT = 5.0
@@ -59,6 +64,15 @@ class Emulator:
         tests pass a fake one to move time without sleeping.
     :param verbose: log every request (and handler errors) to stderr.
     :param max_records: how many events and requests the logs keep (oldest go first).
+    :param roster: users, schedules and escalation policy of the REST API (default:
+        :data:`~.roster.DEFAULT_ROSTER`, Alice on call, then Bob).
+    :param api_token: the only REST API key accepted; by default any non-empty one.
+    :param webhook_url: where to send signed v3 webhooks when an incident is
+        triggered, acknowledged, resolved or annotated (see :meth:`set_webhook`).
+    :param webhook_secret: the subscription's secret (several: one signature each).
+    :param webhook_timeout: seconds to wait for the webhook receiver.
+    :param webhook_retry_delays: seconds before each retry of a webhook answered 5xx
+        or 429, or not answered; their number bounds the retries.
     """
 
     def __init__(
@@ -80,6 +94,12 @@ class Emulator:
         clock: Callable[[], float] | None = None,
         verbose: bool = False,
         max_records: int = DEFAULT_MAX_RECORDS,
+        roster: Roster = DEFAULT_ROSTER,
+        api_token: str | None = None,
+        webhook_url: str | None = None,
+        webhook_secret: str | Sequence[str] | None = None,
+        webhook_timeout: float = DEFAULT_TIMEOUT,
+        webhook_retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
     ) -> None:
         monotonic = clock or time.monotonic
         faults = FaultConfig(
@@ -94,10 +114,23 @@ class Emulator:
         self._host = host
         self._requested_port = port
         self._verbose = verbose
-        self._store = Store(max_records=max_records)
+        self._roster = roster
+        self._resources = Resources(roster, lambda: self.url)
+        self._webhooks = WebhookSender(timeout=webhook_timeout, retry_delays=webhook_retry_delays)
+        self._webhooks.configure(webhook_url, webhook_secret)
+        self._store = Store(max_records=max_records, listener=self._on_change)
         self._faults = FaultInjector(faults, seed=seed, clock=monotonic)
         self._window = SlidingWindow(rate_limit_per_minute, clock=monotonic)
-        self._app = App(self._store, self._faults, self._window, console_html())
+        self._rest = RestApi(self._store, self._resources, token=api_token)
+        self._app = App(
+            self._store,
+            self._faults,
+            self._window,
+            console_html(),
+            rest=self._rest.handle,
+            webhooks=self._webhooks,
+            console_user=roster.console_user,
+        )
         self._tls = TLSMaterial(host, ca_file) if tls else None
         self._server: EmulatorServer | None = None
         self._thread: threading.Thread | None = None
@@ -125,6 +158,7 @@ class Emulator:
                 daemon=True,
             )
             self._thread.start()
+            self._webhooks.start()
             return self
 
     def stop(self) -> None:
@@ -133,6 +167,7 @@ class Emulator:
             if self._stopped:
                 return
             self._stopped = True
+            self._webhooks.stop(JOIN_TIMEOUT)
             server, thread = self._server, self._thread
             if server is not None:
                 server.stop(JOIN_TIMEOUT)
@@ -191,6 +226,15 @@ class Emulator:
         return f"{self.url}/"
 
     @property
+    def rest_url(self) -> str:
+        """Base URL of the REST API subset, e.g. ``http://127.0.0.1:8765/rest``."""
+        return f"{self.url}/rest"
+
+    @property
+    def roster(self) -> Roster:
+        return self._roster
+
+    @property
     def ca_file(self) -> Path | None:
         """PEM file of the CA that signed the server certificate (None without TLS)."""
         return self._tls.ca_path if self._tls else None
@@ -241,11 +285,72 @@ class Emulator:
         return self._respond(alert_id, "resolve")
 
     def _respond(self, alert_id: str, action: Responder) -> dict[str, Any]:
-        return self._store.respond(alert_id, action)
+        return self._store.respond(alert_id, action, agent=self._roster.console_user)
+
+    def add_note(self, alert_id: str, content: str) -> dict[str, Any]:
+        """Add a note to an alert as the console's user; the note (KeyError if unknown)."""
+        if not content.strip():
+            raise ValueError("a note needs some content")
+        return self._store.add_note(
+            alert_id, content, agent=self._roster.console_user, via="console"
+        )
+
+    def incident(self, alert_id: str) -> dict[str, Any]:
+        """An alert as the REST API's incident (KeyError when unknown)."""
+        return self._resources.incident(self._store.alert(alert_id))
 
     def reset(self) -> None:
         """Forget alerts, events, requests and rate windows; clear every fault."""
         self._app.reset()
+
+    # -- webhooks ----------------------------------------------------------------------
+
+    def set_webhook(self, url: str | None, secret: str | Sequence[str] | None = None) -> None:
+        """Send signed v3 webhooks to ``url`` from now on (``None``: stop sending).
+
+        ValueError for a URL that is not absolute http(s), or without a secret.
+        """
+        self._webhooks.configure(url, secret)
+
+    @property
+    def webhook_url(self) -> str | None:
+        return self._webhooks.url
+
+    def webhook_deliveries(self) -> list[dict[str, Any]]:
+        """Every webhook delivery, oldest first, as ``GET /api/webhooks`` lists them."""
+        return self._webhooks.deliveries()
+
+    def wait_for_webhooks(
+        self,
+        count: int = 1,
+        timeout: float = 5.0,
+        *,
+        event_type: str | None = None,
+        status: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Wait until ``count`` deliveries (of ``event_type``) are finished (or have
+        ``status``); return the matching ones. TimeoutError when they do not come."""
+
+        def matching(deliveries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return [
+                d
+                for d in deliveries
+                if (event_type is None or d["event_type"] == event_type)
+                and (d["status"] == status if status else d["status"] != "pending")
+            ]
+
+        if not self._webhooks.wait_for(lambda found: len(matching(found)) >= count, timeout):
+            found = matching(self._webhooks.deliveries())
+            raise TimeoutError(
+                f"expected {count} webhook deliver{'y' if count == 1 else 'ies'}"
+                f"{f' of {event_type}' if event_type else ''} within {timeout} s, "
+                f"found {len(found)}"
+            )
+        return matching(self._webhooks.deliveries())
+
+    def _on_change(self, change: Change) -> None:
+        if self._webhooks.enabled and self.running:
+            self._webhooks.submit(self._resources.webhook_event(change))
 
     # -- faults and limits -------------------------------------------------------------
 

@@ -7,11 +7,15 @@ next trigger opens a new alert with a new id, and an acknowledge or resolve for 
 resolved or unknown key is accepted (202) but dropped.
 
 Everything is guarded by one lock; readers get deep copies, so callers can never
-change the emulator's state by mutating what they were given.
+change the emulator's state by mutating what they were given. Every responder action —
+from the Events API, the console, the control API or the REST API — goes through
+:meth:`Store.respond` (notes through :meth:`Store.add_note`), and every change of an
+incident's status is reported to the store's listener as a :class:`Change`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import threading
 import time
@@ -24,6 +28,8 @@ from typing import Any, Literal
 
 AlertStatus = Literal["triggered", "acknowledged", "resolved"]
 Responder = Literal["acknowledge", "resolve"]
+Via = Literal["events_api", "console", "rest_api"]
+ChangeKind = Literal["triggered", "acknowledged", "resolved", "annotated"]
 ALERT_STATUSES: tuple[AlertStatus, ...] = ("triggered", "acknowledged", "resolved")
 DEFAULT_MAX_RECORDS = 100_000
 RAW_PREVIEW_CHARS = 2048
@@ -42,9 +48,30 @@ class AlertClosed(ValueError):
     """A responder action on an alert that is already resolved."""
 
 
+@dataclass(frozen=True)
+class Change:
+    """What happened to an incident, for the listener (the webhook sender).
+
+    ``alert`` is a snapshot taken right after the change; ``agent`` is the id of the
+    user who acted (None when a monitoring tool acted through the Events API); ``note``
+    is set for ``annotated``.
+    """
+
+    kind: ChangeKind
+    alert: dict[str, Any]
+    at: str
+    via: Via
+    agent: str | None = None
+    note: dict[str, Any] | None = None
+
+
+Listener = Callable[[Change], None]
+
+
 @dataclass
 class Alert:
     id: str
+    number: int
     routing_key: str
     dedup_key: str
     first_seen: str
@@ -58,7 +85,9 @@ class Alert:
     images: list[Any] = field(default_factory=list)
     client: str | None = None
     client_url: str | None = None
+    resolution: str | None = None
     log: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def open(self) -> bool:
@@ -74,12 +103,15 @@ class Alert:
         self.trigger_count += 1
         self.last_seen = at
 
-    def note(self, action: str, at: str, via: str, seq: int | None) -> None:
+    def note(
+        self, action: str, at: str, via: str, seq: int | None, agent: str | None = None
+    ) -> None:
         self.log.append(
             {
                 "action": action,
                 "at": at,
                 "via": via,
+                "agent": agent,
                 "summary": self.payload.get("summary"),
                 "severity": self.payload.get("severity"),
                 "event_seq": seq,
@@ -91,6 +123,7 @@ class Alert:
         return copy.deepcopy(
             {
                 "id": self.id,
+                "incident_number": self.number,
                 "routing_key": self.routing_key,
                 "dedup_key": self.dedup_key,
                 "status": self.status,
@@ -111,7 +144,9 @@ class Alert:
                 "last_seen": self.last_seen,
                 "acknowledged_at": self.acknowledged_at,
                 "resolved_at": self.resolved_at,
+                "resolution": self.resolution,
                 "log": self.log,
+                "notes": self.notes,
             }
         )
 
@@ -135,9 +170,13 @@ class Store:
         *,
         max_records: int = DEFAULT_MAX_RECORDS,
         now: Callable[[], str] = utc_now,
+        listener: Listener | None = None,
     ) -> None:
         self._changed = threading.Condition(threading.Lock())
         self._now = now
+        self._listener = listener
+        self._routing_keys: dict[str, str] = {}
+        self._next_note = 1
         self._alerts: dict[str, Alert] = {}
         self._open: dict[tuple[str, str], Alert] = {}
         self._events: deque[dict[str, Any]] = deque(maxlen=max_records)
@@ -158,6 +197,7 @@ class Store:
             action = body["event_action"]
             routing_key = body["routing_key"]
             dedup_key = body.get("dedup_key") or uuid.uuid4().hex
+            self._routing_keys.setdefault(routing_key, at)
             alert = self._open.get((routing_key, dedup_key))
             if action == "trigger":
                 if alert is None:
@@ -167,6 +207,8 @@ class Store:
                     outcome = "deduplicated"
                 alert.take_trigger(body, at)
                 alert.note("trigger", at, "events_api", seq)
+                if outcome == "created":
+                    self._tell(Change("triggered", alert.to_dict(), at, "events_api"))
             elif alert is None:
                 outcome = "dropped"
             else:
@@ -179,9 +221,9 @@ class Store:
         """Log a valid change event; change events open no alert."""
         with self._changed:
             result = EventResult("change")
-            self._log_event(
-                self._next_event, self._now(), "/v2/change/enqueue", "change", body, result
-            )
+            at = self._now()
+            self._routing_keys.setdefault(body["routing_key"], at)
+            self._log_event(self._next_event, at, "/v2/change/enqueue", "change", body, result)
             return result
 
     def record_request(
@@ -223,11 +265,20 @@ class Store:
 
     # -- responders (the console) ---------------------------------------------------
 
-    def respond(self, alert_id: str, action: Responder) -> dict[str, Any]:
+    def respond(
+        self,
+        alert_id: str,
+        action: Responder,
+        *,
+        via: Via = "console",
+        agent: str | None = None,
+        resolution: str | None = None,
+    ) -> dict[str, Any]:
         """Acknowledge or resolve an alert as a person in PagerDuty would.
 
-        Repeating an action is harmless; acknowledging a resolved alert raises
-        :class:`AlertClosed`, an unknown id :class:`UnknownAlert`.
+        ``agent`` is the id of the user acting, ``resolution`` an optional text kept
+        with a resolve. Repeating an action is harmless; acknowledging a resolved alert
+        raises :class:`AlertClosed`, an unknown id :class:`UnknownAlert`.
         """
         with self._changed:
             alert = self._alerts.get(alert_id)
@@ -237,9 +288,45 @@ class Store:
                 if action == "resolve":
                     return alert.to_dict()
                 raise AlertClosed(f"alert {alert_id} is resolved")
-            self._respond(alert, action, self._now(), "console", None)
+            if action == "resolve" and resolution:
+                alert.resolution = resolution
+            self._respond(alert, action, self._now(), via, None, agent)
             self._changed.notify_all()
             return alert.to_dict()
+
+    def add_note(
+        self, alert_id: str, content: str, *, agent: str | None, via: Via
+    ) -> dict[str, Any]:
+        """Add a note to an alert (resolved ones too, as PagerDuty allows); the note."""
+        with self._changed:
+            alert = self._alerts.get(alert_id)
+            if alert is None:
+                raise UnknownAlert(alert_id)
+            at = self._now()
+            note = {
+                "id": f"N{self._next_note:05d}",
+                "content": content,
+                "created_at": at,
+                "agent": agent,
+                "via": via,
+            }
+            self._next_note += 1
+            alert.notes.append(note)
+            self._tell(Change("annotated", alert.to_dict(), at, via, agent, dict(note)))
+            self._changed.notify_all()
+            return dict(note)
+
+    def notes(self, alert_id: str) -> list[dict[str, Any]]:
+        with self._changed:
+            alert = self._alerts.get(alert_id)
+            if alert is None:
+                raise UnknownAlert(alert_id)
+            return copy.deepcopy(alert.notes)
+
+    def routing_keys(self) -> dict[str, str]:
+        """Every routing key that sent an accepted event, with when it first did."""
+        with self._changed:
+            return dict(self._routing_keys)
 
     # -- reading ---------------------------------------------------------------------
 
@@ -320,6 +407,7 @@ class Store:
             self._events.clear()
             self._requests.clear()
             self._by_status.clear()
+            self._routing_keys.clear()
             self._accepted = 0
             self._changed.notify_all()
 
@@ -328,6 +416,7 @@ class Store:
     def _new_alert(self, routing_key: str, dedup_key: str, at: str) -> Alert:
         alert = Alert(
             id=f"A{self._next_alert:05d}",
+            number=self._next_alert,
             routing_key=routing_key,
             dedup_key=dedup_key,
             first_seen=at,
@@ -337,7 +426,17 @@ class Store:
         self._open[(routing_key, dedup_key)] = alert
         return alert
 
-    def _respond(self, alert: Alert, action: str, at: str, via: str, seq: int | None) -> str:
+    def _respond(
+        self,
+        alert: Alert,
+        action: str,
+        at: str,
+        via: Via,
+        seq: int | None,
+        agent: str | None = None,
+    ) -> str:
+        """The one state transition for every responder, whoever acts."""
+        before = alert.status
         if action == "acknowledge":
             alert.status = "acknowledged"
             alert.acknowledged_at = alert.acknowledged_at or at
@@ -347,8 +446,19 @@ class Store:
             alert.resolved_at = at
             del self._open[(alert.routing_key, alert.dedup_key)]
             outcome = "resolved"
-        alert.note(action, at, via, seq)
+        alert.note(action, at, via, seq, agent)
+        if alert.status != before:
+            self._tell(Change(alert.status, alert.to_dict(), at, via, agent))
         return outcome
+
+    def _tell(self, change: Change) -> None:
+        # Called under the lock, so the listener sees changes in the order they
+        # happened; it must only hand the change off (the webhook sender queues it).
+        if self._listener is None:
+            return
+        # A listener bug must never break an Events API answer.
+        with contextlib.suppress(Exception):
+            self._listener(change)
 
     def _log_event(
         self,

@@ -26,4 +26,5 @@ urlpatterns = [
     path("async/slow/", views.async_slow),
     path("explode-in-middleware/", views.hello),
     path("healthz/", include("pd_integrations.django.urls")),
+    path("pagerduty/webhooks", include("pd_integrations.django.webhooks")),
 ]

@@ -32,7 +32,7 @@ def test_alerts_listing_and_filters(client: httpx.Client) -> None:
         "id", "routing_key", "dedup_key", "status", "severity", "summary", "source",
         "component", "group", "class", "custom_details", "timestamp", "links", "images",
         "client", "client_url", "trigger_count", "first_seen", "last_seen",
-        "acknowledged_at", "resolved_at", "log",
+        "acknowledged_at", "resolved_at", "log", "incident_number", "resolution", "notes",
     }  # fmt: skip
     assert set(alerts[0]) == expected_fields
     acknowledged = client.get("/api/alerts", params={"status": "acknowledged"}).json()

@@ -44,13 +44,12 @@ async def _send(message: Message) -> None:
     return None
 
 
-@pytest.mark.parametrize("scope_type", ["lifespan", "websocket"])
-def test_other_scopes_get_the_servers_own_callables(
-    alerts: AlertManager, pagerduty_events: CapturedEvents, scope_type: str
+def test_websockets_get_the_servers_own_callables(
+    alerts: AlertManager, pagerduty_events: CapturedEvents
 ) -> None:
     inner = Recorder()
     middleware = PagerDutyMiddleware(inner, alerts=alerts, slow_request_ms=10)
-    scope: dict[str, Any] = {"type": scope_type, "path": "/ws"}
+    scope: dict[str, Any] = {"type": "websocket", "path": "/ws"}
 
     asyncio.run(middleware(scope, _receive, _send))
 
@@ -164,11 +163,11 @@ def test_periodic_health_checks_run_between_startup_and_shutdown(
 def test_a_manager_made_by_the_middleware_is_flushed_at_shutdown(
     pagerduty_events: CapturedEvents, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    flushed: list[AlertManager] = []
+    flushed: list[tuple[AlertManager, float | None]] = []
     original = AlertManager.flush
 
     def flush(self: AlertManager, timeout: float | None = 5.0) -> bool:
-        flushed.append(self)
+        flushed.append((self, timeout))
         return original(self, timeout)
 
     monkeypatch.setattr(AlertManager, "flush", flush)
@@ -178,6 +177,40 @@ def test_a_manager_made_by_the_middleware_is_flushed_at_shutdown(
         assert client.get("/greet").status_code == 200
         assert flushed == []
 
-    (manager,) = flushed
+    ((manager, timeout),) = flushed
     assert manager.enabled
+    assert manager.dispatcher is not None
+    assert timeout == manager.dispatcher.exit_flush_timeout
     manager.close()
+
+
+def test_a_manager_passed_in_is_flushed_at_shutdown_for_its_shutdown_timeout(
+    pagerduty_events: CapturedEvents, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # uvicorn re-raises SIGTERM after lifespan shutdown: exit handlers never run there.
+    alerts = AlertManager(shutdown_timeout=7.5)
+    flushed: list[float | None] = []
+    original = alerts.flush
+
+    def flush(timeout: float | None = 5.0) -> bool:
+        flushed.append(timeout)
+        return original(timeout)
+
+    monkeypatch.setattr(alerts, "flush", flush)
+    inner = Recorder()
+    middleware = PagerDutyMiddleware(inner, alerts=alerts)
+
+    async def lifespan() -> None:
+        scope: dict[str, Any] = {"type": "lifespan"}
+        await middleware(scope, _receive, _send)
+        ((_, receive, send),) = inner.calls
+        assert await receive() == {"type": "lifespan.startup"}
+        for message in (
+            {"type": "lifespan.startup.complete"},
+            {"type": "lifespan.shutdown.complete"},
+        ):
+            await send(message)
+
+    asyncio.run(lifespan())
+    assert flushed == [7.5]
+    alerts.close()

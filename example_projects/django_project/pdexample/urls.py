@@ -5,4 +5,6 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("pdexample.shop.urls")),
     path("healthz/", include("pd_integrations.django.urls")),
+    # PagerDuty's webhooks (secret: PAGERDUTY_WEBHOOK_SECRET); see shop/webhooks.py.
+    path("pagerduty/webhooks", include("pd_integrations.django.webhooks")),
 ]

@@ -1,0 +1,423 @@
+"""Alert state: kept in this process, or shared by every process and host through Redis.
+
+Four things decide what reaches PagerDuty, and with several workers each must be agreed
+on by all of them, or fifty workers page fifty times:
+
+- the **open alerts** (a repeat of an open alert is suppressed; acknowledge, resolve and
+  auto-resolve are seen by everyone),
+- the **occurrence count** of each open alert,
+- the **rate budget** of the routing key (PagerDuty's ~120 events per minute),
+- the **health-check state** (consecutive failures/successes, and whether the check's
+  alert is open), so N workers checking one database page once and resolve once.
+
+:class:`StateBackend` is that state's interface. :class:`MemoryState` keeps it in the
+process (the default); ``RedisState`` (in :mod:`pd_integrations.state_redis`, needs the
+``redis`` extra) shares it. :func:`open_state` picks one from a URL: ``memory://`` or
+nothing for the process, ``redis://``, ``rediss://`` or ``unix://`` for Redis.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+import weakref
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import NamedTuple, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+from . import ratelimit
+from .errors import ConfigurationError
+from .events import Severity
+from .ratelimit import RateBudget
+
+DEFAULT_ALERT_TTL = 24 * 3600.0
+"""How long an open alert is remembered after its last occurrence (seconds)."""
+HEALTH_TTL = 7 * 24 * 3600.0
+"""How long a health check's state is remembered after its last run (seconds)."""
+MEMORY_SCHEMES = frozenset({"memory"})
+REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
+# A sweep of expired entries every so many writes keeps memory bounded without a timer.
+_SWEEP_EVERY = 256
+
+
+class AlertRecord(NamedTuple):
+    """An open alert as the state stores it; times are Unix timestamps in seconds.
+
+    A named tuple because one is built for every occurrence, storms included.
+    """
+
+    dedup_key: str
+    summary: str
+    severity: Severity
+    alert_type: str
+    component: str | None
+    identifier: str | None
+    first_seen: float
+    last_seen: float
+    occurrences: int = 1
+    acknowledged: bool = False
+    auto_resolve: bool = False
+
+
+class Raised(NamedTuple):
+    """What :meth:`StateBackend.raise_alert` decided for one occurrence."""
+
+    send: bool
+    """The caller must send a trigger: the alert was not open, or came back more severe."""
+    occurrences: int
+    """Occurrences of the open alert, this one included (1 for a new alert)."""
+
+
+class Edge(StrEnum):
+    """A health check's state flip; only the observation that flipped it carries it."""
+
+    TRIGGER = "trigger"
+    RESOLVE = "resolve"
+
+
+@dataclass(frozen=True, slots=True)
+class HealthState:
+    """A health check's edge-trigger state after an observation."""
+
+    failures: int = 0
+    """Consecutive failed runs (of every process sharing the state)."""
+    successes: int = 0
+    """Consecutive successful runs."""
+    down: bool = False
+    """The check crossed its failure threshold and its alert is open."""
+    edge: Edge | None = None
+    """Set only for the one observation that flipped ``down``: its caller sends the event."""
+
+
+class StateBackend(ABC):
+    """The state one :class:`~pd_integrations.AlertManager` (one routing key) decides with.
+
+    Every method is atomic with respect to every other user of the same state: of N
+    processes raising the same new alert at once, exactly one is told to send it.
+    Implementations never raise for an unavailable store; they fall back and warn.
+    """
+
+    description: str = "state"
+    """Where the state lives, safe for logs (no password)."""
+
+    @abstractmethod
+    def raise_alert(self, alert: AlertRecord, ttl: float) -> Raised:
+        """Record one occurrence of ``alert`` (opening it if needed), kept ``ttl`` seconds.
+
+        ``alert.last_seen`` is the time of this occurrence; a repeat keeps the stored
+        summary unless it is more severe, which replaces severity and summary.
+        """
+
+    @abstractmethod
+    def get_alert(self, dedup_key: str) -> AlertRecord | None:
+        """The open alert with this key, if any."""
+
+    @abstractmethod
+    def active_alerts(self) -> list[AlertRecord]:
+        """Every open alert."""
+
+    @abstractmethod
+    def acknowledge(self, dedup_key: str) -> bool:
+        """Mark an open alert acknowledged; ``False`` if it is not open."""
+
+    @abstractmethod
+    def resolve(self, dedup_key: str) -> bool:
+        """Close the alert; ``False`` if it was not open."""
+
+    @abstractmethod
+    def resolve_if_quiet(self, dedup_key: str, quiet_for: float, now: float) -> float | None:
+        """Close the alert if nothing raised it for ``quiet_for`` seconds before ``now``.
+
+        Returns ``0.0`` when this call closed it (the caller sends the resolve), the
+        seconds still to wait when it recurred meanwhile, ``None`` when it is not open.
+        """
+
+    @abstractmethod
+    def observe_health(
+        self, key: str, healthy: bool, failure_threshold: int, recovery_threshold: int
+    ) -> HealthState:
+        """Count one run of the check ``key``; the result has the edge if this run flipped it."""
+
+    @abstractmethod
+    def health(self, key: str) -> HealthState:
+        """The check's state without counting a run."""
+
+    @abstractmethod
+    def rate_budget(self, per_minute: int) -> RateBudget:
+        """The routing key's send budget, shared as widely as this state is."""
+
+    @abstractmethod
+    def clear(self) -> None:
+        """Forget every alert and health state (for tests and restarts)."""
+
+    def close(self) -> None:  # noqa: B027 - most backends hold nothing to release
+        """Release connections."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.description}>"
+
+
+class _Entry:
+    """Mutable, so the storm path (a repeat of an open alert) only bumps three fields."""
+
+    __slots__ = (
+        "acknowledged",
+        "alert_type",
+        "auto_resolve",
+        "component",
+        "expires",
+        "first_seen",
+        "identifier",
+        "last_seen",
+        "occurrences",
+        "severity",
+        "summary",
+    )
+
+    def __init__(self, alert: AlertRecord, expires: float) -> None:
+        self.summary = alert.summary
+        self.severity = alert.severity
+        self.alert_type = alert.alert_type
+        self.component = alert.component
+        self.identifier = alert.identifier
+        self.first_seen = alert.first_seen
+        self.last_seen = alert.last_seen
+        self.occurrences = alert.occurrences
+        self.acknowledged = alert.acknowledged
+        self.auto_resolve = alert.auto_resolve
+        self.expires = expires
+
+    def record(self, dedup_key: str) -> AlertRecord:
+        return AlertRecord(
+            dedup_key,
+            self.summary,
+            self.severity,
+            self.alert_type,
+            self.component,
+            self.identifier,
+            self.first_seen,
+            self.last_seen,
+            self.occurrences,
+            self.acknowledged,
+            self.auto_resolve,
+        )
+
+
+class MemoryState(StateBackend):
+    """State kept in this process: what every process decided alone before Redis.
+
+    Entries expire ``ttl`` seconds after their last occurrence, so a long-running process
+    never accumulates alerts that nobody resolved. Thread-safe.
+
+    :param routing_key: selects the process-wide rate budget of that key.
+    :param clock: wall clock for health-state expiry (tests move it).
+    """
+
+    description = "memory"
+
+    def __init__(self, routing_key: str = "", *, clock: Callable[[], float] = time.time) -> None:
+        self.routing_key = routing_key
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._alerts: dict[str, _Entry] = {}
+        self._health: dict[str, tuple[HealthState, float]] = {}
+        self._writes = 0
+        register_fork_safe(self)
+
+    # -- alerts --------------------------------------------------------------------------
+
+    def raise_alert(self, alert: AlertRecord, ttl: float) -> Raised:
+        now = alert.last_seen
+        with self._lock:
+            self._tick(now)
+            entry = self._alerts.get(alert.dedup_key)
+            if entry is None or entry.expires <= now:
+                self._alerts[alert.dedup_key] = _Entry(alert, now + ttl)
+                return Raised(True, alert.occurrences)
+            escalated = alert.severity.rank > entry.severity.rank
+            if escalated:  # came back worse: PagerDuty must see the new severity
+                entry.severity, entry.summary = alert.severity, alert.summary
+            entry.occurrences += 1
+            entry.last_seen = now
+            entry.expires = max(entry.expires, now + ttl)
+            return Raised(escalated, entry.occurrences)
+
+    def get_alert(self, dedup_key: str) -> AlertRecord | None:
+        with self._lock:
+            entry = self._alerts.get(dedup_key)
+            if entry is None or entry.expires <= self._clock():
+                return None
+            return entry.record(dedup_key)
+
+    def active_alerts(self) -> list[AlertRecord]:
+        now = self._clock()
+        with self._lock:
+            return [e.record(k) for k, e in self._alerts.items() if e.expires > now]
+
+    def acknowledge(self, dedup_key: str) -> bool:
+        with self._lock:
+            entry = self._alerts.get(dedup_key)
+            if entry is None or entry.expires <= self._clock():
+                return False
+            entry.acknowledged = True
+            return True
+
+    def resolve(self, dedup_key: str) -> bool:
+        with self._lock:
+            entry = self._alerts.pop(dedup_key, None)
+            return entry is not None and entry.expires > self._clock()
+
+    def resolve_if_quiet(self, dedup_key: str, quiet_for: float, now: float) -> float | None:
+        with self._lock:
+            entry = self._alerts.get(dedup_key)
+            if entry is None or entry.expires <= now:
+                return None
+            remaining = entry.last_seen + quiet_for - now
+            if remaining > _QUIET_SLACK:
+                return remaining
+            del self._alerts[dedup_key]
+            return 0.0
+
+    # -- health --------------------------------------------------------------------------
+
+    def observe_health(
+        self, key: str, healthy: bool, failure_threshold: int, recovery_threshold: int
+    ) -> HealthState:
+        now = self._clock()
+        with self._lock:
+            self._tick(now)
+            state = self._current_health(key, now)
+            state = next_health(state, healthy, failure_threshold, recovery_threshold)
+            self._health[key] = (state, now + HEALTH_TTL)
+            return state
+
+    def health(self, key: str) -> HealthState:
+        with self._lock:
+            return self._current_health(key, self._clock())
+
+    def _current_health(self, key: str, now: float) -> HealthState:
+        stored = self._health.get(key)
+        if stored is None or stored[1] <= now:
+            return HealthState()
+        return stored[0]
+
+    # -- the rest ------------------------------------------------------------------------
+
+    def rate_budget(self, per_minute: int) -> RateBudget:
+        return ratelimit.shared_budget(self.routing_key, per_minute)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._alerts.clear()
+            self._health.clear()
+
+    def _tick(self, now: float) -> None:
+        """Drop expired entries now and then (called with the lock held)."""
+        self._writes += 1
+        if self._writes % _SWEEP_EVERY:
+            return
+        for key in [k for k, e in self._alerts.items() if e.expires <= now]:
+            del self._alerts[key]
+        for key in [k for k, (_, expires) in self._health.items() if expires <= now]:
+            del self._health[key]
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+
+
+# A recurrence this close to the deadline counts as quiet: timers fire a little early.
+_QUIET_SLACK = 0.001
+
+
+def next_health(
+    state: HealthState, healthy: bool, failure_threshold: int, recovery_threshold: int
+) -> HealthState:
+    """The edge-trigger rule every backend applies to one run of a check.
+
+    ``failure_threshold`` failures in a row open the alert, ``recovery_threshold``
+    successes in a row then close it; any opposite result restarts the count, which is
+    what keeps a brief disagreement between workers from flipping the state.
+    """
+    if healthy:
+        successes = state.successes + 1
+        if state.down and successes >= recovery_threshold:
+            return HealthState(0, successes, False, Edge.RESOLVE)
+        return HealthState(0, successes, state.down)
+    failures = state.failures + 1
+    if not state.down and failures >= failure_threshold:
+        return HealthState(failures, 0, True, Edge.TRIGGER)
+    return HealthState(failures, 0, state.down)
+
+
+def routing_key_hash(routing_key: str) -> str:
+    """A short, stable name for a routing key that reveals nothing of the key."""
+    return hashlib.sha256(routing_key.encode("utf-8")).hexdigest()[:16]
+
+
+def safe_url(url: str) -> str:
+    """``url`` without its password, for logs and reprs."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        netloc = parts.netloc.rsplit("@", 1)[1]
+        user = f"{parts.username}:" if parts.username else ":"
+        return urlunsplit(parts._replace(netloc=f"{user}****@{netloc}"))
+    except ValueError:
+        return "<unparsable URL>"
+
+
+def open_state(url: str | None, routing_key: str) -> StateBackend:
+    """The state backend ``url`` names: ``None``/``memory://`` in-process, else Redis.
+
+    :raises ConfigurationError: for an unknown scheme, or a Redis URL without the
+        ``redis`` package installed.
+    """
+    if url is None or not url.strip():
+        return MemoryState(routing_key)
+    url = url.strip()
+    scheme = urlsplit(url).scheme.lower() if "://" in url else ""
+    if scheme in MEMORY_SCHEMES:
+        return MemoryState(routing_key)
+    if scheme not in REDIS_SCHEMES:
+        raise ConfigurationError(
+            f"unsupported state URL {safe_url(url)!r}: use memory://, redis://, rediss:// "
+            "or unix:// (PAGERDUTY_STATE_URL)"
+        )
+    try:
+        from .state_redis import RedisState  # the redis extra is optional: import late
+    except ImportError as error:
+        raise ConfigurationError(
+            f"state URL {safe_url(url)!r} needs the redis package: "
+            "pip install 'pd-integrations[redis]'"
+        ) from error
+    return RedisState(url, routing_key)
+
+
+class ForkSafe(Protocol):
+    """Something holding locks that a forked child must replace."""
+
+    def _after_fork(self) -> None: ...
+
+
+_fork_safe: weakref.WeakSet[ForkSafe] = weakref.WeakSet()
+
+
+def register_fork_safe(obj: ForkSafe) -> None:
+    """Have ``obj._after_fork()`` called in every forked child."""
+    _fork_safe.add(obj)
+
+
+def _after_fork_in_child() -> None:
+    # A lock held by another thread at fork time would never be released in the child.
+    for state in list(_fork_safe):
+        state._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

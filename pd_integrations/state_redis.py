@@ -1,0 +1,480 @@
+"""The Redis backend of :mod:`pd_integrations.state` (install the ``redis`` extra).
+
+Every decision that several processes could race on is one Lua script, so it is atomic
+in Redis: opening an alert, counting an occurrence, escalating, auto-resolving, flipping a
+health check and spending the rate budget. Keys live under
+``<prefix>:{<hash of the routing key>}:`` (the braces keep one routing key's keys in one
+Redis Cluster slot), and every key has a TTL.
+
+When Redis is unreachable or answers with an error, the state falls back to a local
+:class:`~pd_integrations.state.MemoryState`, logs one warning for the outage, and tries
+Redis again after a back-off that doubles up to ``max_retry_after``. At most one caller
+at a time probes a Redis that failed; the others keep using the local state meanwhile.
+The local state starts empty rather than from a copy of Redis on purpose: a stale copy
+could hold an alert another worker has resolved since and suppress its next page, while
+an empty one at worst repeats a trigger that PagerDuty merges into the open alert.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+from urllib.parse import parse_qsl, urlencode
+
+import redis
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
+
+from . import ratelimit
+from .errors import ConfigurationError
+from .events import Severity
+from .ratelimit import WINDOW_SECONDS, RateBudget
+from .state import (
+    HEALTH_TTL,
+    AlertRecord,
+    Edge,
+    HealthState,
+    MemoryState,
+    Raised,
+    StateBackend,
+    register_fork_safe,
+    routing_key_hash,
+    safe_url,
+)
+
+_log = logging.getLogger("pd_integrations.state")
+
+DEFAULT_PREFIX = "pd_integrations"
+DEFAULT_SOCKET_TIMEOUT = 0.2
+"""Seconds: connect and read. A request thread waits at most this long for Redis."""
+DEFAULT_RETRY_AFTER = 1.0
+MAX_RETRY_AFTER = 30.0
+PREFIX_PARAM = "prefix"
+
+T = TypeVar("T")
+
+# KEYS: alert hash, index; ARGV: dedup key, now, ttl ms, rank, severity, summary,
+# alert_type, component, identifier, auto_resolve. Returns {send, occurrences}.
+_RAISE = """
+local h, index = KEYS[1], KEYS[2]
+local now, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
+local rank = tonumber(ARGV[4])
+local current = redis.call('HGET', h, 'rank')
+local send, occurrences = 0, 1
+if not current then
+  redis.call('HSET', h, 'rank', rank, 'severity', ARGV[5], 'summary', ARGV[6],
+    'alert_type', ARGV[7], 'component', ARGV[8], 'identifier', ARGV[9],
+    'auto_resolve', ARGV[10], 'first_seen', ARGV[2], 'last_seen', ARGV[2],
+    'occurrences', 1, 'acknowledged', 0)
+  send = 1
+else
+  occurrences = redis.call('HINCRBY', h, 'occurrences', 1)
+  redis.call('HSET', h, 'last_seen', ARGV[2])
+  if rank > tonumber(current) then
+    redis.call('HSET', h, 'rank', rank, 'severity', ARGV[5], 'summary', ARGV[6])
+    send = 1
+  end
+end
+redis.call('PEXPIRE', h, ttl)
+redis.call('ZADD', index, now + ttl / 1000, ARGV[1])
+if redis.call('PTTL', index) < ttl then redis.call('PEXPIRE', index, ttl) end
+return {send, occurrences}
+"""
+
+# KEYS: alert hash. Returns 1 when the alert was open.
+_ACKNOWLEDGE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'acknowledged', 1)
+return 1
+"""
+
+# KEYS: alert hash, index; ARGV: dedup key, now, quiet_for. Returns a string: '-1' not
+# open, '0' closed by this call, else the seconds still to wait (strings keep fractions).
+_RESOLVE_IF_QUIET = """
+local last = redis.call('HGET', KEYS[1], 'last_seen')
+if not last then return '-1' end
+local remaining = tonumber(last) + tonumber(ARGV[3]) - tonumber(ARGV[2])
+if remaining > 0.001 then return tostring(remaining) end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return '0'
+"""
+
+# KEYS: health hash; ARGV: healthy (1/0), failure threshold, recovery threshold, ttl ms.
+# The same rule as state.next_health. Returns {failures, successes, down, edge}.
+_OBSERVE_HEALTH = """
+local h = KEYS[1]
+local failures = tonumber(redis.call('HGET', h, 'failures') or '0')
+local successes = tonumber(redis.call('HGET', h, 'successes') or '0')
+local down = redis.call('HGET', h, 'down') == '1'
+local edge = ''
+if ARGV[1] == '1' then
+  failures, successes = 0, successes + 1
+  if down and successes >= tonumber(ARGV[3]) then down, edge = false, 'resolve' end
+else
+  failures, successes = failures + 1, 0
+  if not down and failures >= tonumber(ARGV[2]) then down, edge = true, 'trigger' end
+end
+redis.call('HSET', h, 'failures', failures, 'successes', successes, 'down', down and 1 or 0)
+redis.call('PEXPIRE', h, ARGV[4])
+return {failures, successes, down and 1 or 0, edge}
+"""
+
+# KEYS: the window's sorted set; ARGV: limit, window in microseconds, a unique token.
+# Redis's own clock, so hosts with skewed clocks still share one window.
+# Returns '0' when granted, else the seconds to wait.
+_ACQUIRE = """
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('ZADD', KEYS[1], now, now .. ':' .. ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000))
+  return '0'
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return tostring((tonumber(oldest[2]) + window - now) / 1000000)
+"""
+
+
+class _Unavailable:
+    """Redis could not answer: use the local state."""
+
+
+_UNAVAILABLE = _Unavailable()
+
+
+class RedisState(StateBackend):
+    """State shared through Redis by every process and host using one routing key.
+
+    :param url: ``redis://[:password@]host:port/db``, ``rediss://...`` (TLS) or
+        ``unix:///path.sock``; redis-py's query options (``socket_timeout=``, ...) apply,
+        plus ``prefix=`` for the key prefix.
+    :param routing_key: only its hash is used, to name the keys.
+    :param prefix: key prefix (default ``pd_integrations``, or the URL's ``prefix=``).
+    :param socket_timeout: seconds for connecting and for each answer, unless the URL
+        sets ``socket_timeout``/``socket_connect_timeout``.
+    :param retry_after: seconds before Redis is tried again after a failure; doubles on
+        each failed retry up to ``max_retry_after``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        routing_key: str,
+        *,
+        prefix: str | None = None,
+        socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
+        retry_after: float = DEFAULT_RETRY_AFTER,
+        max_retry_after: float = MAX_RETRY_AFTER,
+    ) -> None:
+        if not socket_timeout > 0 or not retry_after > 0 or max_retry_after < retry_after:
+            raise ConfigurationError(
+                "socket_timeout and retry_after must be positive, max_retry_after at least "
+                "retry_after"
+            )
+        url, url_prefix = _split_prefix(url)
+        prefix = prefix or url_prefix or DEFAULT_PREFIX
+        if "{" in prefix or "}" in prefix:
+            raise ConfigurationError(f"the state key prefix {prefix!r} must not contain braces")
+        self.description = safe_url(url)
+        self.namespace = f"{prefix}:{{{routing_key_hash(routing_key)}}}"
+        try:
+            # One attempt per call: a retry would double the time a request waits, and
+            # the fallback to local state is the retry.
+            pool = redis.ConnectionPool.from_url(
+                url,
+                decode_responses=True,
+                socket_timeout=socket_timeout,
+                socket_connect_timeout=socket_timeout,
+                retry=Retry(NoBackoff(), 0),
+            )
+        except ValueError as error:
+            raise ConfigurationError(f"invalid Redis URL {self.description!r}: {error}") from None
+        self.redis = redis.Redis(connection_pool=pool, retry=Retry(NoBackoff(), 0))
+        self.local = MemoryState(routing_key)
+        self.retry_after = retry_after
+        self.max_retry_after = max_retry_after
+        self._index = f"{self.namespace}:alerts"
+        self._rate_key = f"{self.namespace}:rate"
+        self._raise = self.redis.register_script(_RAISE)
+        self._acknowledge = self.redis.register_script(_ACKNOWLEDGE)
+        self._resolve_if_quiet = self.redis.register_script(_RESOLVE_IF_QUIET)
+        self._observe_health = self.redis.register_script(_OBSERVE_HEALTH)
+        self._acquire = self.redis.register_script(_ACQUIRE)
+        self._init_guard()
+        register_fork_safe(self)
+
+    def _init_guard(self) -> None:
+        self._lock = threading.Lock()
+        self._available = True
+        self._probing = False
+        self._retry_at = 0.0
+        self._backoff = self.retry_after
+
+    @property
+    def available(self) -> bool:
+        """``False`` while Redis is failing and the local fallback is in use."""
+        return self._available
+
+    # -- alerts --------------------------------------------------------------------------
+
+    def raise_alert(self, alert: AlertRecord, ttl: float) -> Raised:
+        ttl_ms = _ms(ttl)
+        result = self._call(
+            lambda: self._raise(
+                keys=[self._alert_key(alert.dedup_key), self._index],
+                args=[
+                    alert.dedup_key,
+                    repr(alert.last_seen),
+                    ttl_ms,
+                    alert.severity.rank,
+                    alert.severity.value,
+                    alert.summary,
+                    alert.alert_type,
+                    alert.component or "",
+                    alert.identifier or "",
+                    int(alert.auto_resolve),
+                ],
+            )
+        )
+        if isinstance(result, _Unavailable):
+            return self.local.raise_alert(alert, ttl)
+        return Raised(bool(int(result[0])), int(result[1]))
+
+    def get_alert(self, dedup_key: str) -> AlertRecord | None:
+        result = self._call(lambda: self._hgetall(self._alert_key(dedup_key)))
+        if isinstance(result, _Unavailable):
+            return self.local.get_alert(dedup_key)
+        return _alert_from_hash(dedup_key, result)
+
+    def _hgetall(self, key: str) -> dict[str, str]:
+        fields: dict[str, str] = self.redis.hgetall(key)  # type: ignore[assignment]
+        return fields
+
+    def active_alerts(self) -> list[AlertRecord]:
+        def fetch() -> list[AlertRecord]:
+            self.redis.zremrangebyscore(self._index, "-inf", time.time())
+            keys: list[str] = self.redis.zrange(self._index, 0, -1)  # type: ignore[assignment]
+            pipe = self.redis.pipeline(transaction=False)
+            for key in keys:
+                pipe.hgetall(self._alert_key(key))
+            found = (_alert_from_hash(k, h) for k, h in zip(keys, pipe.execute(), strict=True))
+            return [alert for alert in found if alert is not None]
+
+        result = self._call(fetch)
+        return self.local.active_alerts() if isinstance(result, _Unavailable) else result
+
+    def acknowledge(self, dedup_key: str) -> bool:
+        result = self._call(lambda: self._acknowledge(keys=[self._alert_key(dedup_key)]))
+        if isinstance(result, _Unavailable):
+            return self.local.acknowledge(dedup_key)
+        return bool(int(result))
+
+    def resolve(self, dedup_key: str) -> bool:
+        def delete() -> bool:
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.delete(self._alert_key(dedup_key))
+            pipe.zrem(self._index, dedup_key)
+            deleted, _ = pipe.execute()
+            return bool(deleted)
+
+        local = self.local.resolve(dedup_key)
+        result = self._call(delete)
+        return local if isinstance(result, _Unavailable) else result
+
+    def resolve_if_quiet(self, dedup_key: str, quiet_for: float, now: float) -> float | None:
+        result = self._call(
+            lambda: self._resolve_if_quiet(
+                keys=[self._alert_key(dedup_key), self._index],
+                args=[dedup_key, repr(now), repr(quiet_for)],
+            )
+        )
+        if isinstance(result, _Unavailable):
+            return self.local.resolve_if_quiet(dedup_key, quiet_for, now)
+        remaining = float(result)
+        if remaining <= 0:
+            self.local.resolve(dedup_key)
+        return None if remaining < 0 else remaining
+
+    # -- health --------------------------------------------------------------------------
+
+    def observe_health(
+        self, key: str, healthy: bool, failure_threshold: int, recovery_threshold: int
+    ) -> HealthState:
+        result = self._call(
+            lambda: self._observe_health(
+                keys=[self._health_key(key)],
+                args=[int(healthy), failure_threshold, recovery_threshold, _ms(HEALTH_TTL)],
+            )
+        )
+        if isinstance(result, _Unavailable):
+            return self.local.observe_health(key, healthy, failure_threshold, recovery_threshold)
+        failures, successes, down, edge = result
+        return HealthState(
+            int(failures), int(successes), bool(int(down)), Edge(edge) if edge else None
+        )
+
+    def health(self, key: str) -> HealthState:
+        result = self._call(
+            lambda: self.redis.hmget(self._health_key(key), ["failures", "successes", "down"])
+        )
+        if isinstance(result, _Unavailable):
+            return self.local.health(key)
+        failures, successes, down = result
+        return HealthState(int(failures or 0), int(successes or 0), down == "1")
+
+    # -- rate budget ---------------------------------------------------------------------
+
+    def rate_budget(self, per_minute: int) -> RateBudget:
+        return ratelimit.shared_budget(self.local.routing_key, per_minute, window=self)
+
+    def acquire(self, per_minute: int) -> float | None:
+        """Spend one send in the shared window (:class:`~.ratelimit.SharedWindow`)."""
+        result = self._call(
+            lambda: self._acquire(
+                keys=[self._rate_key],
+                args=[per_minute, int(WINDOW_SECONDS * 1_000_000), os.urandom(8).hex()],
+            )
+        )
+        return None if isinstance(result, _Unavailable) else max(0.0, float(result))
+
+    def reset_window(self) -> None:
+        self._call(lambda: self.redis.delete(self._rate_key))
+
+    # -- the rest ------------------------------------------------------------------------
+
+    def clear(self) -> None:
+        """Delete every key of this namespace (this routing key and prefix) and local state."""
+
+        def delete_all() -> None:
+            pattern = _glob_escape(self.namespace) + ":*"
+            batch: list[str] = []
+            for key in self.redis.scan_iter(match=pattern, count=500):
+                batch.append(key)
+                if len(batch) >= 500:
+                    self.redis.delete(*batch)
+                    batch.clear()
+            if batch:
+                self.redis.delete(*batch)
+
+        self.local.clear()
+        self._call(delete_all)
+
+    def close(self) -> None:
+        self.redis.connection_pool.disconnect()
+
+    def _alert_key(self, dedup_key: str) -> str:
+        return f"{self.namespace}:alert:{dedup_key}"
+
+    def _health_key(self, key: str) -> str:
+        return f"{self.namespace}:health:{key}"
+
+    # -- falling back --------------------------------------------------------------------
+
+    def _call(self, operation: Callable[[], T]) -> T | _Unavailable:
+        if not self._should_try():
+            return _UNAVAILABLE
+        try:
+            result = operation()
+        except (RedisError, OSError) as error:
+            self._failed(error)
+            return _UNAVAILABLE
+        if not self._available:
+            self._recovered()
+        return result
+
+    def _should_try(self) -> bool:
+        if self._available:  # the common case: no lock
+            return True
+        with self._lock:
+            if self._available:
+                return True
+            if self._probing or time.monotonic() < self._retry_at:
+                return False
+            self._probing = True  # this caller probes; the others stay local meanwhile
+            return True
+
+    def _failed(self, error: Exception) -> None:
+        with self._lock:
+            was_available, probe = self._available, self._probing
+            self._available = self._probing = False
+            if was_available:
+                self._backoff = self.retry_after
+            elif probe:
+                self._backoff = min(self._backoff * 2, self.max_retry_after)
+            else:
+                return  # a call that was already under way when Redis failed
+            self._retry_at = time.monotonic() + self._backoff
+        if was_available:
+            # One warning per outage, however many calls fall back during it.
+            _log.warning(
+                "shared alert state at %s is unavailable (%s: %s); alerting continues with "
+                "this process's own state, retrying Redis in the background of later calls",
+                self.description,
+                type(error).__name__,
+                error,
+            )
+
+    def _recovered(self) -> None:
+        with self._lock:
+            if self._available:
+                return
+            self._available, self._probing = True, False
+            self._backoff = self.retry_after
+        _log.info("shared alert state at %s is reachable again", self.description)
+
+    def _after_fork(self) -> None:
+        # redis-py's pool notices the new pid itself; only our lock needs replacing.
+        self._lock = threading.Lock()
+        self._probing = False
+
+
+def _alert_from_hash(dedup_key: str, fields: Mapping[str, str]) -> AlertRecord | None:
+    if not fields:
+        return None
+    try:
+        return AlertRecord(
+            dedup_key=dedup_key,
+            summary=fields["summary"],
+            severity=Severity.parse(fields["severity"]),
+            alert_type=fields["alert_type"],
+            component=fields.get("component") or None,
+            identifier=fields.get("identifier") or None,
+            first_seen=float(fields["first_seen"]),
+            last_seen=float(fields["last_seen"]),
+            occurrences=int(fields["occurrences"]),
+            acknowledged=fields.get("acknowledged") == "1",
+            auto_resolve=fields.get("auto_resolve") == "1",
+        )
+    except (KeyError, ValueError):
+        # Written by something else, or half-expired: treat as not open.
+        _log.warning("ignoring malformed alert state for %r", dedup_key)
+        return None
+
+
+def _split_prefix(url: str) -> tuple[str, str | None]:
+    """``url`` without our own ``prefix=`` option (redis-py would reject it), and its value."""
+    base, _, query = url.partition("?")
+    pairs = parse_qsl(query, keep_blank_values=True)
+    prefix = next((v for k, v in pairs if k == PREFIX_PARAM), None)
+    if prefix is None:
+        return url, None
+    # Rebuilt by hand: urlunsplit would turn unix:///path into unix:/path.
+    rest = urlencode([(k, v) for k, v in pairs if k != PREFIX_PARAM])
+    return (f"{base}?{rest}" if rest else base), prefix or None
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))

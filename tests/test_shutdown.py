@@ -1,0 +1,376 @@
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pd_integrations import shutdown
+from pd_integrations.dispatch import (
+    DEFAULT_EXIT_FLUSH_TIMEOUT,
+    Dispatcher,
+    resolve_flush_timeout,
+)
+from pd_integrations.emulator import Emulator
+from pd_integrations.errors import ConfigurationError
+
+from .test_spool import rows
+from .transport import ScriptedTransport, wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+ROUTING_KEY = "shutd0wntestroutingkey0000000001"
+# Generous: a loaded 2-core machine starts servers slowly. Never a timing assertion.
+PROCESS_TIMEOUT = 120.0
+ALERTS = 6
+# Slow enough that the alerts are still queued when SIGTERM arrives.
+LATENCY = 0.5
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    with Emulator(port=0, rate_limit_per_minute=None, seed=6) as emulator:
+        yield emulator
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def server_env(emulator: Emulator, **extra: str) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("PAGERDUTY_", "APP_"))
+    }
+    env.update(
+        PYTHONUNBUFFERED="1",
+        PAGERDUTY_ROUTING_KEY=ROUTING_KEY,
+        PAGERDUTY_EVENTS_BASE_URL=emulator.url,
+        PAGERDUTY_FLUSH_TIMEOUT="60",
+        APP_NAME="shutdown-test",
+    )
+    env.update(extra)
+    return env
+
+
+def start(command: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_ready(process: subprocess.Popen[str], port: int) -> None:
+    def answers() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"the server exited early:\n{process.communicate()[0]}")
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    assert wait_until(answers, PROCESS_TIMEOUT), "the server did not come up"
+
+
+def terminate_and_collect(
+    process: subprocess.Popen[str], emulator: Emulator, count: int
+) -> tuple[int, str]:
+    process.send_signal(signal.SIGTERM)
+    try:
+        output = process.communicate(timeout=PROCESS_TIMEOUT)[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+    emulator.wait_for_alerts(count, timeout=PROCESS_TIMEOUT)
+    return process.returncode, output
+
+
+def queue_alerts(port: int, count: int) -> None:
+    for number in range(count):
+        response = httpx.get(f"http://127.0.0.1:{port}/alert/{number}", timeout=30)
+        assert response.text == "queued"
+
+
+def assert_every_alert_arrived(emulator: Emulator, count: int, output: str) -> None:
+    summaries = sorted(alert["summary"] for alert in emulator.alerts())
+    assert summaries == sorted(f"problem {n}" for n in range(count)), output
+
+
+# -- servers -------------------------------------------------------------------------------
+
+
+def test_sigterm_under_uvicorn_run_flushes_the_queue(emulator: Emulator) -> None:
+    emulator.set_faults(latency=LATENCY)
+    port = free_port()
+    server = start(
+        [sys.executable, "-m", "tests.processes.asgi_app", str(port)], server_env(emulator)
+    )
+    try:
+        wait_ready(server, port)
+        queue_alerts(port, ALERTS)
+        returncode, output = terminate_and_collect(server, emulator, ALERTS)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert_every_alert_arrived(emulator, ALERTS, output)
+    # uvicorn raises SIGTERM again after its graceful shutdown: the process still ends
+    # the way SIGTERM ends it, after the flush.
+    assert returncode == -signal.SIGTERM, output
+
+
+def test_sigterm_under_the_uvicorn_cli_flushes_through_the_lifespan(
+    emulator: Emulator,
+) -> None:
+    emulator.set_faults(latency=LATENCY)
+    port = free_port()
+    server = start(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "tests.processes.asgi_owned_app:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        server_env(emulator),
+    )
+    try:
+        wait_ready(server, port)
+        assert httpx.get(f"http://127.0.0.1:{port}/boom", timeout=30).status_code == 500
+        _, output = terminate_and_collect(server, emulator, 1)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    (alert,) = emulator.alerts()
+    assert "RuntimeError" in alert["summary"], output
+
+
+def test_sigterm_under_gunicorn_sync_workers_flushes_the_queue(emulator: Emulator) -> None:
+    emulator.set_faults(latency=LATENCY)
+    port = free_port()
+    server = start(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--workers",
+            "1",
+            "--worker-class",
+            "sync",
+            "--graceful-timeout",
+            "90",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "tests.processes.wsgi_app:app",
+        ],
+        server_env(emulator),
+    )
+    try:
+        wait_ready(server, port)
+        queue_alerts(port, ALERTS)
+        returncode, output = terminate_and_collect(server, emulator, ALERTS)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert_every_alert_arrived(emulator, ALERTS, output)
+    assert returncode == 0, output
+
+
+def test_sigterm_under_gunicorn_uvicorn_workers_flushes_the_queue(emulator: Emulator) -> None:
+    emulator.set_faults(latency=LATENCY)
+    port = free_port()
+    server = start(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--workers",
+            "1",
+            "--worker-class",
+            "uvicorn.workers.UvicornWorker",
+            "--graceful-timeout",
+            "90",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "tests.processes.asgi_app:app",
+        ],
+        server_env(emulator),
+    )
+    try:
+        wait_ready(server, port)
+        queue_alerts(port, ALERTS)
+        _, output = terminate_and_collect(server, emulator, ALERTS)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert_every_alert_arrived(emulator, ALERTS, output)
+
+
+def test_sigterm_leaves_what_it_could_not_send_in_the_spool(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    spool = tmp_path / "pagerduty.spool"
+    emulator.set_faults(outage=True)
+    port = free_port()
+    env = server_env(emulator, PAGERDUTY_SPOOL=str(spool), PAGERDUTY_FLUSH_TIMEOUT="0.5")
+    server = start([sys.executable, "-m", "tests.processes.asgi_app", str(port)], env)
+    try:
+        wait_ready(server, port)
+        queue_alerts(port, ALERTS)
+        assert wait_until(lambda: rows(spool, ROUTING_KEY) == ALERTS, PROCESS_TIMEOUT)
+        server.send_signal(signal.SIGTERM)
+        output = server.communicate(timeout=PROCESS_TIMEOUT)[0]
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert f"closing with {ALERTS} PagerDuty event(s) not delivered" in output
+    assert "stay in the spool" in output
+    assert rows(spool, ROUTING_KEY) == ALERTS
+    assert emulator.alerts() == []
+
+
+# -- the handler itself ------------------------------------------------------------------
+
+SCRIPT = textwrap.dedent(
+    """
+    import signal, sys, threading
+    from pd_integrations import shutdown
+    from pd_integrations.client import EventsClient
+    from pd_integrations.dispatch import Dispatcher
+    from pd_integrations.events import TriggerEvent
+
+    if sys.argv[2] == "foreign":
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(3))
+    client = EventsClient("{key}", source="script", base_url=sys.argv[1])
+    dispatcher = Dispatcher(client, rate_limit=None)
+    print("INSTALLED", shutdown.installed(), flush=True)
+    for n in range({alerts}):
+        dispatcher.submit(TriggerEvent(f"problem {{n}}", "error", "script", dedup_key=str(n)))
+    print("QUEUED", flush=True)
+    threading.Event().wait()
+    """
+).format(key=ROUTING_KEY, alerts=ALERTS)
+
+
+def run_script(emulator: Emulator, mode: str) -> tuple[subprocess.Popen[str], str]:
+    """The script, once it has queued its alerts, and whether it installed the handler."""
+    process = start(
+        [sys.executable, "-c", SCRIPT, emulator.url, mode],
+        server_env(emulator),
+    )
+    assert process.stdout is not None
+    lines = [process.stdout.readline(), process.stdout.readline()]
+    assert lines[1].strip() == "QUEUED", lines
+    return process, lines[0].strip()
+
+
+def test_a_plain_script_flushes_on_sigterm_and_still_dies_of_it(emulator: Emulator) -> None:
+    emulator.set_faults(latency=LATENCY)
+    process, installed = run_script(emulator, "default")
+    assert installed == "INSTALLED True"
+    returncode, output = terminate_and_collect(process, emulator, ALERTS)
+    assert_every_alert_arrived(emulator, ALERTS, output)
+    assert returncode == -signal.SIGTERM
+
+
+def test_an_existing_sigterm_handler_is_left_alone(emulator: Emulator) -> None:
+    process, installed = run_script(emulator, "foreign")
+    assert installed == "INSTALLED False"
+    # The app's handler exits normally, so the atexit flush delivers the queue.
+    returncode, output = terminate_and_collect(process, emulator, ALERTS)
+    assert returncode == 3
+    assert_every_alert_arrived(emulator, ALERTS, output)
+
+
+@pytest.fixture
+def default_sigterm() -> Iterator[None]:
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.usefixtures("default_sigterm")
+def test_install_only_replaces_the_default_disposition_and_only_in_the_main_thread() -> None:
+    results: list[bool] = []
+    thread = threading.Thread(target=lambda: results.append(shutdown.install()))
+    thread.start()
+    thread.join(30)
+    assert results == [False]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert shutdown.install()
+    assert shutdown.installed()
+    assert shutdown.install()  # idempotent
+
+    def mine(signum: int, frame: object) -> None:
+        pass
+
+    signal.signal(signal.SIGTERM, mine)
+    assert not shutdown.install()
+    assert signal.getsignal(signal.SIGTERM) is mine
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    assert not shutdown.install()
+
+
+@pytest.mark.usefixtures("default_sigterm")
+def test_a_handler_that_chains_to_ours_gets_the_flush_and_keeps_control(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    flushed: list[str] = []
+    # Only this test's flush: the real one would close every dispatcher in this process.
+    monkeypatch.setattr(shutdown, "_flush", lambda: flushed.append("flushed"))
+    monkeypatch.setattr(shutdown, "_budget", lambda: 30.0)
+    assert shutdown.install()
+    ours = signal.getsignal(signal.SIGTERM)
+    assert callable(ours)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # someone else's handler is current
+    ours(signal.SIGTERM, None)  # as a chaining handler calls it: it must return
+    assert flushed == ["flushed"]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+
+
+def test_the_dispatcher_registers_its_exit_flush() -> None:
+    transport = ScriptedTransport()
+    from pd_integrations.client import EventsClient
+
+    client = EventsClient(ROUTING_KEY, source="t", transport=transport)
+    dispatcher = Dispatcher(client, rate_limit=None, exit_flush_timeout=3, handle_sigterm=False)
+    assert shutdown._budget() >= 3
+    dispatcher.close()
+    assert shutdown._flush is not None
+
+
+# -- the flush timeout ---------------------------------------------------------------------
+
+
+def test_the_flush_timeout_comes_from_the_argument_or_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("PAGERDUTY_FLUSH_TIMEOUT", raising=False)
+    assert resolve_flush_timeout() == DEFAULT_EXIT_FLUSH_TIMEOUT
+    assert resolve_flush_timeout(7) == 7.0
+    monkeypatch.setenv("PAGERDUTY_FLUSH_TIMEOUT", "12.5")
+    assert resolve_flush_timeout() == 12.5
+    assert resolve_flush_timeout(0) == 0.0
+    monkeypatch.setenv("PAGERDUTY_FLUSH_TIMEOUT", "soon")
+    with pytest.raises(ConfigurationError, match="PAGERDUTY_FLUSH_TIMEOUT"):
+        resolve_flush_timeout()
+    with pytest.raises(ConfigurationError, match=">= 0"):
+        resolve_flush_timeout(-1)

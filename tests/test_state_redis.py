@@ -1,0 +1,352 @@
+"""Shared state through a real Redis: several managers act as several workers."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from pd_integrations import AlertManager, Severity, config
+from pd_integrations.client import EventsClient, RetryPolicy
+from pd_integrations.health import HealthMonitor
+from pd_integrations.ratelimit import SharedRateBudget
+from pd_integrations.state import AlertRecord, Edge, MemoryState, routing_key_hash
+from pd_integrations.state_redis import RedisState
+
+from .redis_server import RedisServer, unique_routing_key, with_query
+from .transport import ScriptedTransport, wait_until
+
+pytest_plugins = ["tests.redis_server"]
+
+FAST = RetryPolicy(base_delay=0.001, max_delay=0.01, rate_limited_base_delay=0.001)
+# Generous: a loaded test machine must not look like a Redis outage.
+PATIENT = 10.0
+
+Workers = Callable[..., list[AlertManager]]
+
+
+@pytest.fixture
+def transport() -> ScriptedTransport:
+    """One PagerDuty for every worker: what all of them sent, in arrival order."""
+    return ScriptedTransport()
+
+
+@pytest.fixture
+def workers(redis_url: str, redis_prefix: str, transport: ScriptedTransport) -> Iterator[Workers]:
+    """Build ``n`` managers on one routing key sharing one Redis, as n processes would."""
+    built: list[AlertManager] = []
+    routing_key = unique_routing_key()
+
+    def build(n: int, **kw: Any) -> list[AlertManager]:
+        for i in range(n):
+            client = EventsClient(routing_key, source=f"web-{i}", retry=FAST, transport=transport)
+            state = RedisState(redis_url, routing_key, prefix=redis_prefix, socket_timeout=PATIENT)
+            kw.setdefault("rate_limit", None)
+            built.append(AlertManager(client=client, dedup_key_prefix="prod", state=state, **kw))
+        return built[-n:]
+
+    yield build
+    for manager in built:
+        manager.close(10)
+        manager.state.close()
+
+
+def flush(*managers: AlertManager) -> None:
+    for manager in managers:
+        assert manager.flush(10)
+
+
+def actions(transport: ScriptedTransport) -> list[tuple[str, str]]:
+    return [(b["event_action"], b["dedup_key"]) for b in transport.bodies]
+
+
+def test_an_alert_raised_by_every_worker_pages_once(
+    workers: Workers, transport: ScriptedTransport
+) -> None:
+    managers = workers(4)
+    for _ in range(25):
+        for manager in managers:
+            manager.alert("Payments failing", "critical", alert_type="payments")
+    flush(*managers)
+    assert actions(transport) == [("trigger", "prod:payments")]
+    for manager in managers:  # every worker sees the alert and the fleet-wide count
+        alert = manager.get_alert("prod:payments")
+        assert alert is not None
+        assert alert.occurrences == 100
+        assert [a.dedup_key for a in manager.active_alerts()] == ["prod:payments"]
+
+
+def test_acknowledge_and_resolve_are_seen_by_every_worker(
+    workers: Workers, transport: ScriptedTransport
+) -> None:
+    a, b = workers(2)
+    key = a.critical("Disk full")
+    b.acknowledge(key)  # b never raised it, but it is open for the fleet
+    alert = a.get_alert(key)
+    assert alert is not None
+    assert alert.acknowledged
+    b.resolve(key)
+    assert a.get_alert(key) is None
+    flush(a, b)
+    a.critical("Disk full")  # after the resolve a recurrence is a new incident
+    flush(a)
+    assert [action for action, _ in actions(transport)] == [
+        "trigger",
+        "acknowledge",
+        "resolve",
+        "trigger",
+    ]
+
+
+def test_an_escalation_is_sent_once_with_the_fleet_wide_count(
+    workers: Workers, transport: ScriptedTransport
+) -> None:
+    a, b = workers(2)
+    a.alert("Latency high", "warning", alert_type="latency")
+    b.alert("Latency high", "warning", alert_type="latency")
+    flush(a, b)
+    b.alert("Latency very high", "critical", alert_type="latency")
+    a.alert("Latency very high", "critical", alert_type="latency")
+    flush(a, b)
+    bodies = transport.bodies
+    assert [body["payload"]["severity"] for body in bodies] == ["warning", "critical"]
+    assert bodies[1]["payload"]["custom_details"]["occurrences"] == 3
+
+
+def test_auto_resolve_is_sent_by_exactly_one_worker(
+    workers: Workers, transport: ScriptedTransport
+) -> None:
+    managers = workers(3, auto_resolve_after=0.3)
+    for manager in managers:
+        manager.warning("Cache cold")
+    key = managers[0].warning("Cache cold")
+    assert wait_until(lambda: managers[0].get_alert(key) is None)
+    # Every worker's timer fires; give the two that lose the race time to (not) send.
+    assert wait_until(lambda: all(not m._resolver._due for m in managers))
+    flush(*managers)
+    assert actions(transport) == [("trigger", key), ("resolve", key)]
+
+
+def test_the_health_of_one_database_pages_once_and_resolves_once(
+    workers: Workers, transport: ScriptedTransport
+) -> None:
+    database = {"up": False}
+    monitors = []
+    for manager in workers(4):
+        monitor = HealthMonitor(manager, failure_threshold=3)
+        monitor.register("db", lambda: database["up"])
+        monitors.append(monitor)
+    for _ in range(3):
+        for monitor in monitors:
+            monitor.run()
+    flush(*(m.alerts for m in monitors))
+    assert actions(transport) == [("trigger", "prod:health_check:db")]
+    # Every worker reports the shared state, not only the one that paged.
+    assert all(m.last_report and m.last_report["db"].alerting for m in monitors)
+    database["up"] = True
+    for _ in range(3):
+        for monitor in monitors:
+            monitor.run()
+    flush(*(m.alerts for m in monitors))
+    assert actions(transport) == [
+        ("trigger", "prod:health_check:db"),
+        ("resolve", "prod:health_check:db"),
+    ]
+
+
+def test_workers_that_briefly_disagree_do_not_flap(
+    workers: Workers, transport: ScriptedTransport
+) -> None:
+    views = {"a": False, "b": False}
+    a, b = workers(2)
+    health_a, health_b = HealthMonitor(a), HealthMonitor(b)  # 2 failures page, 1 success resolves
+    health_a.register("db", lambda: views["a"])
+    health_b.register("db", lambda: views["b"])
+    # The outage begins: a sees it first, b's next run still passes.
+    views["a"] = False
+    views["b"] = True
+    health_a.run()
+    health_b.run()
+    health_a.run()
+    views["b"] = False
+    health_b.run()
+    health_a.run()
+    health_b.run()
+    # The outage ends: a recovers first, b's run already under way still fails once.
+    views["a"] = True
+    health_a.run()
+    health_b.run()
+    views["b"] = True
+    for _ in range(3):
+        health_b.run()
+        health_a.run()
+    flush(a, b)
+    assert actions(transport) == [
+        ("trigger", "prod:health_check:db"),
+        ("resolve", "prod:health_check:db"),
+    ]
+
+
+def test_the_rate_budget_is_one_for_every_worker(
+    redis_url: str, redis_prefix: str, transport: ScriptedTransport
+) -> None:
+    routing_key = unique_routing_key()
+    states = [
+        RedisState(redis_url, routing_key, prefix=redis_prefix, socket_timeout=PATIENT)
+        for _ in range(3)
+    ]
+    try:
+        budgets = [state.rate_budget(10) for state in states]
+        assert all(isinstance(b, SharedRateBudget) for b in budgets)
+        granted = [b.try_acquire() == 0 for _ in range(5) for b in budgets]
+        assert granted.count(True) == 10
+        assert budgets[0].try_acquire() > 0
+    finally:
+        for state in states:
+            state.close()
+
+
+def test_keys_are_namespaced_by_a_hash_of_the_routing_key_and_all_expire(
+    redis_url: str, redis_prefix: str
+) -> None:
+    routing_key = unique_routing_key()
+    url = with_query(redis_url, prefix=redis_prefix, socket_timeout=PATIENT)
+    client = EventsClient(routing_key, transport=ScriptedTransport(), retry=FAST)
+    with AlertManager(client=client, state_url=url) as manager:
+        assert isinstance(manager.state, RedisState)
+        manager.critical("Disk full")
+        manager.state.observe_health("prod:health_check:db", False, 2, 1)
+        assert manager.state.rate_budget(120).try_acquire() == 0
+        assert manager.flush(10)
+        assert routing_key not in repr(manager)
+    raw = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        keys = sorted(raw.scan_iter(match=f"{redis_prefix}:*"))
+        namespace = f"{redis_prefix}:{{{routing_key_hash(routing_key)}}}"
+        kinds = sorted({key.removeprefix(namespace + ":").split(":")[0] for key in keys})
+        assert kinds == ["alert", "alerts", "health", "rate"]
+        for key in keys:
+            assert key.startswith(namespace + ":")
+            assert routing_key not in key
+            assert raw.pttl(key) > 0, f"{key} never expires"
+    finally:
+        raw.close()
+
+
+def test_adapters_get_the_state_from_the_environment(
+    redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    routing_key = unique_routing_key()
+    monkeypatch.setenv(config.ROUTING_KEY_VARS[0], routing_key)
+    monkeypatch.setenv(config.STATE_URL_VAR, with_query(redis_url, prefix=redis_prefix))
+    manager = AlertManager.from_env(rate_limit=None)
+    try:
+        assert isinstance(manager.state, RedisState)
+        assert manager.state.description == redis_url
+    finally:
+        manager.close(0)
+    monkeypatch.setenv(config.STATE_URL_VAR, "memory://")
+    with AlertManager.from_env() as manager:
+        assert isinstance(manager.state, MemoryState)
+    # Disabled (no routing key): nothing is sent, so nothing is shared.
+    monkeypatch.delenv(config.ROUTING_KEY_VARS[0])
+    monkeypatch.delenv(config.ROUTING_KEY_VARS[1], raising=False)
+    monkeypatch.setenv(config.STATE_URL_VAR, redis_url)
+    with AlertManager.from_env() as manager:
+        assert isinstance(manager.state, MemoryState)
+
+
+def test_redis_down_means_local_state_one_warning_and_alerts_still_sent(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="pd_integrations.state")
+    routing_key = unique_routing_key()
+    transport = ScriptedTransport()
+    with RedisServer() as server:
+        state = RedisState(server.url, routing_key, socket_timeout=PATIENT, retry_after=0.05)
+        client = EventsClient(routing_key, retry=FAST, transport=transport)
+        manager = AlertManager(client=client, state=state, rate_limit=120)
+        try:
+            manager.critical("before the outage")
+            assert state.available
+
+            server.stop()
+            edges = []
+            for i in range(20):
+                for _ in range(5):  # repeats are still suppressed, by the local state
+                    manager.critical(f"during the outage {i}")
+                edges.append(state.observe_health("health_check:db", False, 1, 1).edge)
+            assert edges == [Edge.TRIGGER] + [None] * 19
+            assert not state.available
+            assert manager.flush(10)
+            summaries = [b["payload"]["summary"] for b in transport.bodies]
+            assert summaries == ["before the outage"] + [
+                f"during the outage {i}" for i in range(20)
+            ]
+            warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+            assert len(warnings) == 1
+            assert "unavailable" in warnings[0].getMessage()
+
+            server.start()  # same port: the state finds it again after its back-off
+            keys: list[str] = []
+
+            def raise_and_check() -> bool:
+                keys.append(manager.critical("after the outage"))
+                return state.available
+
+            assert wait_until(raise_and_check)
+            raw = redis.Redis.from_url(server.url, decode_responses=True)
+            try:  # the call that found Redis again recorded the alert there
+                assert raw.hget(f"{state.namespace}:alert:{keys[-1]}", "summary") == (
+                    "after the outage"
+                )
+            finally:
+                raw.close()
+            infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+            assert any("reachable again" in message for message in infos)
+            assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
+        finally:
+            manager.close(10)
+            state.close()
+
+
+def test_an_unreachable_redis_never_stops_alerting(caplog: pytest.LogCaptureFixture) -> None:
+    with RedisServer() as server:
+        url = server.url
+    # The server is gone: nothing listens on that port any more.
+    routing_key = unique_routing_key()
+    transport = ScriptedTransport()
+    client = EventsClient(routing_key, retry=FAST, transport=transport)
+    with AlertManager(client=client, state_url=url, rate_limit=120) as manager:
+        for i in range(10):
+            manager.error(f"problem {i}")
+        assert manager.flush(10)
+        assert len(transport.bodies) == 10
+        assert len(manager.active_alerts()) == 10
+    warnings = [r for r in caplog.records if r.name == "pd_integrations.state"]
+    assert len(warnings) == 1
+
+
+def test_a_unix_socket_url_keeps_its_path_and_options(tmp_path: Path) -> None:
+    socket_path = tmp_path / "missing.sock"
+    state = RedisState(f"unix://{socket_path}?db=3&prefix=stg", unique_routing_key())
+    try:
+        assert state.namespace.startswith("stg:{")
+        assert state.description == f"unix://{socket_path}?db=3"
+        kwargs = state.redis.connection_pool.connection_kwargs
+        assert (kwargs["path"], kwargs["db"]) == (str(socket_path), 3)
+        # Nothing listens there: the state falls back, and alerting goes on.
+        assert state.raise_alert(_record("prod:db_down"), 60).send
+        assert not state.available
+    finally:
+        state.close()
+
+
+def _record(key: str) -> AlertRecord:
+    now = time.time()
+    return AlertRecord(key, "summary", Severity.ERROR, "t", None, None, now, now)
