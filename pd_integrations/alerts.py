@@ -519,6 +519,27 @@ class _AutoResolver:
 _live: weakref.WeakSet[AlertManager] = weakref.WeakSet()
 
 
+def _trigger_lost(sender: object, **extra: Any) -> None:
+    """The dispatcher dropped or gave up on a trigger: PagerDuty never opened that alert.
+
+    Left open here, every recurrence would be suppressed and PagerDuty would never hear
+    of the problem; closed, the next recurrence sends a fresh trigger.
+    """
+    event = extra.get("event")
+    if not isinstance(event, TriggerEvent) or event.dedup_key is None:
+        return
+    for manager in list(_live):
+        if manager._dispatcher is sender:
+            manager._state.resolve(event.dedup_key)
+            manager._resolver.cancel(event.dedup_key)
+            return
+
+
+# Connected for good (weak=False: a module-level function); drops and failures are rare.
+signals.event_dropped.connect(_trigger_lost, weak=False)
+signals.event_failed.connect(_trigger_lost, weak=False)
+
+
 def live_managers() -> list[AlertManager]:
     """Every AlertManager not yet closed (the pytest plugin resets them between tests)."""
     return list(_live)

@@ -287,3 +287,30 @@ def test_alert_never_waits_for_a_refused_connection() -> None:
         assert manager.stats().sent == 0
     finally:
         manager.close(0)
+
+
+def test_a_trigger_pagerduty_refused_is_sent_again_when_the_problem_recurs(
+    manager: AlertManager, transport: ScriptedTransport
+) -> None:
+    transport.script = [400]
+    key = manager.alert("Queue stuck", "error", alert_type="queue_stuck")
+    assert manager.flush(10)
+    # PagerDuty never opened it: the manager must not suppress the next occurrence.
+    assert manager.get_alert(key) is None
+    manager.alert("Queue stuck", "error", alert_type="queue_stuck")
+    bodies = sent(manager, transport)
+    assert [body["event_action"] for body in bodies] == ["trigger", "trigger"]
+    assert manager.get_alert(key) is not None
+
+
+def test_a_lost_trigger_of_another_manager_leaves_this_one_alone(
+    manager: AlertManager, transport: ScriptedTransport
+) -> None:
+    key = manager.alert("Queue stuck", "error", alert_type="queue_stuck")
+    other_transport = ScriptedTransport([400])
+    other_client = EventsClient(KEY, source="web-2", retry=FAST, transport=other_transport)
+    with AlertManager(client=other_client, dedup_key_prefix="prod", rate_limit=None) as other:
+        assert other.alert("Queue stuck", "error", alert_type="queue_stuck") == key
+        assert other.flush(10)
+        assert other.get_alert(key) is None
+    assert manager.get_alert(key) is not None

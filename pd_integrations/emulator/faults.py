@@ -1,7 +1,9 @@
 """Injected failures for the Events API endpoints, decided by a seeded random generator.
 
 Every ``/v2`` request draws the same number of random values whatever the settings, so
-with a fixed seed the sequence of decisions depends only on the order of requests.
+with a fixed seed the sequence of decisions depends only on the order of requests. The
+draw for slow requests comes from a second generator derived from the same seed, so
+adding it left the decisions of the older settings unchanged for any given seed.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ ERROR_STATUSES = (500, 502, 503)
 OUTAGE_STATUS = 503
 # A delay beyond this is a misconfiguration rather than a slow server.
 MAX_LATENCY = 300.0
-_RATES = ("error_rate", "rate_limit_429_rate", "drop_rate")
+_RATES = ("error_rate", "rate_limit_429_rate", "drop_rate", "slow_rate")
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,12 @@ class FaultConfig:
     ``outage`` answers every ``/v2`` request with a 503 (``outage_mode="error"``) or
     closes the connection without an answer (``"drop"``); with ``outage_seconds`` it
     ends by itself that many seconds after it was set.
+
+    ``latency`` delays every answer; ``slow_rate`` picks a share of requests that wait
+    ``slow_latency`` seconds more. A slow request is otherwise handled as usual: set
+    ``slow_latency`` beyond the client's timeout and an accepted event's 202 is lost on
+    the way back, which is how a client's retry of an event PagerDuty already has is
+    provoked.
     """
 
     error_rate: float = 0.0
@@ -39,6 +47,8 @@ class FaultConfig:
     outage: bool = False
     outage_seconds: float | None = None
     outage_mode: OutageMode = "error"
+    slow_rate: float = 0.0
+    slow_latency: float = 0.0
 
     def __post_init__(self) -> None:
         problems = self.problems()
@@ -51,8 +61,10 @@ class FaultConfig:
             for name in _RATES
             if not _is_number(getattr(self, name)) or not 0.0 <= getattr(self, name) <= 1.0
         ]
-        if not _is_number(self.latency) or not 0.0 <= self.latency <= MAX_LATENCY:
-            found.append(f"latency must be a number of seconds between 0 and {MAX_LATENCY:g}")
+        for name in ("latency", "slow_latency"):
+            value = getattr(self, name)
+            if not _is_number(value) or not 0.0 <= value <= MAX_LATENCY:
+                found.append(f"{name} must be a number of seconds between 0 and {MAX_LATENCY:g}")
         if not isinstance(self.outage, bool):
             found.append("outage must be true or false")
         if self.outage_seconds is not None and (
@@ -86,6 +98,11 @@ class FaultConfig:
         return replace(base or cls(), **dict(data))
 
 
+def _slow_rng(seed: int | None) -> random.Random:
+    # A string seed is hashed with SHA-512, so the stream is the same in every process.
+    return random.Random(None if seed is None else f"slow-requests:{seed}")
+
+
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and value == value
 
@@ -113,6 +130,7 @@ class FaultInjector:
         self._lock = threading.Lock()
         self._seed = seed
         self._rng = random.Random(seed)
+        self._slow_rng = _slow_rng(seed)
         self._clock = clock
         self._config = FaultConfig()
         self._outage_ends: float | None = None
@@ -139,6 +157,7 @@ class FaultInjector:
         with self._lock:
             self._set(FaultConfig())
             self._rng = random.Random(self._seed)
+            self._slow_rng = _slow_rng(self._seed)
 
     @property
     def config(self) -> FaultConfig:
@@ -159,7 +178,10 @@ class FaultInjector:
             config = self._current()
             drop_draw, error_draw, throttle_draw = (self._rng.random() for _ in range(3))
             status = self._rng.choice(ERROR_STATUSES)
+            slow_draw = self._slow_rng.random()
         delay = config.latency
+        if slow_draw < config.slow_rate:
+            delay += config.slow_latency
         if config.outage:
             if config.outage_mode == "drop":
                 return Decision("drop", delay, None, "outage")

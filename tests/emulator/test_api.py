@@ -185,6 +185,8 @@ def test_fault_settings_over_http(client: httpx.Client, emulator: Emulator) -> N
         "outage_seconds": None,
         "outage_mode": "error",
         "outage_remaining": None,
+        "slow_rate": 0.0,
+        "slow_latency": 0.0,
         "seed": 1234,
     }
     put = client.put("/api/faults", json={"error_rate": 0.5, "latency": 0.25})

@@ -1,0 +1,569 @@
+"""Alert storm: 10,000 errors a second across 10 fingerprints, through a real Starlette app.
+
+    .venv/bin/python benchmarks/bench_storm.py                            # 10 s at 10,000/s
+    .venv/bin/python benchmarks/bench_storm.py --duration 2 --rate 2000   # a short look
+    .venv/bin/python benchmarks/bench_storm.py --json storm.json
+
+One process serves a Starlette app with :class:`pd_integrations.starlette.PagerDutyMiddleware`
+and an :class:`~pd_integrations.AlertManager` whose events go to the bundled emulator,
+run in its own process with PagerDuty's real budget (120 events per minute per key).
+The app is called directly on one asyncio loop, as ``bench_overhead.py`` does. Healthy
+requests run at a steady pace throughout five phases, back to back:
+
+- calm: healthy requests only;
+- control: the same, interleaved with as many error requests raising exception types
+  the middleware is told to ignore (``ignore_exceptions``), so the loop, the
+  framework's exception path and the garbage collector are as busy as in the storm,
+  and only what the library does with an error it alerts on is missing;
+- the storm: error requests to the app itself, raising one of 10 exception types in
+  turn, paced to ``--rate`` per second;
+- control again, then calm again.
+
+Reported, with the targets of issue 6 (the exit status is 1 when one is missed):
+
+- what reached the emulator: one alert per fingerprint (at most 10 triggers), every
+  event within the budget, and no 429 at all;
+- resident memory growth over the storm (VmRSS), under 20 MB;
+- the latency of a healthy request during the storm against calm and against control
+  (median and 99th percentile), within 10% of both. A healthy request's latency is its
+  service time, from the call into the app until it returns; the time it would wait on
+  a server behind the storm's own error requests is the framework's cost of those
+  errors, not ours. Calm alone flatters the storm (between its ticks the loop sleeps,
+  so calm requests often start on cold caches); control removes that bias.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import json
+import math
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from array import array
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_apps import ASGIDriver, Message, _asgi_scope
+
+from pd_integrations import AlertManager
+from pd_integrations.ratelimit import DEFAULT_PER_MINUTE
+
+ROUTING_KEY = "benchstormroutingkey000000000001"
+FINGERPRINTS = 10
+TARGET_RSS_GROWTH_MB = 20.0
+TARGET_LATENCY_RATIO = 1.10
+# The storm counts as run when the loop kept up with at least this share of the rate.
+MIN_RATE_SHARE = 0.95
+FLUSH_TIMEOUT = 30.0
+WARMUP_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class StormPlan:
+    """How hard and how long; ``calm`` seconds run before and again after the storm,
+    half of them calm and half control."""
+
+    duration: float = 10.0
+    rate: int = 10_000
+    healthy_rate: int = 1_000
+    calm: float = 5.0
+    tick: float = 0.005
+
+    def __post_init__(self) -> None:
+        if not self.duration > 0 or not self.calm > 0 or not self.tick > 0:
+            raise ValueError("duration, calm and tick must be positive")
+        if self.rate < 1 or self.healthy_rate < 1:
+            raise ValueError("the error and healthy rates must be at least 1 per second")
+
+
+@dataclass
+class Phase:
+    """What one phase did; latencies are service times in ns.
+
+    The latency arrays are allocated in full before the run, so that recording them does
+    not count as memory the storm made the process grow by.
+    """
+
+    name: str
+    planned_seconds: float
+    error_rate_planned: int
+    healthy_rate_planned: int
+    elapsed: float = 0.0
+    errors: int = 0
+    error_500s: int = 0
+    healthy_bad: int = 0
+    healthy_ns: array[int] = field(init=False)
+    error_ns: array[int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.healthy_ns = array("q", bytes(8 * self.healthy_total))
+        self.error_ns = array("q", bytes(8 * self.errors_total))
+
+    @property
+    def errors_total(self) -> int:
+        return round(self.error_rate_planned * self.planned_seconds)
+
+    @property
+    def healthy_total(self) -> int:
+        return round(self.healthy_rate_planned * self.planned_seconds)
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.elapsed if self.elapsed else 0.0
+
+
+@dataclass
+class StormResult:
+    plan: StormPlan
+    phases: dict[str, Phase]
+    rss_before: int
+    rss_after: int
+    flushed: bool
+    library: dict[str, int]
+    occurrences: int
+    alerts_open_in_manager: int
+    emulator: dict[str, Any]
+
+    @property
+    def storm(self) -> Phase:
+        return self.phases["storm"]
+
+    @property
+    def calm_ns(self) -> list[int]:
+        return [*self.phases["calm-before"].healthy_ns, *self.phases["calm-after"].healthy_ns]
+
+    @property
+    def control_ns(self) -> list[int]:
+        phases = self.phases
+        return [*phases["control-before"].healthy_ns, *phases["control-after"].healthy_ns]
+
+
+# -- the app ------------------------------------------------------------------------------
+
+
+def _error_class(n: int, prefix: str) -> type[RuntimeError]:
+    class StormError(RuntimeError):
+        pass
+
+    # A distinct type per fingerprint: the fingerprint is the type plus the app frames.
+    StormError.__name__ = StormError.__qualname__ = f"{prefix}{n}"
+    return StormError
+
+
+ERRORS = tuple(_error_class(n, "StormError") for n in range(FINGERPRINTS))
+# Raised in the control phases; the middleware ignores them.
+IGNORED = tuple(_error_class(n, "IgnoredError") for n in range(FINGERPRINTS))
+STORM_PATH, CONTROL_PATH = "/fail", "/ignored"
+
+
+def build_app(manager: AlertManager) -> Any:
+    """``GET /``, ``GET /fail/{n}`` raising ``StormError{n}``, ``GET /ignored/{n}`` raising
+    ``IgnoredError{n}``, with the middleware alerting on all but the ``IgnoredError`` types."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse, Response
+    from starlette.routing import Route
+
+    from pd_integrations.monitor import RequestMonitor
+    from pd_integrations.starlette import PagerDutyMiddleware
+
+    async def hello(request: Request) -> Response:
+        return PlainTextResponse("Hello, world!")
+
+    async def fail(request: Request) -> Response:
+        raise ERRORS[request.path_params["n"]](f"storm error {request.path_params['n']}")
+
+    async def ignored(request: Request) -> Response:
+        raise IGNORED[request.path_params["n"]](f"ignored error {request.path_params['n']}")
+
+    app = Starlette(
+        routes=[
+            Route("/", hello),
+            Route(STORM_PATH + "/{n:int}", fail),
+            Route(CONTROL_PATH + "/{n:int}", ignored),
+        ]
+    )
+    monitor = RequestMonitor(manager, ignore_exceptions=IGNORED)
+    app.add_middleware(PagerDutyMiddleware, monitor=monitor)
+    return app
+
+
+# -- the phases ---------------------------------------------------------------------------
+
+
+async def _run_phase(app: Any, phase: Phase, plan: StormPlan, error_path: str = STORM_PATH) -> None:
+    """Healthy requests and error requests (to ``error_path``) at the phase's rates,
+    spread evenly over ticks of ``plan.tick`` seconds; a loop that falls behind catches
+    up without sleeping (the achieved rate is reported)."""
+    healthy_scope = _asgi_scope("/")
+    error_scopes = [_asgi_scope(f"{error_path}/{n}") for n in range(FINGERPRINTS)]
+    status = 0
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    ticks = max(1, round(phase.planned_seconds / plan.tick))
+    errors_total, healthy_total = phase.errors_total, phase.healthy_total
+    healthy_ns, error_ns = phase.healthy_ns, phase.error_ns
+    ns = time.perf_counter_ns
+    started = time.perf_counter()
+    done_errors = done_healthy = 0
+    for tick in range(1, ticks + 1):
+        error_target = errors_total * tick // ticks
+        healthy_target = healthy_total * tick // ticks
+        while done_errors < error_target or done_healthy < healthy_target:
+            # Interleave in proportion: a healthy request whenever its share is behind.
+            healthy_next = done_healthy < healthy_target and (
+                done_errors >= error_target
+                or done_healthy * error_target <= done_errors * healthy_target
+            )
+            status = 0
+            if healthy_next:
+                t0 = ns()
+                await app(healthy_scope.copy(), receive, send)
+                healthy_ns[done_healthy] = ns() - t0
+                done_healthy += 1
+                if status != 200:
+                    phase.healthy_bad += 1
+            else:
+                t0 = ns()
+                with contextlib.suppress(*ERRORS, *IGNORED):  # re-raised after the 500
+                    await app(error_scopes[done_errors % FINGERPRINTS].copy(), receive, send)
+                error_ns[done_errors] = ns() - t0
+                done_errors += 1
+                phase.error_500s += status == 500
+        delay = started + tick * plan.tick - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+    phase.elapsed = time.perf_counter() - started
+    phase.errors = done_errors
+
+
+def rss_bytes() -> int:
+    """Resident set size now (VmRSS); the peak so far where /proc is missing."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        return json.load(answer)
+
+
+def emulator_figures(url: str, key: str) -> dict[str, Any]:
+    """What the emulator saw from ``key``: events by action, alerts, and the 429s."""
+    events = [e for e in _get(f"{url}/api/events") if e["body"].get("routing_key") == key]
+    requests = _get(f"{url}/api/requests")
+    throttled = sum(
+        1
+        for r in requests
+        if r["status"] == 429
+        and isinstance(r["body"], dict)
+        and r["body"].get("routing_key") == key
+    )
+    alerts = _get(f"{url}/api/alerts?routing_key={key}")
+    actions: dict[str, int] = {}
+    for event in events:
+        actions[event["type"]] = actions.get(event["type"], 0) + 1
+    return {
+        "events_accepted": len(events),
+        "by_action": actions,
+        "alerts_opened": len(alerts),
+        "distinct_dedup_keys": len({a["dedup_key"] for a in alerts}),
+        "trigger_count_total": sum(a["trigger_count"] for a in alerts),
+        "answered_429": throttled,
+        "requests": len([r for r in requests if isinstance(r["body"], dict)]),
+    }
+
+
+def run_storm(plan: StormPlan, emulator_url: str, routing_key: str = ROUTING_KEY) -> StormResult:
+    """Calm, control, storm, control, calm; then what the emulator received."""
+    manager = AlertManager(routing_key, source="bench-storm", base_url=emulator_url)
+    driver = ASGIDriver(build_app(manager))
+    half = plan.calm / 2
+    phases = {
+        name: Phase(name, seconds, error_rate, plan.healthy_rate)
+        for name, seconds, error_rate in (
+            ("calm-before", half, 0),
+            ("control-before", half, plan.rate),
+            ("storm", plan.duration, plan.rate),
+            ("control-after", half, plan.rate),
+            ("calm-after", half, 0),
+        )
+    }
+    try:
+        reply = driver.check("/")
+        if reply.status != 200 or reply.error:
+            raise RuntimeError(f"GET / answered {reply}")
+        app, run = driver.app, driver.loop.run_until_complete
+        run(_run_phase(app, Phase("warm-up", WARMUP_SECONDS, 0, plan.healthy_rate), plan))
+        gc.collect()
+        run(_run_phase(app, phases["calm-before"], plan))
+        run(_run_phase(app, phases["control-before"], plan, CONTROL_PATH))
+        gc.collect()
+        rss_before = rss_bytes()
+        run(_run_phase(app, phases["storm"], plan))
+        rss_after = rss_bytes()
+        run(_run_phase(app, phases["control-after"], plan, CONTROL_PATH))
+        run(_run_phase(app, phases["calm-after"], plan))
+        flushed = manager.flush(FLUSH_TIMEOUT)
+        stats = manager.stats()
+        active = manager.active_alerts()
+    finally:
+        driver.close()
+        manager.close(FLUSH_TIMEOUT)
+    return StormResult(
+        plan=plan,
+        phases=phases,
+        rss_before=rss_before,
+        rss_after=rss_after,
+        flushed=flushed,
+        library={
+            "sent": stats.sent,
+            "coalesced": stats.coalesced,
+            "dropped": stats.dropped,
+            "failed": stats.failed,
+            "retried": stats.retried,
+        },
+        occurrences=sum(alert.occurrences for alert in active),
+        alerts_open_in_manager=len(active),
+        emulator=emulator_figures(emulator_url, routing_key),
+    )
+
+
+# -- judging and reporting -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Check:
+    figure: str
+    value: str
+    target: str
+    met: bool
+
+
+def percentile(values: Sequence[int], share: float) -> float:
+    ordered = sorted(values)
+    return float(ordered[min(len(ordered) - 1, math.ceil(share * len(ordered)) - 1)])
+
+
+def budget_allowance(seconds: float) -> int:
+    """Events the budget admits over a run this long: 120 per started minute."""
+    return DEFAULT_PER_MINUTE * max(1, math.ceil(seconds / 60.0))
+
+
+def counting_checks(result: StormResult) -> list[Check]:
+    """The invariants that do not depend on timing (the smoke test checks these)."""
+    storm = result.storm
+    emulator = result.emulator
+    run_seconds = sum(phase.elapsed for phase in result.phases.values())
+    allowance = budget_allowance(run_seconds)
+    triggers = emulator["by_action"].get("trigger", 0)
+    return [
+        Check(
+            "error requests answered 500",
+            f"{storm.error_500s:,} of {storm.errors:,}",
+            "all",
+            storm.error_500s == storm.errors > 0,
+        ),
+        Check(
+            "alerts opened in the emulator",
+            str(emulator["alerts_opened"]),
+            f"{FINGERPRINTS}, one per fingerprint",
+            emulator["alerts_opened"] == emulator["distinct_dedup_keys"] == FINGERPRINTS,
+        ),
+        Check(
+            "events accepted by the emulator",
+            f"{emulator['events_accepted']} ({triggers} triggers, "
+            f"{triggers - emulator['alerts_opened']} of them updates)",
+            f"within the budget: ≤ {allowance}",
+            emulator["events_accepted"] <= allowance,
+        ),
+        Check("answered 429", str(emulator["answered_429"]), "0", emulator["answered_429"] == 0),
+        Check(
+            "occurrences counted by the manager",
+            f"{result.occurrences:,}",
+            "= error requests",
+            result.occurrences == storm.errors and result.alerts_open_in_manager == FINGERPRINTS,
+        ),
+        Check(
+            "library: dropped / failed, queue flushed",
+            f"{result.library['dropped']} / {result.library['failed']}, "
+            f"{'yes' if result.flushed else 'no'}",
+            "0 / 0, yes",
+            result.library["dropped"] == result.library["failed"] == 0 and result.flushed,
+        ),
+        Check(
+            "healthy requests not answered 200",
+            str(sum(phase.healthy_bad for phase in result.phases.values())),
+            "0",
+            all(phase.healthy_bad == 0 for phase in result.phases.values()),
+        ),
+    ]
+
+
+def timing_checks(result: StormResult) -> list[Check]:
+    """Rate achieved, memory and healthy latency: meaningful on a full run only."""
+    storm = result.storm
+    growth_mb = (result.rss_after - result.rss_before) / 2**20
+    stormy = storm.healthy_ns
+    checks = [
+        Check(
+            "storm rate achieved",
+            f"{storm.errors:,} errors in {storm.elapsed:.2f} s ({storm.error_rate:,.0f}/s)",
+            f"≥ {MIN_RATE_SHARE:.0%} of {result.plan.rate:,}/s",
+            storm.error_rate >= MIN_RATE_SHARE * result.plan.rate,
+        ),
+        Check(
+            "resident memory growth over the storm",
+            f"{growth_mb:+.1f} MB",
+            f"< {TARGET_RSS_GROWTH_MB:.0f} MB",
+            growth_mb < TARGET_RSS_GROWTH_MB,
+        ),
+    ]
+    for reference, before in (("calm", result.calm_ns), ("control", result.control_ns)):
+        for label, statistic in (
+            ("median", statistics.median),
+            ("p99", lambda values: percentile(values, 0.99)),
+        ):
+            before_us, storm_us = statistic(before) / 1000, statistic(stormy) / 1000
+            ratio = storm_us / before_us
+            checks.append(
+                Check(
+                    f"healthy latency, {label}: {reference} → storm",
+                    f"{before_us:.1f} → {storm_us:.1f} µs (x{ratio:.3f})",
+                    f"≤ x{TARGET_LATENCY_RATIO:.2f}",
+                    ratio <= TARGET_LATENCY_RATIO,
+                )
+            )
+    return checks
+
+
+def table(checks: Sequence[Check]) -> str:
+    lines = ["| figure | value | target | met |", "| --- | ---: | --- | :---: |"]
+    lines += [
+        f"| {c.figure} | {c.value} | {c.target} | {'yes' if c.met else '**no**'} |" for c in checks
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def details(result: StormResult) -> str:
+    storm = result.storm
+    lines = [
+        f"healthy requests: {len(result.calm_ns):,} calm, {len(result.control_ns):,} "
+        f"control, {len(storm.healthy_ns):,} in the storm",
+        f"error request service time in the storm: median "
+        f"{statistics.median(storm.error_ns) / 1000:.1f} µs, p99 "
+        f"{percentile(storm.error_ns, 0.99) / 1000:.1f} µs",
+        f"library: {result.library}",
+        f"emulator: {result.emulator}",
+        f"RSS {result.rss_before / 2**20:.1f} MB before the storm, "
+        f"{result.rss_after / 2**20:.1f} MB after",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@contextlib.contextmanager
+def emulator_process() -> Iterator[str]:
+    """The emulator in a child process with PagerDuty's budget; yields its base URL."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "pd_integrations.emulator", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        match = re.search(r"listening on (\S+)", child.stdout.readline())
+        if match is None:
+            raise RuntimeError("the emulator did not start")
+        yield match.group(1)
+    finally:
+        child.terminate()
+        child.wait(10)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--duration", type=float, default=10.0, help="storm seconds (10)")
+    parser.add_argument("--rate", type=int, default=10_000, help="errors per second (10000)")
+    parser.add_argument(
+        "--healthy-rate", type=int, default=1_000, help="healthy requests per second (1000)"
+    )
+    parser.add_argument(
+        "--calm",
+        type=float,
+        help="calm + control seconds before and again after the storm (half the duration)",
+    )
+    parser.add_argument("--json", metavar="PATH", help="write every figure as JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        plan = StormPlan(
+            duration=args.duration,
+            rate=args.rate,
+            healthy_rate=args.healthy_rate,
+            calm=args.calm if args.calm is not None else args.duration / 2,
+        )
+    except ValueError as error:
+        build_parser().error(str(error))
+    print(
+        f"storm: {plan.rate:,} errors/s across {FINGERPRINTS} fingerprints for "
+        f"{plan.duration:g} s, {plan.healthy_rate:,} healthy requests/s throughout, "
+        f"{plan.calm / 2:g} s calm and {plan.calm / 2:g} s control before and after; "
+        f"load average {os.getloadavg()[0]:.2f}",
+        file=sys.stderr,
+    )
+    with emulator_process() as url:
+        result = run_storm(plan, url)
+    checks = counting_checks(result) + timing_checks(result)
+    print(table(checks))
+    print(details(result))
+    if args.json:
+        document = {
+            "plan": asdict(plan),
+            "checks": [asdict(c) for c in checks],
+            "library": result.library,
+            "emulator": result.emulator,
+            "rss_before": result.rss_before,
+            "rss_after": result.rss_after,
+            "phases": {
+                name: {
+                    "elapsed": phase.elapsed,
+                    "errors": phase.errors,
+                    "healthy_median_us": statistics.median(phase.healthy_ns) / 1000,
+                    "healthy_p99_us": percentile(phase.healthy_ns, 0.99) / 1000,
+                }
+                for name, phase in result.phases.items()
+            },
+            "load_average_1min": os.getloadavg()[0],
+        }
+        Path(args.json).write_text(json.dumps(document, indent=2) + "\n")
+    return 0 if all(check.met for check in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
