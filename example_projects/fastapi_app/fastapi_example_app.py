@@ -74,7 +74,7 @@ class Shop:
 def incident_webhooks(shop: Shop, secret: str | None) -> WebhookReceiver | None:
     """PagerDuty's webhooks keep ``shop.incidents`` current; ``None`` without a secret."""
     if not (secret or os.environ.get(WEBHOOK_SECRET_VAR, "").strip()):
-        log.warning("%s is not set: the webhook endpoint is off", WEBHOOK_SECRET_VAR)
+        log.info("%s is not set: the webhook endpoint is off", WEBHOOK_SECRET_VAR)
         return None
     webhooks = WebhookReceiver(secret)  # None: PAGERDUTY_WEBHOOK_SECRET
 
