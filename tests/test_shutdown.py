@@ -222,6 +222,43 @@ def test_sigterm_under_gunicorn_uvicorn_workers_flushes_the_queue(emulator: Emul
     assert_every_alert_arrived(emulator, ALERTS, output)
 
 
+def test_sigterm_under_django_runserver_flushes_the_queue(emulator: Emulator) -> None:
+    # --noreload: SIGTERM keeps its default action there, which would end the process
+    # without exit handlers; the app's ready() installed the flush in the main thread.
+    emulator.set_faults(latency=LATENCY)
+    port = free_port()
+    project = ROOT / "example_projects" / "django_project"
+    server = subprocess.Popen(
+        [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+        cwd=project,
+        env=server_env(emulator),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+    def answers() -> bool:
+        if server.poll() is not None:
+            raise AssertionError(f"runserver exited early:\n{server.communicate()[0]}")
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/products/", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        assert wait_until(answers, PROCESS_TIMEOUT), "runserver did not come up"
+        # A US order hits the example's tax bug: a 500 and a queued critical alert.
+        response = httpx.get(f"http://127.0.0.1:{port}/orders/2/receipt/", timeout=30)
+        assert response.status_code == 500
+        returncode, output = terminate_and_collect(server, emulator, 1)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    (alert,) = emulator.alerts()
+    assert "KeyError" in alert["summary"], output
+    assert returncode == -signal.SIGTERM, output
+
+
 def test_sigterm_leaves_what_it_could_not_send_in_the_spool(
     emulator: Emulator, tmp_path: Path
 ) -> None:
