@@ -10,6 +10,8 @@ import os
 import socket
 from collections.abc import Mapping
 
+from .errors import ConfigurationError
+
 ROUTING_KEY_VARS = ("PAGERDUTY_ROUTING_KEY", "PAGERDUTY_INTEGRATION_KEY")
 EVENTS_BASE_URL_VAR = "PAGERDUTY_EVENTS_BASE_URL"
 API_KEY_VAR = "PAGERDUTY_API_KEY"
@@ -21,6 +23,9 @@ APP_NAME_VAR = "APP_NAME"
 APP_ENV_VAR = "APP_ENV"
 APP_URL_VAR = "APP_URL"
 STATE_URL_VAR = "PAGERDUTY_STATE_URL"
+SPOOL_VAR = "PAGERDUTY_SPOOL"
+FLUSH_TIMEOUT_VAR = "PAGERDUTY_FLUSH_TIMEOUT"
+DEFAULT_EXIT_FLUSH_TIMEOUT = 2.0
 
 
 def _first(names: tuple[str, ...], environ: Mapping[str, str] | None) -> str | None:
@@ -81,3 +86,36 @@ def state_url(explicit: str | None = None, environ: Mapping[str, str] | None = N
     ``None`` means in-process state (see :mod:`pd_integrations.state`).
     """
     return explicit if explicit else env_value(STATE_URL_VAR, environ)
+
+
+def resolve_spool_path(
+    explicit: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> str | None:
+    """The spool file: ``explicit``, else ``PAGERDUTY_SPOOL``, else ``None`` (memory only)."""
+    if explicit is not None:
+        path = os.fspath(explicit)
+        if not path:
+            raise ConfigurationError("spool must be a file path, not an empty string")
+        return path
+    return env_value(SPOOL_VAR, environ)
+
+
+def resolve_flush_timeout(
+    explicit: float | None = None, environ: Mapping[str, str] | None = None
+) -> float:
+    """The exit flush timeout: ``explicit``, else ``PAGERDUTY_FLUSH_TIMEOUT``, else 2 s."""
+    if explicit is None:
+        raw = env_value(FLUSH_TIMEOUT_VAR, environ)
+        if raw is None:
+            return DEFAULT_EXIT_FLUSH_TIMEOUT
+        try:
+            explicit = float(raw)
+        except ValueError:
+            raise ConfigurationError(
+                f"{FLUSH_TIMEOUT_VAR} must be a number of seconds, got {raw!r}"
+            ) from None
+    if isinstance(explicit, bool) or not isinstance(explicit, int | float) or not explicit >= 0:
+        raise ConfigurationError(
+            f"the exit flush timeout must be a number of seconds >= 0, got {explicit!r}"
+        )
+    return float(explicit)

@@ -21,14 +21,18 @@ import random
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from . import client as client_module
-from . import config, shutdown, signals
+from . import shutdown, signals
+from .config import DEFAULT_EXIT_FLUSH_TIMEOUT as DEFAULT_EXIT_FLUSH_TIMEOUT
+from .config import FLUSH_TIMEOUT_VAR as FLUSH_TIMEOUT_VAR
+from .config import SPOOL_VAR as SPOOL_VAR
+from .config import resolve_flush_timeout as resolve_flush_timeout
+from .config import resolve_spool_path as resolve_spool_path
 from .errors import (
-    ConfigurationError,
     DeliveryError,
     InvalidEventError,
     PagerDutyError,
@@ -45,13 +49,12 @@ _log = logging.getLogger("pd_integrations.dispatch")
 
 DEFAULT_MAX_QUEUE = 1000
 DEFAULT_GIVE_UP_AFTER = 900.0
-DEFAULT_EXIT_FLUSH_TIMEOUT = 2.0
 OCCURRENCES_KEY = "occurrences"
 BUDGET_RECHECK_SECONDS = 1.0
-SPOOL_VAR = "PAGERDUTY_SPOOL"
-FLUSH_TIMEOUT_VAR = "PAGERDUTY_FLUSH_TIMEOUT"
 # How often an idle spool sender looks for rows other processes wrote or abandoned.
 SPOOL_POLL_SECONDS = 1.0
+DROP_LOG_INTERVAL = 60.0
+"""Seconds between drop warnings while events keep being dropped (the first warns at once)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,33 +94,75 @@ def with_occurrences(event: TriggerEvent, occurrences: int) -> TriggerEvent:
     return replace(event, custom_details=merged)
 
 
-def resolve_flush_timeout(explicit: float | None = None) -> float:
-    """The exit flush timeout: ``explicit``, else ``PAGERDUTY_FLUSH_TIMEOUT``, else 2 s."""
-    if explicit is None:
-        raw = config.env_value(FLUSH_TIMEOUT_VAR)
-        if raw is None:
-            return DEFAULT_EXIT_FLUSH_TIMEOUT
-        try:
-            explicit = float(raw)
-        except ValueError:
-            raise ConfigurationError(
-                f"{FLUSH_TIMEOUT_VAR} must be a number of seconds, got {raw!r}"
-            ) from None
-    if isinstance(explicit, bool) or not isinstance(explicit, int | float) or not explicit >= 0:
-        raise ConfigurationError(
-            f"the exit flush timeout must be a number of seconds >= 0, got {explicit!r}"
+class DropLog:
+    """Logs dropped events without flooding the log during an outage.
+
+    The first drop warns at once; later drops within ``interval`` seconds of the last
+    warning are only counted, and the next drop after that warns once for all of them,
+    with the count per reason. :meth:`flush` logs what is still only counted (the
+    dispatcher calls it when it closes). Counting here never replaces the exact figures:
+    ``stats().dropped`` and the ``event_dropped`` signal still see every event.
+
+    :param interval: the least number of seconds between two warnings; 0 warns for
+        every drop.
+    :param clock: a monotonic clock in seconds (tests pass their own).
+    """
+
+    def __init__(
+        self, interval: float = DROP_LOG_INTERVAL, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if isinstance(interval, bool) or not isinstance(interval, int | float) or not interval >= 0:
+            raise ValueError(f"drop_log_interval must be seconds >= 0, not {interval!r}")
+        self.interval = float(interval)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last_warning: float | None = None
+        self._unlogged: dict[str, int] = {}
+
+    def dropped(self, action: str, reason: str, total: int) -> None:
+        """Count one dropped ``action`` event; warn now unless a warning was recent.
+
+        :param total: every event dropped so far, this one included.
+        """
+        with self._lock:
+            now = self._clock()
+            last = self._last_warning
+            if last is not None and now - last < self.interval:
+                self._unlogged[reason] = self._unlogged.get(reason, 0) + 1
+                return
+            self._last_warning = now
+            unlogged, self._unlogged = self._unlogged, {}
+        if not unlogged:
+            _log.warning(
+                "dropped a PagerDuty %s event (%s); %d dropped so far%s",
+                action,
+                reason,
+                total,
+                f"; more drops are summarised every {self.interval:g} s" if self.interval else "",
+            )
+            return
+        unlogged[reason] = unlogged.get(reason, 0) + 1
+        self._summarise(unlogged, now - (last or now), total)
+
+    def flush(self, total: int) -> None:
+        """Log the drops counted since the last warning, if any."""
+        with self._lock:
+            unlogged, self._unlogged = self._unlogged, {}
+            last = self._last_warning
+            now = self._clock()
+        if unlogged:
+            self._summarise(unlogged, now - (last or now), total)
+
+    @staticmethod
+    def _summarise(unlogged: dict[str, int], seconds: float, total: int) -> None:
+        reasons = ", ".join(f"{reason}: {count}" for reason, count in sorted(unlogged.items()))
+        _log.warning(
+            "dropped %d more PagerDuty event(s) in the last %.0f s (%s); %d dropped so far",
+            sum(unlogged.values()),
+            seconds,
+            reasons,
+            total,
         )
-    return float(explicit)
-
-
-def resolve_spool_path(explicit: str | os.PathLike[str] | None = None) -> str | None:
-    """The spool file: ``explicit``, else ``PAGERDUTY_SPOOL``, else ``None`` (memory only)."""
-    if explicit is not None:
-        path = os.fspath(explicit)
-        if not path:
-            raise ConfigurationError("spool must be a file path, not an empty string")
-        return path
-    return config.env_value(SPOOL_VAR)
 
 
 def default_lease(client: EventsClient) -> float:
@@ -145,6 +190,8 @@ class Dispatcher:
         client's timeout (at least 10 s).
     :param handle_sigterm: install the SIGTERM flush of :mod:`pd_integrations.shutdown`
         when SIGTERM would otherwise end the process without running exit handlers.
+    :param drop_log_interval: seconds between two warnings about dropped events (see
+        :class:`DropLog`); 0 warns for every drop.
     """
 
     def __init__(
@@ -159,6 +206,7 @@ class Dispatcher:
         spool: str | os.PathLike[str] | None = None,
         spool_lease: float | None = None,
         handle_sigterm: bool = True,
+        drop_log_interval: float = DROP_LOG_INTERVAL,
     ) -> None:
         if max_queue < 1:
             raise ValueError("max_queue must be at least 1")
@@ -166,6 +214,7 @@ class Dispatcher:
             raise ValueError(f"spool_lease must be a positive number of seconds, not {spool_lease}")
         self.client = client
         self.max_queue = max_queue
+        self._drop_log = DropLog(drop_log_interval)
         self.give_up_after = give_up_after
         self.exit_flush_timeout = resolve_flush_timeout(exit_flush_timeout)
         if budget is None and rate_limit is not None:
@@ -285,12 +334,9 @@ class Dispatcher:
         return victim
 
     def _report_drop(self, item: _Item, reason: str) -> None:
-        _log.warning(
-            "dropped a PagerDuty %s event (%s); %d dropped so far",
-            item.event.action,
-            reason,
-            self._dropped,
-        )
+        # A full queue during an outage drops thousands of events a second: the log gets
+        # a summary now and then, the signal (and the count in stats) every one of them.
+        self._drop_log.dropped(item.event.action, reason, self._dropped)
         signals.emit(signals.event_dropped, self, event=item.event, reason=reason)
 
     def _ensure_worker(self) -> None:
@@ -356,8 +402,10 @@ class Dispatcher:
             self._spooled.notify_all()
         if spool is not None:
             kept = self._close_spool(spool, leftovers, quiet)
+            self._drop_log.flush(self._dropped)
             _live.discard(self)
             return flushed and kept is not None and kept == 0
+        self._drop_log.flush(self._dropped)
         with self._lock:
             self._dropped += len(leftovers)
         if leftovers:
@@ -734,6 +782,8 @@ class Dispatcher:
         budget, client, spool = self._budget, self.client, self._spool
         self._init_state()
         self._budget, self.client, self._spool = budget, client, spool
+        # Its lock may have been held by another thread at the fork.
+        self._drop_log = DropLog(self._drop_log.interval)
         if spool is not None:
             spool._reset_lock_after_fork()
 

@@ -19,7 +19,7 @@ import sys
 import sysconfig
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from types import TracebackType
+from types import CodeType, TracebackType
 
 DEFAULT_DEPTH = 2
 DEFAULT_STACK_LIMIT = 10
@@ -56,6 +56,15 @@ DEFAULT_LIBRARY_MODULES: tuple[str, ...] = (
 
 _LIBRARY_DIR_NAMES = ("site-packages", "dist-packages")
 _CACHE_LIMIT = 4096
+
+# What a code object contributes to a fingerprint, keyed by ``id(code)``: the code itself
+# (held, so its id cannot be reused while the entry lives), the module it ran in (the
+# same code may run under other globals), ``Frame.ident``, ``Frame.in_app``, and the
+# display path and function name ``frames()`` needs.
+_CodeEntry = tuple[CodeType, "str | None", str, bool, str, str]
+# A fingerprint's canonical form: per exception of the chain, its type name and the
+# idents of its key frames. The digest is a pure function of it.
+_Canonical = tuple[tuple[str, ...], ...]
 
 InAppPredicate = Callable[[str | None, str], bool]
 """``(module name or None, file name) -> bool``: is this frame application code?"""
@@ -189,6 +198,12 @@ class Fingerprinter:
         # same few files thousands of times, so results are cached (bounded).
         self._in_app_cache: dict[tuple[str | None, str], bool] = {}
         self._display_cache: dict[str, str] = {}
+        # The storm path: a repeated error walks the same code objects and ends in the
+        # same canonical form, so neither frames nor digests are recomputed. Both caches
+        # are emptied when full (a rare rebuild beats refusing new entries forever), and
+        # plain dict reads and writes are atomic, so threads need no lock.
+        self._code_cache: dict[int, _CodeEntry] = {}
+        self._fingerprint_cache: dict[_Canonical, Fingerprint] = {}
 
     # -- classification -----------------------------------------------------------------
 
@@ -251,23 +266,36 @@ class Fingerprinter:
 
     # -- frames -------------------------------------------------------------------------
 
+    def _code_entry(self, code: CodeType, module: str | None) -> _CodeEntry:
+        """What ``code`` run as ``module`` contributes to frames and fingerprints (cached)."""
+        cache = self._code_cache
+        entry = cache.get(id(code))
+        if entry is not None and entry[0] is code and entry[1] == module:
+            return entry
+        filename = self.display_path(code.co_filename)
+        function = getattr(code, "co_qualname", code.co_name)
+        where = module if module and module != "__main__" else filename
+        entry = (
+            code,
+            module,
+            f"{where}:{function}",
+            self.is_in_app(module, code.co_filename),
+            filename,
+            function,
+        )
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        cache[id(code)] = entry
+        return entry
+
     def frames(self, exc: BaseException) -> list[Frame]:
         """The frames of ``exc``'s traceback, outermost first."""
         out: list[Frame] = []
         for tb in _walk(exc.__traceback__):
             frame = tb.tb_frame
-            code = frame.f_code
             module = frame.f_globals.get("__name__")
-            module = module if isinstance(module, str) else None
-            out.append(
-                Frame(
-                    module=module,
-                    function=getattr(code, "co_qualname", code.co_name),
-                    filename=self.display_path(code.co_filename),
-                    lineno=tb.tb_lineno,
-                    in_app=self.is_in_app(module, code.co_filename),
-                )
-            )
+            entry = self._code_entry(frame.f_code, module if isinstance(module, str) else None)
+            out.append(Frame(entry[1], entry[5], entry[4], tb.tb_lineno, entry[3]))
         return out
 
     def key_frames(self, exc: BaseException) -> list[Frame]:
@@ -280,25 +308,50 @@ class Fingerprinter:
         app = [f for f in frames if f.in_app]
         return (app or frames)[-self.depth :]
 
+    def _key_idents(self, exc: BaseException) -> tuple[str, ...]:
+        """``ident`` of each of :meth:`key_frames`, without building any :class:`Frame`."""
+        # The hottest loop of a storm: the cache hit is inlined (a call per frame costs
+        # as much as the rest of the loop body).
+        cache = self._code_cache
+        entries: list[_CodeEntry] = []
+        tb = exc.__traceback__
+        while tb is not None:
+            frame = tb.tb_frame
+            code = frame.f_code
+            module = frame.f_globals.get("__name__")
+            entry = cache.get(id(code))
+            if entry is None or entry[0] is not code or entry[1] != module:
+                entry = self._code_entry(code, module if isinstance(module, str) else None)
+            entries.append(entry)
+            tb = tb.tb_next
+        depth = self.depth
+        idents: list[str] = []
+        for entry in reversed(entries):  # application frames are mostly innermost
+            if entry[3]:
+                idents.append(entry[2])
+                if len(idents) == depth:
+                    break
+        if not idents:
+            return tuple(entry[2] for entry in entries[-depth:])
+        idents.reverse()
+        return tuple(idents)
+
     # -- fingerprints and stacks --------------------------------------------------------
 
     def fingerprint(self, exc: BaseException) -> Fingerprint:
         """Type plus application frames of ``exc`` and of what it was raised from."""
-        canonical: list[str] = []
-        readable: list[str] = []
-        for link in exception_chain(exc, self.max_chain):
-            frames = self.key_frames(link)
-            name = type_name(link)
-            canonical.append(name + "@" + ";".join(f.ident for f in frames))
-            where = " > ".join(f.ident for f in frames)
-            readable.append(f"{name} at {where}" if where else name)
-        text = "\n".join(canonical)
-        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-        return Fingerprint(
-            digest=digest[:DIGEST_LENGTH],
-            readable="; caused by ".join(readable),
-            exception_type=type_name(exc),
+        canonical = tuple(
+            (type_name(link), *self._key_idents(link))
+            for link in exception_chain(exc, self.max_chain)
         )
+        cache = self._fingerprint_cache
+        known = cache.get(canonical)
+        if known is None:
+            known = _digest(canonical, type_name(exc))
+            if len(cache) >= _CACHE_LIMIT:
+                cache.clear()
+            cache[canonical] = known
+        return known
 
     def stack(self, exc: BaseException, limit: int = DEFAULT_STACK_LIMIT) -> list[str]:
         """The innermost ``limit`` frames as ``"file:line in function"``, outermost first."""
@@ -313,6 +366,19 @@ class Fingerprinter:
             where = f" at {frames[-1]}" if frames else ""
             out.append(f"{type_name(link)}: {message(link, 200)}{where}")
         return out
+
+
+def _digest(canonical: _Canonical, exception_type: str) -> Fingerprint:
+    text = "\n".join(name + "@" + ";".join(idents) for name, *idents in canonical)
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    readable = (
+        f"{name} at {' > '.join(idents)}" if idents else name for name, *idents in canonical
+    )
+    return Fingerprint(
+        digest=digest[:DIGEST_LENGTH],
+        readable="; caused by ".join(readable),
+        exception_type=exception_type,
+    )
 
 
 DEFAULT_FINGERPRINTER = Fingerprinter()

@@ -30,26 +30,24 @@ commands. Every decision is the :class:`~pd_integrations.monitor.RequestMonitor`
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from importlib import import_module
 from typing import TYPE_CHECKING, Any, Final, TypeVar
-from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, current_app, got_request_exception, request
 from flask.wrappers import Request
 from werkzeug.exceptions import HTTPException
 
-from . import config
+from . import config, shutdown
+from . import settings as values
 from .alerts import DEFAULT_AUTO_RESOLVE_AFTER, AlertManager
 from .client import DEFAULT_BASE_URL
+from .config import DEFAULT_EXIT_FLUSH_TIMEOUT
 from .errors import ConfigurationError
 from .events import Link, Severity, check_routing_key
 from .flask_cli import pagerduty_cli
@@ -91,8 +89,6 @@ _log = logging.getLogger("pd_integrations.flask")
 
 EXTENSION_KEY: Final = "pagerduty"
 DEFAULT_HEALTH_PATH: Final = "/health"
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off"})
 _OFF = ("none", "off")
 
 CheckT = TypeVar("CheckT", bound=HealthCheck)
@@ -134,6 +130,38 @@ class PagerDutySettings:
     health_recovery_threshold: int = DEFAULT_RECOVERY_THRESHOLD
     health_timeout: float = DEFAULT_TIMEOUT
     health_show_errors: bool = False
+    # Not in repr(): a Redis URL may carry a password.
+    state_url: str | None = field(default=None, repr=False)
+    """Where alert state is shared (``redis://...``); ``None``: in this process."""
+    spool: str | None = None
+    """The SQLite spool file; ``None``: events wait in memory only."""
+    flush_timeout: float = DEFAULT_EXIT_FLUSH_TIMEOUT
+    """Seconds the flush at exit and on SIGTERM may take."""
+
+
+_Value = TypeVar("_Value")
+_Default = TypeVar("_Default")
+
+
+def _as_is(value: object) -> object:
+    return value
+
+
+def _number_text(value: object) -> object:
+    return values.number_from_text(values.off_from_text(value))
+
+
+def _loose_flag(value: object) -> object:
+    # app.config often gets 0/1 from a config file or from_prefixed_env.
+    if type(value) is int and value in (0, 1):
+        return bool(value)
+    return values.flag_from_text(value)
+
+
+def _loose_threshold(value: object) -> object:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return values.threshold_from_text(value)
 
 
 class _Reader:
@@ -141,8 +169,9 @@ class _Reader:
 
     A setting absent from ``app.config`` (or set to ``None`` or ``""`` there, unless
     ``None`` is one of its values) falls back to the environment variable of the same
-    name. Values from the environment are text: numbers, ``true``/``false``, comma-
-    separated lists and JSON objects are parsed as the setting needs.
+    name. Text, from either place, is read as the setting needs (numbers, ``true``/
+    ``false``, comma-separated lists, JSON objects); the value is then checked by
+    :mod:`pd_integrations.settings`, as the Django app checks its own.
     """
 
     def __init__(self, app_config: Mapping[str, Any], environ: Mapping[str, str]) -> None:
@@ -160,103 +189,66 @@ class _Reader:
             return text, f"environment variable {name}"
         return None
 
-    def fail(self, name: str, origin: str, problem: str, value: object) -> ConfigurationError:
-        shown = repr(value)
-        if len(shown) > 80:
-            shown = shown[:77] + "..."
-        return ConfigurationError(f"{name} {problem}, got {shown} (from {origin})")
+    def fail(self, name: str, origin: str, error: values.InvalidSetting) -> ConfigurationError:
+        got = f", got {values.shown(error.value)}" if error.has_value else ""
+        return ConfigurationError(f"{name} {error.problem}{got} (from {origin})")
 
-    def number(
-        self, name: str, default: float | None, *, unit: str, none_means_off: bool = False
-    ) -> float | None:
+    def checked(
+        self,
+        name: str,
+        check: Callable[[Any], _Value],
+        *,
+        text: Callable[[object], object] = _as_is,
+        none_means_off: bool = False,
+    ) -> tuple[_Value, str] | None:
+        """The checked value and its origin; ``None`` when the setting is not given."""
         found = self.get(name, none_means_off=none_means_off)
         if found is None:
-            return default
-        value, origin = found
-        off = value is None or (isinstance(value, str) and value.lower() in _OFF)
-        if off and none_means_off:
             return None
-        try:
-            if isinstance(value, bool):
-                raise TypeError
-            number = float(value)
-        except (TypeError, ValueError):
-            number = math.nan
-        if not (number > 0 and math.isfinite(number)):
-            hint = " (or None to turn it off)" if none_means_off else ""
-            raise self.fail(name, origin, f"must be a positive number of {unit}{hint}", value)
-        return number
-
-    def integer(self, name: str, default: int) -> int:
-        found = self.get(name)
-        if found is None:
-            return default
         value, origin = found
         try:
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise TypeError
-            number = int(value)
-        except (TypeError, ValueError):
-            number = 0
-        if number < 1:
-            raise self.fail(name, origin, "must be a whole number of at least 1", value)
-        return number
+            return check(text(value)), origin
+        except values.InvalidSetting as error:
+            raise self.fail(name, origin, error) from None
+
+    def read(
+        self,
+        name: str,
+        check: Callable[[Any], _Value],
+        default: _Default,
+        *,
+        text: Callable[[object], object] = _as_is,
+        none_means_off: bool = False,
+    ) -> _Value | _Default:
+        found = self.checked(name, check, text=text, none_means_off=none_means_off)
+        return default if found is None else found[0]
+
+    def seconds(self, name: str, default: float) -> float:
+        return self.read(
+            name,
+            partial(values.check_positive, unit="seconds"),
+            default,
+            text=values.number_from_text,
+        )
+
+    def seconds_or_off(self, name: str, default: float | None) -> float | None:
+        check = partial(values.check_positive_or_none, unit="seconds")
+        return self.read(name, check, default, text=_number_text, none_means_off=True)
 
     def flag(self, name: str, default: bool) -> bool:
-        found = self.get(name)
-        if found is None:
-            return default
-        value, origin = found
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, int) and value in (0, 1):
-            return bool(value)
-        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-            return value.strip().lower() in _TRUE
-        raise self.fail(name, origin, "must be true or false", value)
+        return self.read(name, values.check_flag, default, text=_loose_flag)
 
-    def text(self, name: str, fallback: Callable[[], str | None] | None = None) -> str | None:
-        found = self.get(name)
-        if found is None:
-            return fallback() if fallback is not None else None
-        value, origin = found
-        if not isinstance(value, str):
-            raise self.fail(name, origin, "must be a string", value)
-        return value.strip()
+    def threshold(self, name: str, default: int) -> int:
+        return self.read(name, values.check_threshold, default, text=_loose_threshold)
 
     def strings(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
-        found = self.get(name)
-        if found is None:
-            return default
-        value, origin = found
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                value = self._json(name, origin, text)
-            else:
-                return tuple(part.strip() for part in text.split(",") if part.strip())
-        if isinstance(value, (list, tuple, set, frozenset)) and all(
-            isinstance(item, str) for item in value
-        ):
-            return tuple(item.strip() for item in value if item.strip())
-        raise self.fail(name, origin, "must be a list of strings (or comma-separated text)", value)
+        return self.read(name, values.check_strings, default, text=values.strings_from_text)
 
-    def mapping(self, name: str) -> tuple[Mapping[Any, Any], str] | None:
-        found = self.get(name)
-        if found is None:
-            return None
-        value, origin = found
-        if isinstance(value, str):
-            value = self._json(name, origin, value)
-        if not isinstance(value, Mapping):
-            raise self.fail(name, origin, "must be a mapping (or a JSON object)", value)
-        return value, origin
-
-    def _json(self, name: str, origin: str, text: str) -> Any:
-        try:
-            return json.loads(text)
-        except ValueError:
-            raise self.fail(name, origin, "is not valid JSON", text) from None
+    def text(self, name: str, fallback: Callable[[], str | None] | None = None) -> str | None:
+        value = self.read(name, values.check_optional_text, None)
+        if value is None and fallback is not None:
+            return fallback()
+        return value
 
 
 def load_settings(
@@ -272,7 +264,9 @@ def load_settings(
     env = os.environ if environ is None else environ
     read = _Reader(app_config, env)
     key, key_origin = _routing_key(read, env)
-    base_url, base_url_origin = _base_url(read)
+    base_url, base_url_origin = read.checked(
+        "PAGERDUTY_EVENTS_BASE_URL", values.check_events_base_url
+    ) or (DEFAULT_BASE_URL, "default")
     health_path = _health_path(read)
     exclude = read.strings("PAGERDUTY_EXCLUDE_PATHS", DEFAULT_EXCLUDE_PATHS)
     if health_path is not None and health_path not in exclude:
@@ -286,41 +280,61 @@ def load_settings(
         environment=read.text("PAGERDUTY_ENVIRONMENT", lambda: config.environment(None, env)),
         client_url=read.text("PAGERDUTY_CLIENT_URL", lambda: config.client_url(None, env)),
         component=read.text("PAGERDUTY_COMPONENT"),
-        timeout=read.number("PAGERDUTY_TIMEOUT", 10.0, unit="seconds") or 10.0,
-        auto_resolve_after=read.number(
-            "PAGERDUTY_AUTO_RESOLVE_AFTER",
-            DEFAULT_AUTO_RESOLVE_AFTER,
-            unit="seconds",
+        timeout=read.seconds("PAGERDUTY_TIMEOUT", 10.0),
+        auto_resolve_after=read.seconds_or_off(
+            "PAGERDUTY_AUTO_RESOLVE_AFTER", DEFAULT_AUTO_RESOLVE_AFTER
+        ),
+        slow_request_ms=read.read(
+            "PAGERDUTY_SLOW_REQUEST_MS",
+            partial(values.check_positive_or_none, unit="milliseconds"),
+            None,
+            text=_number_text,
             none_means_off=True,
         ),
-        slow_request_ms=read.number(
-            "PAGERDUTY_SLOW_REQUEST_MS", None, unit="milliseconds", none_means_off=True
+        slow_routes=read.read(
+            "PAGERDUTY_SLOW_ROUTES", values.check_slow_routes, {}, text=values.json_from_text
         ),
-        slow_routes=_slow_routes(read),
         exclude_paths=exclude,
         alert_on_handled_5xx=read.flag("PAGERDUTY_ALERT_ON_HANDLED_5XX", False),
-        severity_for_status=_severity_map(read),
-        dedup_by=_dedup_by(read),
-        runbooks=_runbooks(read),
+        severity_for_status=read.read(
+            "PAGERDUTY_SEVERITY_FOR_STATUS",
+            values.check_severity_for_status,
+            None,
+            text=values.json_from_text,
+        ),
+        dedup_by=read.read("PAGERDUTY_DEDUP_BY", values.check_dedup_by, "fingerprint"),
+        runbooks=read.read(
+            "PAGERDUTY_RUNBOOKS", values.check_runbooks, {}, text=values.json_from_text
+        ),
         auto_resolve=read.flag("PAGERDUTY_AUTO_RESOLVE", True),
         in_app_include=read.strings("PAGERDUTY_IN_APP_INCLUDE", ()),
         in_app_exclude=read.strings("PAGERDUTY_IN_APP_EXCLUDE", ()),
         include_headers=read.strings("PAGERDUTY_INCLUDE_HEADERS", DEFAULT_INCLUDE_HEADERS),
         send_client_ip=read.flag("PAGERDUTY_SEND_CLIENT_IP", False),
-        ignore_exceptions=_exception_types(read),
-        health_path=health_path,
-        health_interval=read.number(
-            "PAGERDUTY_HEALTH_INTERVAL", None, unit="seconds", none_means_off=True
+        ignore_exceptions=read.read(
+            "PAGERDUTY_IGNORE_EXCEPTIONS",
+            values.check_exception_types,
+            (),
+            text=values.strings_from_text,
         ),
-        health_failure_threshold=read.integer(
+        health_path=health_path,
+        health_interval=read.seconds_or_off("PAGERDUTY_HEALTH_INTERVAL", None),
+        health_failure_threshold=read.threshold(
             "PAGERDUTY_HEALTH_FAILURE_THRESHOLD", DEFAULT_FAILURE_THRESHOLD
         ),
-        health_recovery_threshold=read.integer(
+        health_recovery_threshold=read.threshold(
             "PAGERDUTY_HEALTH_RECOVERY_THRESHOLD", DEFAULT_RECOVERY_THRESHOLD
         ),
-        health_timeout=read.number("PAGERDUTY_HEALTH_TIMEOUT", DEFAULT_TIMEOUT, unit="seconds")
-        or DEFAULT_TIMEOUT,
+        health_timeout=read.seconds("PAGERDUTY_HEALTH_TIMEOUT", DEFAULT_TIMEOUT),
         health_show_errors=read.flag("PAGERDUTY_HEALTH_SHOW_ERRORS", False),
+        state_url=read.read(config.STATE_URL_VAR, values.check_state_url, None),
+        spool=read.read(config.SPOOL_VAR, values.check_spool_path, None),
+        flush_timeout=read.read(
+            config.FLUSH_TIMEOUT_VAR,
+            values.check_flush_timeout,
+            DEFAULT_EXIT_FLUSH_TIMEOUT,
+            text=values.number_from_text,
+        ),
     )
 
 
@@ -340,28 +354,6 @@ def _routing_key(read: _Reader, env: Mapping[str, str]) -> tuple[str | None, str
         raise ConfigurationError(f"PAGERDUTY_ROUTING_KEY (from {origin}): {error}") from None
 
 
-def _base_url(read: _Reader) -> tuple[str, str]:
-    found = read.get("PAGERDUTY_EVENTS_BASE_URL")
-    if found is None:
-        return DEFAULT_BASE_URL, "default"
-    value, origin = found
-    url = value.strip().rstrip("/") if isinstance(value, str) else ""
-    try:
-        parts = urlsplit(url)
-        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
-        parts.port  # noqa: B018 - raises ValueError for a port out of range
-    except ValueError:
-        valid = False
-    if not valid:
-        raise read.fail(
-            "PAGERDUTY_EVENTS_BASE_URL",
-            origin,
-            f"must be an http:// or https:// URL with a host, such as {DEFAULT_BASE_URL}",
-            value,
-        )
-    return url, origin
-
-
 def _health_path(read: _Reader) -> str | None:
     found = read.get("PAGERDUTY_HEALTH_PATH", none_means_off=True)
     if found is None:
@@ -371,111 +363,11 @@ def _health_path(read: _Reader) -> str | None:
         return None
     if not isinstance(value, str) or not value.startswith("/"):
         raise read.fail(
-            "PAGERDUTY_HEALTH_PATH", origin, "must be a path starting with / (or None)", value
+            "PAGERDUTY_HEALTH_PATH",
+            origin,
+            values.InvalidSetting("must be a path starting with / (or None)", value),
         )
     return value
-
-
-def _slow_routes(read: _Reader) -> dict[str, float | None]:
-    found = read.mapping("PAGERDUTY_SLOW_ROUTES")
-    if found is None:
-        return {}
-    routes, origin = found
-    checked: dict[str, float | None] = {}
-    for route, ms in routes.items():
-        positive = (
-            isinstance(ms, (int, float))
-            and not isinstance(ms, bool)
-            and ms > 0
-            and math.isfinite(ms)
-        )
-        if not isinstance(route, str) or not (ms is None or positive):
-            raise read.fail(
-                "PAGERDUTY_SLOW_ROUTES",
-                origin,
-                "must map route templates to positive milliseconds or None",
-                {route: ms},
-            )
-        checked[route] = None if ms is None else float(ms)
-    return checked
-
-
-def _severity_map(read: _Reader) -> dict[int, Severity | None] | None:
-    found = read.mapping("PAGERDUTY_SEVERITY_FOR_STATUS")
-    if found is None:
-        return None
-    rules, origin = found
-    checked: dict[int, Severity | None] = {}
-    for status, severity in rules.items():
-        try:
-            code = int(status)
-            if not 500 <= code <= 599:
-                raise ValueError
-            checked[code] = None if severity is None else Severity.parse(severity)
-        except (TypeError, ValueError):
-            raise read.fail(
-                "PAGERDUTY_SEVERITY_FOR_STATUS",
-                origin,
-                "must map 5xx status codes to critical, error, warning, info or None",
-                {status: severity},
-            ) from None
-    return checked
-
-
-def _dedup_by(read: _Reader) -> DedupBy:
-    found = read.get("PAGERDUTY_DEDUP_BY")
-    if found is None:
-        return "fingerprint"
-    value, origin = found
-    if value == "fingerprint" or value == "route":
-        return "fingerprint" if value == "fingerprint" else "route"
-    raise read.fail("PAGERDUTY_DEDUP_BY", origin, "must be 'fingerprint' or 'route'", value)
-
-
-def _runbooks(read: _Reader) -> dict[str, str | Link]:
-    found = read.mapping("PAGERDUTY_RUNBOOKS")
-    if found is None:
-        return {}
-    runbooks, origin = found
-    for name, url in runbooks.items():
-        if not isinstance(name, str) or not isinstance(url, (str, Link)) or not url:
-            raise read.fail(
-                "PAGERDUTY_RUNBOOKS",
-                origin,
-                "must map exception names, routes or alert types to runbook URLs",
-                {name: url},
-            )
-    return dict(runbooks)
-
-
-def _exception_types(read: _Reader) -> tuple[type[BaseException], ...]:
-    found = read.get("PAGERDUTY_IGNORE_EXCEPTIONS")
-    if found is None:
-        return ()
-    value, origin = found
-    items: Iterable[Any] = value.split(",") if isinstance(value, str) else value
-    if isinstance(value, type) or not isinstance(items, Iterable):
-        items = [value]
-    types: list[type[BaseException]] = []
-    for item in items:
-        resolved = _import_exception(item.strip()) if isinstance(item, str) else item
-        if not (isinstance(resolved, type) and issubclass(resolved, BaseException)):
-            raise read.fail(
-                "PAGERDUTY_IGNORE_EXCEPTIONS",
-                origin,
-                "must list exception classes or their dotted paths (package.module.Error)",
-                item,
-            )
-        types.append(resolved)
-    return tuple(types)
-
-
-def _import_exception(path: str) -> object:
-    module, _, name = path.replace(":", ".").rpartition(".")
-    try:
-        return getattr(import_module(module or "builtins"), name)
-    except (ImportError, AttributeError, ValueError):
-        return None
 
 
 # -- health checks shared by every app of one extension -------------------------------------
@@ -901,8 +793,16 @@ class PagerDuty:
                 base_url=settings.events_base_url,
                 client_url=settings.client_url,
                 timeout=settings.timeout,
+                # Explicit, so that the manager uses what was read and checked here.
+                state_url=settings.state_url or values.MEMORY_STATE_URL,
+                spool=settings.spool,
+                shutdown_timeout=settings.flush_timeout,
             )
             owns_alerts = True
+            # init_app usually runs in the main thread (app factory, module import): the
+            # one place where a SIGTERM handler can be installed. A no-op under a server
+            # that handles SIGTERM itself.
+            shutdown.install()
         monitor = self._monitor or _build_monitor(alerts, settings)
         health = self._health or HealthMonitor(
             alerts,

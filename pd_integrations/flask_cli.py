@@ -19,6 +19,7 @@ from .events import Event, Severity, mask_key
 from .health import CheckStatus
 
 if TYPE_CHECKING:
+    from .dispatch import Dispatcher
     from .flask import PagerDutyState
 
 DEFAULT_TEST_SUMMARY = "Test alert from `flask pagerduty test`"
@@ -135,6 +136,8 @@ def check_command(probe: bool) -> None:
         ("handled 5xx", "alert" if state.monitor.alert_on_handled_5xx else "no alert"),
         ("dedup by", state.monitor.dedup_by),
         ("health endpoint", _health_line(state)),
+        ("shared state", state.alerts.state.description),
+        ("spool", _spool_line(dispatcher)),
     ]
     for name, value in rows:
         click.echo(f"{name:<16} {value}")
@@ -172,3 +175,14 @@ def _health_line(state: PagerDutyState) -> str:
     interval = state.settings.health_interval
     every = f", every {interval:g} s in the background" if interval else ""
     return f"{path} ({len(state.health.names)} check(s){every})"
+
+
+def _spool_line(dispatcher: Dispatcher | None) -> str:
+    if dispatcher is None:
+        return "-"
+    flush = f"flush at exit and on SIGTERM: up to {dispatcher.exit_flush_timeout:g} s"
+    if dispatcher.spool_path is None:
+        return f"none, events wait in memory ({flush})"
+    if dispatcher.spool is None:
+        return f"{dispatcher.spool_path} UNUSABLE, events wait in memory ({flush})"
+    return f"{dispatcher.spool_path} ({flush})"

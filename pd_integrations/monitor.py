@@ -21,12 +21,12 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from . import config
-from .alerts import AlertManager, make_dedup_key
+from .alerts import AlertManager
 from .encoding import to_jsonable
 from .events import Link, Severity
 from .fingerprint import DEFAULT_STACK_LIMIT, Fingerprinter, message, type_name
@@ -404,28 +404,29 @@ class RequestMonitor:
         else:
             fp = self._fingerprinter.fingerprint(exc)
             alert_type, identifier = EXCEPTION_ALERT, fp.digest
-        summary = _exception_summary(exc, status, method, route)
-        key = self._open_key(alert_type, identifier, severity)
-        if key is not None:
-            # Already open: only the occurrence count moves, so skip building the details.
-            key = self._raise(summary, severity, alert_type, identifier, None, None)
-        else:
-            details: dict[str, Any] = {
+
+        def details() -> dict[str, Any]:
+            built: dict[str, Any] = {
                 "exception_type": type_name(exc),
                 "exception_message": message(exc),
             }
             if fp is not None:
-                details["fingerprint"] = fp.readable
-            details["stack"] = self._fingerprinter.stack(exc, self.stack_frames)
+                built["fingerprint"] = fp.readable
+            built["stack"] = self._fingerprinter.stack(exc, self.stack_frames)
             causes = self._fingerprinter.causes(exc)
             if causes:
-                details["causes"] = causes
-            details.update(self._request_details(info, status, duration))
+                built["causes"] = causes
+            built.update(self._request_details(info, status, duration))
+            return built
+
+        def runbook_names() -> tuple[str, ...]:
             # Most specific first: the class, its bases, the route, then the kind of alert.
             classes = type(exc).__mro__[:-1]  # all but ``object``
             names = [name for cls in classes for name in (type_name(cls), cls.__name__)]
-            links = self._links((*names, f"{method} {route}", route, alert_type))
-            key = self._raise(summary, severity, alert_type, identifier, details, links)
+            return (*names, f"{method} {route}", route, alert_type)
+
+        summary = _exception_summary(exc, status, method, route)
+        key = self._raise(summary, severity, alert_type, identifier, details, runbook_names)
         mark_reported(exc, key)
         return key
 
@@ -440,12 +441,14 @@ class RequestMonitor:
         route = info.route or UNMATCHED_ROUTE
         method = info.method.upper()
         identifier = f"{method} {route}"
-        summary = f"[{status}] response from {method} {route}"
-        if self._open_key(HTTP_ERROR_ALERT, identifier, severity) is not None:
-            return self._raise(summary, severity, HTTP_ERROR_ALERT, identifier, None, None)
-        details = self._request_details(info, status, elapsed)
-        links = self._links((f"{method} {route}", route, HTTP_ERROR_ALERT))
-        return self._raise(summary, severity, HTTP_ERROR_ALERT, identifier, details, links)
+        return self._raise(
+            f"[{status}] response from {method} {route}",
+            severity,
+            HTTP_ERROR_ALERT,
+            identifier,
+            lambda: self._request_details(info, status, elapsed),
+            lambda: (identifier, route, HTTP_ERROR_ALERT),
+        )
 
     def _slow(self, lazy: _Lazy, status: int, elapsed: float) -> str | None:
         info = lazy.get()
@@ -454,28 +457,24 @@ class RequestMonitor:
         if threshold is None or elapsed < threshold or self.is_excluded(info):
             return None
         route = info.route or UNMATCHED_ROUTE
-        severity = Severity.WARNING
         summary = (
             f"Slow request: {method} {route} took {elapsed * 1000:.0f} ms "
             f"(threshold {threshold * 1000:.0f} ms)"
         )
-        if self._open_key(SLOW_REQUEST_ALERT, route, severity) is not None:
-            return self._raise(summary, severity, SLOW_REQUEST_ALERT, route, None, None)
-        details = self._request_details(info, status, elapsed)
-        details["threshold_ms"] = round(threshold * 1000, 1)
-        links = self._links((f"{method} {route}", route, SLOW_REQUEST_ALERT))
-        return self._raise(summary, severity, SLOW_REQUEST_ALERT, route, details, links)
 
-    def _open_key(self, alert_type: str, identifier: str, severity: Severity) -> str | None:
-        """The key if that alert is open at ``severity`` or above (a repeat is suppressed)."""
-        key = make_dedup_key(
-            alert_type,
-            prefix=self.alerts.dedup_key_prefix,
-            component=self.component,
-            identifier=identifier,
+        def details() -> dict[str, Any]:
+            built = self._request_details(info, status, elapsed)
+            built["threshold_ms"] = round(threshold * 1000, 1)
+            return built
+
+        return self._raise(
+            summary,
+            Severity.WARNING,
+            SLOW_REQUEST_ALERT,
+            route,
+            details,
+            lambda: (f"{method} {route}", route, SLOW_REQUEST_ALERT),
         )
-        alert = self.alerts.get_alert(key)
-        return key if alert is not None and alert.severity.rank >= severity.rank else None
 
     def _raise(
         self,
@@ -483,20 +482,27 @@ class RequestMonitor:
         severity: Severity,
         alert_type: str,
         identifier: str,
-        details: dict[str, Any] | None,
-        links: list[Link] | None,
+        details: Callable[[], dict[str, Any]],
+        runbook_names: Callable[[], Iterable[str]],
     ) -> str:
-        custom_details: Any = details
-        if details is not None and self._scrubber is not None:
-            custom_details = self._scrubber.scrub(to_jsonable(details))
+        """Raise the alert with one state call; details and links are built only if read.
+
+        Whether the trigger is sent (a new alert, or one come back more severe) or only
+        counted (a repeat: the storm case) is decided by the state inside
+        ``alerts.alert``. Deciding here first would cost a second state call, a network
+        round trip with shared state, on every repeat; the lazy details leave nothing to
+        build when the trigger is not sent.
+        """
+        if self._scrubber is not None:
             summary = self._scrubber.scrub_text(summary)
+        links = _LazyLinks(self._links, runbook_names) if self.runbooks else None
         return self.alerts.alert(
             summary,
             severity,
             alert_type=alert_type,
             component=self.component,
             identifier=identifier,
-            custom_details=custom_details,
+            custom_details=_LazyDetails(details, self._scrubber),
             auto_resolve=self.auto_resolve,
             links=links,
         )
@@ -545,6 +551,73 @@ class RequestMonitor:
                 if len(links) >= MAX_RUNBOOK_LINKS:
                     break
         return links or None
+
+
+class _LazyDetails(Mapping[str, Any]):
+    """An alert's details, built (and scrubbed) on first read, at most once.
+
+    ``AlertManager.alert`` reads them only to build a trigger, so a repeat of an open
+    alert builds nothing. Reading them never raises: a trigger whose alert the state
+    already recorded as open must still be sent, with fewer details if need be.
+    """
+
+    __slots__ = ("_build", "_built", "_scrubber")
+
+    def __init__(self, build: Callable[[], dict[str, Any]], scrubber: Scrubber | None) -> None:
+        self._build = build
+        self._scrubber = scrubber
+        self._built: Mapping[str, Any] | None = None
+
+    def _get(self) -> Mapping[str, Any]:
+        if self._built is None:
+            try:
+                built: Any = self._build()
+                if self._scrubber is not None:
+                    built = self._scrubber.scrub(to_jsonable(built))
+                self._built = built if isinstance(built, Mapping) else {}
+            except Exception:
+                _log.exception("could not build the details of a PagerDuty alert")
+                self._built = {}
+        return self._built
+
+    def __getitem__(self, key: str) -> Any:
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+
+class _LazyLinks:
+    """Runbook links looked up on first read (only a trigger that is sent reads them)."""
+
+    __slots__ = ("_built", "_find", "_names")
+
+    def __init__(
+        self,
+        find: Callable[[Iterable[str]], list[Link] | None],
+        names: Callable[[], Iterable[str]],
+    ) -> None:
+        self._find = find
+        self._names = names
+        self._built: list[Link] | None = None
+
+    def _get(self) -> list[Link]:
+        if self._built is None:
+            try:
+                self._built = self._find(self._names()) or []
+            except Exception:
+                _log.exception("could not look up the runbook links of a PagerDuty alert")
+                self._built = []
+        return self._built
+
+    def __iter__(self) -> Iterator[Link]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
 
 
 class _Lazy:

@@ -27,7 +27,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import NamedTuple, Protocol
+from typing import Literal, NamedTuple, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from . import ratelimit
@@ -372,23 +372,35 @@ def safe_url(url: str) -> str:
         return "<unparsable URL>"
 
 
+def state_backend_kind(url: str | None) -> Literal["memory", "redis"]:
+    """Which backend a state URL names, without importing or connecting to anything.
+
+    :raises ConfigurationError: for a scheme that is neither memory nor Redis.
+    """
+    if url is None or not url.strip():
+        return "memory"
+    url = url.strip()
+    scheme = urlsplit(url).scheme.lower() if "://" in url else ""
+    if scheme in MEMORY_SCHEMES:
+        return "memory"
+    if scheme in REDIS_SCHEMES:
+        return "redis"
+    raise ConfigurationError(
+        f"unsupported state URL {safe_url(url)!r}: use memory://, redis://, rediss:// "
+        "or unix:// (PAGERDUTY_STATE_URL)"
+    )
+
+
 def open_state(url: str | None, routing_key: str) -> StateBackend:
     """The state backend ``url`` names: ``None``/``memory://`` in-process, else Redis.
 
     :raises ConfigurationError: for an unknown scheme, or a Redis URL without the
         ``redis`` package installed.
     """
-    if url is None or not url.strip():
+    if state_backend_kind(url) == "memory":
         return MemoryState(routing_key)
+    assert url is not None
     url = url.strip()
-    scheme = urlsplit(url).scheme.lower() if "://" in url else ""
-    if scheme in MEMORY_SCHEMES:
-        return MemoryState(routing_key)
-    if scheme not in REDIS_SCHEMES:
-        raise ConfigurationError(
-            f"unsupported state URL {safe_url(url)!r}: use memory://, redis://, rediss:// "
-            "or unix:// (PAGERDUTY_STATE_URL)"
-        )
     try:
         from .state_redis import RedisState  # the redis extra is optional: import late
     except ImportError as error:

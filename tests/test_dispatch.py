@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -11,7 +13,7 @@ import pytest
 
 from pd_integrations import signals
 from pd_integrations.client import EventsClient, RetryPolicy
-from pd_integrations.dispatch import Dispatcher
+from pd_integrations.dispatch import Dispatcher, DropLog
 from pd_integrations.events import ChangeEvent, ResolveEvent, TriggerEvent
 from pd_integrations.ratelimit import RateBudget
 
@@ -249,6 +251,8 @@ def test_submit_never_raises_even_when_a_receiver_does(gate: threading.Event) ->
         assert dispatcher.submit(trigger("c", "info")) is False
     finally:
         signals.event_dropped.disconnect(broken)
+        gate.set()
+        dispatcher.close(10)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
@@ -300,3 +304,114 @@ def test_sent_and_retried_signals_carry_the_event_and_the_answer() -> None:
         signals.event_sent.disconnect(on_sent)
         signals.event_retried.disconnect(on_retried)
     assert seen == [("retried", 503), ("sent", "signalled")]
+
+
+# -- drop logging: one line now and then, however many are dropped -------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 500.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def drop_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "pd_integrations.dispatch" and "dropped" in r.getMessage()
+    ]
+
+
+def test_the_first_drop_warns_at_once_and_later_ones_are_summarised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = FakeClock()
+    log = DropLog(10, clock=clock)
+    with caplog.at_level(logging.WARNING, logger="pd_integrations.dispatch"):
+        log.dropped("trigger", "queue-full", 1)
+        assert drop_lines(caplog) == [
+            "dropped a PagerDuty trigger event (queue-full); 1 dropped so far; "
+            "more drops are summarised every 10 s"
+        ]
+        for total in range(2, 502):
+            clock.now += 0.01
+            log.dropped("trigger", "queue-full", total)
+        assert len(drop_lines(caplog)) == 1  # 500 drops within the interval: no new line
+        clock.now = 510.0
+        log.dropped("resolve", "shutdown", 502)
+        assert drop_lines(caplog)[1:] == [
+            "dropped 501 more PagerDuty event(s) in the last 10 s "
+            "(queue-full: 500, shutdown: 1); 502 dropped so far"
+        ]
+        # After a quiet interval, a drop is news again: it warns on its own at once.
+        clock.now = 600.0
+        log.dropped("trigger", "closed", 503)
+        assert drop_lines(caplog)[2:] == [
+            "dropped a PagerDuty trigger event (closed); 503 dropped so far; "
+            "more drops are summarised every 10 s"
+        ]
+        log.flush(503)
+        assert len(drop_lines(caplog)) == 3  # nothing counted since: nothing to say
+        clock.now = 603.0
+        log.dropped("trigger", "queue-full", 504)
+        log.dropped("trigger", "queue-full", 505)
+        log.flush(505)
+        assert drop_lines(caplog)[3:] == [
+            "dropped 2 more PagerDuty event(s) in the last 3 s (queue-full: 2); 505 dropped so far"
+        ]
+
+
+def test_a_zero_interval_warns_for_every_drop(caplog: pytest.LogCaptureFixture) -> None:
+    log = DropLog(0, clock=FakeClock())
+    with caplog.at_level(logging.WARNING, logger="pd_integrations.dispatch"):
+        for total in range(1, 4):
+            log.dropped("trigger", "queue-full", total)
+    assert drop_lines(caplog) == [
+        f"dropped a PagerDuty trigger event (queue-full); {n} dropped so far" for n in (1, 2, 3)
+    ]
+
+
+@pytest.mark.parametrize("interval", [-1, float("nan"), "10", True])
+def test_the_drop_log_interval_is_checked(interval: Any) -> None:
+    with pytest.raises(ValueError, match="drop_log_interval"):
+        DropLog(interval)
+    with pytest.raises(ValueError, match="drop_log_interval"):
+        make(ScriptedTransport(), drop_log_interval=interval)
+
+
+def test_a_storm_of_drops_logs_two_lines_and_signals_every_one(
+    gate: threading.Event, caplog: pytest.LogCaptureFixture
+) -> None:
+    transport = ScriptedTransport(gate=gate)
+    dispatcher = make(transport, max_queue=1, drop_log_interval=3600)
+    signalled: list[str] = []
+
+    def on_dropped(sender: object, **kw: Any) -> None:
+        if sender is dispatcher:
+            signalled.append(kw["reason"])
+
+    signals.event_dropped.connect(on_dropped)
+    try:
+        with caplog.at_level(logging.WARNING, logger="pd_integrations.dispatch"):
+            dispatcher.submit(trigger("inflight"))
+            assert transport.arrived.wait(10)
+            assert dispatcher.submit(trigger("queued"))
+            for i in range(200):
+                assert not dispatcher.submit(trigger(f"info-{i}", "info"))
+            assert len(drop_lines(caplog)) == 1
+            assert signalled == ["queue-full"] * 200
+            assert dispatcher.stats().dropped == 200
+            gate.set()
+            assert dispatcher.close(10)
+    finally:
+        signals.event_dropped.disconnect(on_dropped)
+    first, summary = drop_lines(caplog)
+    assert first.startswith("dropped a PagerDuty trigger event (queue-full); 1 dropped so far")
+    assert re.fullmatch(
+        r"dropped 199 more PagerDuty event\(s\) in the last \d+ s \(queue-full: 199\); "
+        r"200 dropped so far",
+        summary,
+    )

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from pd_integrations import fingerprint as fingerprint_module
 from pd_integrations.fingerprint import (
     Fingerprinter,
     exception_chain,
@@ -258,3 +259,68 @@ def test_configuration_is_validated() -> None:
         Fingerprinter(depth=0)
     with pytest.raises(ValueError, match="max_chain"):
         Fingerprinter(max_chain=0)
+
+
+# -- caches: a storm repeats the same code objects; results must not change ---------------
+
+
+def test_a_repeated_error_reuses_its_fingerprint() -> None:
+    views = load(VIEWS, "/srv/app/myapp/views.py", "myapp.views")
+    fingerprinter = Fingerprinter()
+    first = fingerprinter.fingerprint(raised(views["checkout"]))
+    again = fingerprinter.fingerprint(raised(views["checkout"]))
+    assert again is first
+    # What a fresh fingerprinter computes, with nothing cached, is the same.
+    assert Fingerprinter().fingerprint(raised(views["checkout"])) == first
+
+
+def test_one_code_object_run_as_two_modules_has_two_fingerprints() -> None:
+    code = compile(VIEWS, "/srv/app/shared/views.py", "exec")
+    shop: dict[str, Any] = {"__name__": "shop.views"}
+    blog: dict[str, Any] = {"__name__": "blog.views"}
+    exec(code, shop)
+    exec(code, blog)
+    fingerprinter = Fingerprinter()
+    in_shop = fingerprinter.fingerprint(raised(shop["checkout"]))
+    in_blog = fingerprinter.fingerprint(raised(blog["checkout"]))
+    assert in_shop.readable == "ZeroDivisionError at shop.views:checkout > shop.views:charge"
+    assert in_blog.readable == "ZeroDivisionError at blog.views:checkout > blog.views:charge"
+    assert fingerprinter.fingerprint(raised(shop["checkout"])) == in_shop
+
+
+def test_the_caches_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fingerprint_module, "_CACHE_LIMIT", 8)
+    fingerprinter = Fingerprinter()
+    views = [
+        load("def view():\n    raise KeyError(1)\n", f"/srv/m{i}.py", f"app.m{i}")
+        for i in range(30)
+    ]
+    errors = [raised(module["view"]) for module in views]
+    digests = [fingerprinter.fingerprint(exc).digest for exc in errors]
+    assert len(set(digests)) == 30
+    assert len(fingerprinter._code_cache) <= 8
+    assert len(fingerprinter._fingerprint_cache) <= 8
+    # Emptied and refilled, the caches still give the same answers.
+    assert [fingerprinter.fingerprint(exc).digest for exc in errors] == digests
+    assert [Fingerprinter().fingerprint(exc).digest for exc in errors] == digests
+
+
+def test_frames_and_key_frames_agree_with_the_fingerprint() -> None:
+    lib = load("def load(fn):\n    return fn()\n", LIBRARY_FILE, "somelib.core")
+    views = load(VIEWS, "/srv/app/myapp/views.py", "myapp.views")
+    exc = raised(lambda: lib["load"](views["checkout"]))
+    for depth in (1, 2, 5):
+        fingerprinter = Fingerprinter(depth=depth)
+        idents = " > ".join(frame.ident for frame in fingerprinter.key_frames(exc))
+        assert fingerprinter.fingerprint(exc).readable == f"ZeroDivisionError at {idents}"
+        # Twice: the second answer comes from the caches.
+        assert fingerprinter.fingerprint(exc).readable == f"ZeroDivisionError at {idents}"
+    frames = Fingerprinter().frames(exc)
+    assert [(f.module, f.in_app) for f in frames][-4:] == [
+        ("tests.test_fingerprint", True),
+        ("somelib.core", False),
+        ("myapp.views", True),
+        ("myapp.views", True),
+    ]
+    assert frames[-1].filename == "views.py"
+    assert frames[-1].lineno == 6

@@ -2,14 +2,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pytest
 
 from pd_integrations import AlertManager, Scrubber
+from pd_integrations.events import Link
+from pd_integrations.fingerprint import DEFAULT_STACK_LIMIT, Fingerprinter
 from pd_integrations.monitor import RequestInfo, RequestMonitor, mark_reported, reported_key
-from pd_integrations.testing import CapturedEvents
+from pd_integrations.state import AlertRecord, MemoryState, Raised
+from pd_integrations.testing import TEST_ROUTING_KEY, CapturedEvents
 
 from .spec import assert_valid_event
 
@@ -573,6 +576,153 @@ def test_no_runbooks_no_links(
         divide(), request()
     )
     assert "links" not in pagerduty_events.triggers[0]
+
+
+# -- the storm path: a repeat costs one state call and builds nothing ----------------------
+
+
+class CountingState(MemoryState):
+    """Memory state that records which calls the monitor made (each a round trip in Redis)."""
+
+    def __init__(self) -> None:
+        super().__init__(TEST_ROUTING_KEY)
+        self.calls: list[str] = []
+
+    def raise_alert(self, alert: AlertRecord, ttl: float) -> Raised:
+        self.calls.append("raise_alert")
+        return super().raise_alert(alert, ttl)
+
+    def get_alert(self, dedup_key: str) -> AlertRecord | None:
+        self.calls.append("get_alert")
+        return super().get_alert(dedup_key)
+
+
+class CountingFingerprinter(Fingerprinter):
+    """Counts the stacks built: one is built for each trigger's details, and only then."""
+
+    def __init__(self, *, broken: bool = False) -> None:
+        super().__init__()
+        self.stacks = 0
+        self.broken = broken
+
+    def stack(self, exc: BaseException, limit: int = DEFAULT_STACK_LIMIT) -> list[str]:
+        self.stacks += 1
+        if self.broken:
+            raise RuntimeError("cannot format this stack")
+        return super().stack(exc, limit)
+
+
+@pytest.fixture
+def state() -> CountingState:
+    return CountingState()
+
+
+@pytest.fixture
+def counted_alerts(
+    state: CountingState, pagerduty_events: CapturedEvents
+) -> Iterator[AlertManager]:
+    manager = AlertManager(source="web-1", dedup_key_prefix="prod", rate_limit=None, state=state)
+    try:
+        yield manager
+    finally:
+        manager.close()
+
+
+def test_a_repeated_error_makes_one_state_call_and_builds_no_details(
+    counted_alerts: AlertManager,
+    state: CountingState,
+    clock: FakeClock,
+    pagerduty_events: CapturedEvents,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    looked_up: list[tuple[str, ...]] = []
+    find_links = RequestMonitor._links
+
+    def counting_links(monitor: RequestMonitor, names: Iterable[str]) -> list[Link] | None:
+        looked_up.append(tuple(names))
+        return find_links(monitor, names)
+
+    monkeypatch.setattr(RequestMonitor, "_links", counting_links)
+    fingerprinter = CountingFingerprinter()
+    monitor = RequestMonitor(
+        counted_alerts,
+        clock=clock,
+        environment="prod",
+        fingerprinter=fingerprinter,
+        runbooks={"*": "https://runbooks.example.com/general"},
+    )
+    keys = {monitor.exception(divide(), request()) for _ in range(5)}
+    assert len(keys) == 1
+    assert state.calls == ["raise_alert"] * 5  # no "is it open?" look-up before each
+    assert fingerprinter.stacks == 1
+    assert len(looked_up) == 1
+    (event,) = pagerduty_events.triggers
+    assert details_of(event)["stack"][-1].endswith(" in divide")
+    assert [link["href"] for link in event["links"]] == ["https://runbooks.example.com/general"]
+    (key,) = keys
+    alert = counted_alerts.get_alert(str(key))
+    assert alert is not None
+    assert alert.occurrences == 5
+
+
+def test_repeated_5xx_and_slow_requests_make_one_state_call_each(
+    counted_alerts: AlertManager,
+    state: CountingState,
+    clock: FakeClock,
+    pagerduty_events: CapturedEvents,
+) -> None:
+    monitor = RequestMonitor(
+        counted_alerts, clock=clock, slow_request_ms=100, alert_on_handled_5xx=True
+    )
+    for _ in range(3):
+        start = monitor.clock()
+        assert monitor.request_finished(request(), 503, start) is not None
+        assert slow(monitor, clock, 1, request(route="/search")) is not None
+    assert state.calls == ["raise_alert"] * 6
+    handled, latency = pagerduty_events.triggers
+    assert details_of(handled)["status"] == 503
+    assert details_of(latency)["threshold_ms"] == 100.0
+
+
+def test_an_error_that_comes_back_more_severe_is_sent_with_its_details(
+    counted_alerts: AlertManager,
+    state: CountingState,
+    clock: FakeClock,
+    pagerduty_events: CapturedEvents,
+) -> None:
+    monitor = RequestMonitor(counted_alerts, clock=clock, environment="prod")
+    first = monitor.exception(divide(), request(), 503)
+    assert monitor.exception(divide(), request(), 503) == first
+    assert monitor.exception(divide(), request(), 500) == first
+    assert state.calls == ["raise_alert"] * 3
+    error, critical = pagerduty_events.triggers
+    assert error["payload"]["severity"] == "error"
+    assert critical["payload"]["severity"] == "critical"
+    details = details_of(critical)
+    assert details["status"] == 500
+    assert details["stack"][-1].endswith(" in divide")
+    assert details["occurrences"] == 3
+
+
+def test_details_that_cannot_be_built_still_send_the_trigger(
+    counted_alerts: AlertManager,
+    clock: FakeClock,
+    pagerduty_events: CapturedEvents,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The state has recorded the alert as open by the time the details are read: without
+    # its trigger, every recurrence would be suppressed and nobody would ever be paged.
+    monitor = RequestMonitor(
+        counted_alerts, clock=clock, fingerprinter=CountingFingerprinter(broken=True)
+    )
+    with caplog.at_level(logging.ERROR, logger="pd_integrations.monitor"):
+        key = monitor.exception(divide(), request())
+    assert key is not None
+    (event,) = pagerduty_events.triggers
+    assert event["dedup_key"] == key
+    assert event["payload"]["summary"].startswith("[500] ZeroDivisionError")
+    assert details_of(event) == {"alert_type": "exception"}
+    assert "could not build the details of a PagerDuty alert" in caplog.text
 
 
 # -- never raises -------------------------------------------------------------------------

@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import difflib
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from functools import partial
+from typing import Any, Final, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from django.conf import settings as django_settings
-from django.utils.module_loading import import_string
 
 from pd_integrations import config
+from pd_integrations import settings as values
 from pd_integrations.client import DEFAULT_BASE_URL
+from pd_integrations.config import DEFAULT_EXIT_FLUSH_TIMEOUT
 from pd_integrations.errors import ConfigurationError
-from pd_integrations.events import Severity, check_routing_key, mask_key
+from pd_integrations.events import Link, Severity, check_routing_key, mask_key
 from pd_integrations.health import (
     DEFAULT_FAILURE_THRESHOLD,
     DEFAULT_RECOVERY_THRESHOLD,
@@ -30,6 +32,8 @@ from pd_integrations.health import (
 )
 from pd_integrations.health import HealthCheck as HealthCheckFn
 from pd_integrations.monitor import DEFAULT_EXCLUDE_PATHS, DedupBy
+from pd_integrations.settings import InvalidSetting
+from pd_integrations.state import safe_url
 from pd_integrations.webhook_signature import parse_secrets
 
 SETTING: Final = "PAGERDUTY"
@@ -61,6 +65,9 @@ KNOWN_SETTINGS: Final = (
     "HEALTH_RECOVERY_THRESHOLD",
     "HEALTH_ERRORS",
     "WEBHOOK_SECRET",
+    "STATE_URL",
+    "SPOOL",
+    "FLUSH_TIMEOUT",
 )
 HEALTH_CHECK_OPTIONS: Final = (
     "CHECK",
@@ -73,6 +80,7 @@ HEALTH_CHECK_OPTIONS: Final = (
 )
 
 Level = Literal["error", "warning"]
+_Value = TypeVar("_Value")
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +132,7 @@ class PagerDutySettings:
     alert_on_handled_5xx: bool
     severity_for_status: Mapping[int, Severity | None]
     dedup_by: DedupBy
-    runbooks: Mapping[str, str]
+    runbooks: Mapping[str, str | Link]
     ignore_exceptions: tuple[type[BaseException], ...]
     health_checks: tuple[HealthCheckSpec, ...]
     health_interval: float | None
@@ -136,6 +144,13 @@ class PagerDutySettings:
     """The webhook signing secrets in effect (several during rotation); none: no webhooks."""
     webhook_secrets_origin: str | None = None
     """``PAGERDUTY['WEBHOOK_SECRET']`` or ``PAGERDUTY_WEBHOOK_SECRET``; ``None`` without one."""
+    state_url: str | None = field(default=None, repr=False)
+    """Where alert state is shared (``redis://...``); ``None``: in this process. May hold a
+    password: not in ``repr()``, and :meth:`summary` shows it without."""
+    spool: str | None = None
+    """The SQLite spool file; ``None``: events wait in memory only."""
+    flush_timeout: float = DEFAULT_EXIT_FLUSH_TIMEOUT
+    """Seconds the flush at exit and on SIGTERM may take."""
 
     @property
     def enabled(self) -> bool:
@@ -166,7 +181,10 @@ class PagerDutySettings:
                 for status, sev in self.severity_for_status.items()
             },
             "dedup_by": self.dedup_by,
-            "runbooks": dict(self.runbooks),
+            "runbooks": {
+                name: url if isinstance(url, str) else url.href
+                for name, url in self.runbooks.items()
+            },
             "ignore_exceptions": [_qualname(cls) for cls in self.ignore_exceptions],
             "health_checks": {spec.name: spec.target for spec in self.health_checks},
             "health_interval": self.health_interval,
@@ -176,15 +194,10 @@ class PagerDutySettings:
             "health_errors": self.health_errors,
             "webhook_secrets": len(self.webhook_secrets),
             "webhook_secrets_origin": self.webhook_secrets_origin,
+            "state_url": None if self.state_url is None else safe_url(self.state_url),
+            "spool": self.spool,
+            "flush_timeout": self.flush_timeout,
         }
-
-
-class _Invalid(ValueError):
-    """A value that cannot be used; ``str()`` completes "PAGERDUTY['NAME'] ..."."""
-
-    def __init__(self, message: str, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.hint = hint
 
 
 def _id(code: str) -> str:
@@ -195,166 +208,18 @@ def _qualname(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-# -- value parsers: each returns the checked value or raises _Invalid -------------------
+# -- value checks: pd_integrations.settings, shared with the Flask extension ----------
 
-
-def _number(value: object) -> float:
-    # bool is an int, but True milliseconds is certainly a mistake.
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _Invalid(f"must be a number, not {value!r}")
-    return float(value)
-
-
-def _positive(value: object) -> float:
-    number = _number(value)
-    if not 0 < number < float("inf"):
-        raise _Invalid(f"must be a positive number, not {value!r}")
-    return number
-
-
-def _positive_or_none(value: object) -> float | None:
-    return None if value is None else _positive(value)
-
-
-def _threshold(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise _Invalid(f"must be a whole number of at least 1, not {value!r}")
-    return value
-
-
-def _flag(value: object) -> bool:
-    if not isinstance(value, bool):
-        raise _Invalid(f"must be True or False, not {value!r}")
-    return value
-
-
-def _text_or_none(value: object) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise _Invalid(f"must be a string, not {value!r}")
-    return value.strip() or None
-
-
-def _url(value: object) -> str:
-    if not isinstance(value, str):
-        raise _Invalid(f"must be a URL string, not {value!r}")
-    url = value.strip().rstrip("/")
-    try:
-        parts = urlsplit(url)
-        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
-        parts.port  # noqa: B018 - raises ValueError for a port out of range
-    except ValueError:
-        valid = False
-    if not valid:
-        raise _Invalid(
-            f"must be an http:// or https:// URL with a host, not {value!r}",
-            f"PagerDuty's is {DEFAULT_BASE_URL}; a local emulator's is http://127.0.0.1:8765",
-        )
-    return url
-
-
-def _dedup_by(value: object) -> DedupBy:
-    if value == "fingerprint":
-        return "fingerprint"
-    if value == "route":
-        return "route"
-    raise _Invalid(
-        f"must be 'fingerprint' or 'route', not {value!r}",
-        "'fingerprint': one incident per bug; 'route': one incident per method and route",
-    )
-
-
-def _strings(value: object) -> tuple[str, ...]:
-    if isinstance(value, str) or not isinstance(value, Iterable):
-        raise _Invalid(f"must be a list of strings, not {value!r}")
-    items = tuple(value)
-    for item in items:
-        if not isinstance(item, str) or not item.strip():
-            raise _Invalid(f"must be a list of non-empty strings; {item!r} is not one")
-    return items
-
-
-def _mapping(value: object) -> Mapping[Any, Any]:
-    if not isinstance(value, Mapping):
-        raise _Invalid(f"must be a dict, not {type(value).__name__}")
-    return value
-
-
-def _slow_routes(value: object) -> dict[str, float | None]:
-    routes: dict[str, float | None] = {}
-    for route, ms in _mapping(value).items():
-        if not isinstance(route, str) or not route.strip():
-            raise _Invalid(
-                f"keys must be route templates such as '/orders/<int:pk>/', not {route!r}"
-            )
-        try:
-            routes[route] = _positive_or_none(ms)
-        except _Invalid as error:
-            raise _Invalid(
-                f"[{route!r}] {error} (milliseconds, or None to turn the route off)"
-            ) from None
-    return routes
-
-
-def _runbooks(value: object) -> dict[str, str]:
-    runbooks: dict[str, str] = {}
-    for name, url in _mapping(value).items():
-        if not isinstance(name, str) or not name:
-            raise _Invalid(
-                f"keys must be names (an exception, a route, an alert type), not {name!r}"
-            )
-        if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
-            raise _Invalid(f"[{name!r}] must be an http:// or https:// URL, not {url!r}")
-        runbooks[name] = url
-    return runbooks
-
-
-def _severity_for_status(value: object) -> dict[int, Severity | None]:
-    rules: dict[int, Severity | None] = {}
-    for status, severity in _mapping(value).items():
-        try:
-            code = int(status)
-        except (TypeError, ValueError):
-            code = 0
-        if isinstance(status, bool) or not 500 <= code <= 599:
-            raise _Invalid(f"keys must be 5xx statuses such as 503, not {status!r}")
-        try:
-            rules[code] = (
-                None
-                if severity is None
-                else Severity.parse(severity)
-                if isinstance(severity, str | Severity)
-                else Severity.parse(str(severity))
-            )
-        except ValueError:
-            raise _Invalid(
-                f"[{status!r}] must be critical, error, warning, info or None, not {severity!r}"
-            ) from None
-    return rules
-
-
-def _exception_types(value: object) -> tuple[type[BaseException], ...]:
-    found: list[type[BaseException]] = []
-    for entry in _strings_or_types(value):
-        cls = _import(entry) if isinstance(entry, str) else entry
-        if not (isinstance(cls, type) and issubclass(cls, BaseException)):
-            raise _Invalid(f"{entry!r} is not an exception class")
-        found.append(cls)
-    return tuple(found)
-
-
-def _strings_or_types(value: object) -> list[object]:
-    if isinstance(value, str) or not isinstance(value, Iterable):
-        raise _Invalid(f"must be a list of dotted paths to exception classes, not {value!r}")
-    return list(value)
+_ms_or_none = partial(values.check_positive_or_none, unit="milliseconds")
+_seconds = partial(values.check_positive, unit="seconds")
+_seconds_or_none = partial(values.check_positive_or_none, unit="seconds")
 
 
 def _import(path: str) -> object:
     try:
-        return import_string(path)
+        return values.import_object(path)
     except ImportError as error:
-        raise _Invalid(f"cannot import {path!r}: {error}") from None
+        raise InvalidSetting(f"cannot import {path!r}: {error}") from None
 
 
 # -- HEALTH_CHECKS ----------------------------------------------------------------------
@@ -363,17 +228,17 @@ def _import(path: str) -> object:
 def _health_checks(value: object, problems: list[Problem]) -> tuple[HealthCheckSpec, ...]:
     """Every usable check, dependencies first; each unusable one is a problem of its own."""
     try:
-        entries = _mapping(value)
-    except _Invalid as error:
+        entries = values.check_mapping(value)
+    except InvalidSetting as error:
         problems.append(_problem("E010", _ref("HEALTH_CHECKS"), error))
         return ()
     specs: dict[str, HealthCheckSpec] = {}
     for name, entry in entries.items():
         try:
             if not isinstance(name, str) or not name.strip():
-                raise _Invalid(f"names must be non-empty strings, not {name!r}")
+                raise InvalidSetting(f"names must be non-empty strings, not {name!r}")
             specs[name] = _health_check(name, entry)
-        except _Invalid as error:
+        except InvalidSetting as error:
             problems.append(_problem("E010", _check_ref(name), error))
     return _dependencies_first(specs, problems)
 
@@ -386,46 +251,46 @@ def _health_check(name: str, entry: object) -> HealthCheckSpec:
     options: Mapping[Any, Any] = entry if isinstance(entry, Mapping) else {"CHECK": entry}
     unknown = [key for key in options if key not in HEALTH_CHECK_OPTIONS]
     if unknown:
-        raise _Invalid(
+        raise InvalidSetting(
             f"has unknown option(s) {', '.join(map(repr, unknown))}",
-            f"known options: {', '.join(HEALTH_CHECK_OPTIONS)}",
+            hint=f"known options: {', '.join(HEALTH_CHECK_OPTIONS)}",
         )
     target = options.get("CHECK")
     if target is None:
-        raise _Invalid("needs 'CHECK': a dotted path to the check function")
+        raise InvalidSetting("needs 'CHECK': a dotted path to the check function")
     check = _import(target) if isinstance(target, str) else target
     if not callable(check):
-        raise _Invalid(f"{target!r} is not callable")
+        raise InvalidSetting(f"{target!r} is not callable")
     label = target if isinstance(target, str) else getattr(check, "__qualname__", repr(check))
     try:
         severity = Severity.parse(options.get("SEVERITY", Severity.CRITICAL))
     except (ValueError, AttributeError):
-        raise _Invalid(
+        raise InvalidSetting(
             f"'SEVERITY' must be critical, error, warning or info, not {options['SEVERITY']!r}"
         ) from None
     runbook = options.get("RUNBOOK")
     if runbook is not None and (
         not isinstance(runbook, str) or urlsplit(runbook).scheme not in ("http", "https")
     ):
-        raise _Invalid(f"'RUNBOOK' must be an http:// or https:// URL, not {runbook!r}")
+        raise InvalidSetting(f"'RUNBOOK' must be an http:// or https:// URL, not {runbook!r}")
     timeout = options.get("TIMEOUT")
     failures = options.get("FAILURE_THRESHOLD")
     successes = options.get("RECOVERY_THRESHOLD")
     try:
-        depends_on = _strings(options.get("DEPENDS_ON", ()))
+        depends_on = values.check_strings(options.get("DEPENDS_ON", ()))
         return HealthCheckSpec(
             name=name,
             check=check,
             target=str(label),
-            timeout=None if timeout is None else _positive(timeout),
+            timeout=None if timeout is None else _seconds(timeout),
             depends_on=depends_on,
             severity=severity,
             runbook=runbook,
-            failure_threshold=None if failures is None else _threshold(failures),
-            recovery_threshold=None if successes is None else _threshold(successes),
+            failure_threshold=None if failures is None else values.check_threshold(failures),
+            recovery_threshold=None if successes is None else values.check_threshold(successes),
         )
-    except _Invalid as error:
-        raise _Invalid(f"has an invalid option: {error}") from None
+    except InvalidSetting as error:
+        raise InvalidSetting(f"has an invalid option: {error}") from None
 
 
 def _dependencies_first(
@@ -439,7 +304,9 @@ def _dependencies_first(
         if spec.name in ordered:
             return True
         if spec.name in visiting:
-            problems.append(_problem("E010", _check_ref(spec.name), _Invalid("depends on itself")))
+            problems.append(
+                _problem("E010", _check_ref(spec.name), InvalidSetting("depends on itself"))
+            )
             return False
         visiting.add(spec.name)
         try:
@@ -449,7 +316,9 @@ def _dependencies_first(
                         _problem(
                             "E010",
                             _check_ref(spec.name),
-                            _Invalid(f"depends on {dependency!r}, which is not a usable check"),
+                            InvalidSetting(
+                                f"depends on {dependency!r}, which is not a usable check"
+                            ),
                         )
                     )
                     return False
@@ -472,7 +341,7 @@ def _ref(name: str) -> str:
     return f"{SETTING}[{name!r}]"
 
 
-def _problem(code: str, ref: str, error: _Invalid) -> Problem:
+def _problem(code: str, ref: str, error: InvalidSetting) -> Problem:
     """``ref`` is what is wrong, such as ``PAGERDUTY['SLOW_REQUEST_MS']``."""
     return Problem(_id(code), "error", f"{ref} {error}", error.hint)
 
@@ -489,13 +358,13 @@ class _Reader:
             return default
         try:
             return parse(self.raw[name])
-        except _Invalid as error:
+        except InvalidSetting as error:
             self.problems.append(_problem(code, _ref(name), error))
             return default
 
     def text(self, name: str, env: Callable[[str | None], str | None]) -> str | None:
         """A text setting that falls back to its environment variable."""
-        return env(self.get(name, "E015", _text_or_none, None))
+        return env(self.get(name, "E015", values.check_optional_text, None))
 
 
 def _routing_key(
@@ -543,26 +412,115 @@ _KEY_HINT = (
 )
 
 
+def _from_env(
+    reader: _Reader,
+    var: str,
+    code: str,
+    check: Callable[[object], _Value],
+    environ: Mapping[str, str] | None,
+    consequence: str,
+    text: Callable[[object], object] = lambda value: value,
+) -> _Value | None:
+    """The checked value of environment variable ``var``; ``None`` if unset or invalid."""
+    raw = config.env_value(var, environ)
+    if raw is None:
+        return None
+    try:
+        return check(text(raw))
+    except InvalidSetting as error:
+        message = f"{var} {error.problem}, not {raw!r}; {consequence}"
+        reader.problems.append(Problem(_id(code), "error", message, error.hint))
+        return None
+
+
+def _setting_or_env(
+    reader: _Reader,
+    name: str,
+    var: str,
+    code: str,
+    check: Callable[[object], _Value],
+    environ: Mapping[str, str] | None,
+    consequence: str,
+    text: Callable[[object], object] = lambda value: value,
+) -> tuple[_Value, str] | None:
+    """The setting, else (unset, ``None`` or invalid) the environment variable; and its origin."""
+    if reader.raw.get(name) is not None:
+        value: _Value | None = reader.get(name, code, check, None)
+        if value is not None:
+            return value, _ref(name)
+    value = _from_env(reader, var, code, check, environ, consequence, text)
+    return None if value is None else (value, var)
+
+
 def _slow_request_ms(reader: _Reader, environ: Mapping[str, str] | None) -> float | None:
     """The setting (``None`` there turns it off), else the environment, else off."""
     if "SLOW_REQUEST_MS" in reader.raw:
-        value: float | None = reader.get("SLOW_REQUEST_MS", "E002", _positive_or_none, None)
+        value: float | None = reader.get("SLOW_REQUEST_MS", "E002", _ms_or_none, None)
         return value
-    text = config.env_value(SLOW_REQUEST_MS_VAR, environ)
-    if text is None:
+    return _from_env(
+        reader,
+        SLOW_REQUEST_MS_VAR,
+        "E002",
+        partial(values.check_positive, unit="milliseconds"),
+        environ,
+        "slow-request alerts are off",
+        values.number_from_text,
+    )
+
+
+def _state_url(reader: _Reader, environ: Mapping[str, str] | None) -> str | None:
+    found = _setting_or_env(
+        reader,
+        "STATE_URL",
+        config.STATE_URL_VAR,
+        "E018",
+        values.check_state_url,
+        environ,
+        "alert state stays in this process",
+    )
+    return None if found is None else found[0]
+
+
+def _spool(reader: _Reader, environ: Mapping[str, str] | None) -> str | None:
+    found = _setting_or_env(
+        reader,
+        "SPOOL",
+        config.SPOOL_VAR,
+        "E019",
+        values.check_spool_path,
+        environ,
+        "events wait in memory only",
+    )
+    if found is None:
         return None
-    try:
-        return _positive(float(text))
-    except (ValueError, _Invalid):
+    path, origin = found
+    directory = values.missing_spool_directory(path)
+    if directory is not None:
         reader.problems.append(
             Problem(
-                _id("E002"),
-                "error",
-                f"{SLOW_REQUEST_MS_VAR} must be a positive number of milliseconds, "
-                f"not {text!r}; slow-request alerts are off",
+                _id("W003"),
+                "warning",
+                f"The spool file {path!r} (from {origin}) cannot be created: the directory "
+                f"{directory!r} does not exist, so events will wait in memory only.",
+                "Create the directory, writable by the user the server runs as, or point "
+                f"{origin} at a file in an existing one.",
             )
         )
-        return None
+    return path
+
+
+def _flush_timeout(reader: _Reader, environ: Mapping[str, str] | None) -> float:
+    found = _setting_or_env(
+        reader,
+        "FLUSH_TIMEOUT",
+        config.FLUSH_TIMEOUT_VAR,
+        "E020",
+        values.check_flush_timeout,
+        environ,
+        f"the flush at exit waits {DEFAULT_EXIT_FLUSH_TIMEOUT:g} s",
+        values.number_from_text,
+    )
+    return DEFAULT_EXIT_FLUSH_TIMEOUT if found is None else found[0]
 
 
 def _webhook_secrets(value: object) -> tuple[str, ...]:
@@ -573,9 +531,10 @@ def _webhook_secrets(value: object) -> tuple[str, ...]:
     if not isinstance(value, list | tuple) or not all(
         isinstance(item, str) and item.strip() for item in value
     ):
-        raise _Invalid(
-            f"must be a string or a list of non-empty strings, not {value!r:.40}",
-            "The signing secret of the webhook subscription, or several while rotating; "
+        # The type only: the value may hold a secret.
+        raise InvalidSetting(
+            f"must be a string or a list of non-empty strings, not {type(value).__name__}",
+            hint="The signing secret of the webhook subscription, or several while rotating; "
             "or leave it out and set PAGERDUTY_WEBHOOK_SECRET.",
         )
     return parse_secrets(value)
@@ -631,21 +590,15 @@ def load(
                 )
             )
     key, origin, key_error = _routing_key(reader, environ)
-    base_url = reader.get("EVENTS_BASE_URL", "E012", _url, None)
-    if base_url is None:
-        env_url = config.events_base_url(None, environ)
-        if env_url is not None:
-            try:
-                base_url = _url(env_url)
-            except _Invalid as error:
-                problems.append(
-                    Problem(
-                        _id("E012"),
-                        "error",
-                        f"{config.EVENTS_BASE_URL_VAR} {error}; using {DEFAULT_BASE_URL}",
-                        error.hint,
-                    )
-                )
+    base_url = _setting_or_env(
+        reader,
+        "EVENTS_BASE_URL",
+        config.EVENTS_BASE_URL_VAR,
+        "E012",
+        values.check_events_base_url,
+        environ,
+        f"using {DEFAULT_BASE_URL}",
+    )
     health_checks: tuple[HealthCheckSpec, ...] = ()
     if "HEALTH_CHECKS" in raw:
         health_checks = _health_checks(raw["HEALTH_CHECKS"], problems)
@@ -654,36 +607,45 @@ def load(
         routing_key=key,
         routing_key_origin=origin,
         routing_key_error=key_error,
-        events_base_url=base_url or DEFAULT_BASE_URL,
-        source=config.source(reader.get("SOURCE", "E015", _text_or_none, None), environ),
+        events_base_url=DEFAULT_BASE_URL if base_url is None else base_url[0],
+        source=config.source(
+            reader.get("SOURCE", "E015", values.check_optional_text, None), environ
+        ),
         environment=reader.text("ENVIRONMENT", lambda v: config.environment(v, environ)),
-        component=reader.get("COMPONENT", "E015", _text_or_none, None),
+        component=reader.get("COMPONENT", "E015", values.check_optional_text, None),
         client_url=reader.text("CLIENT_URL", lambda v: config.client_url(v, environ)),
         slow_request_ms=_slow_request_ms(reader, environ),
-        slow_routes=reader.get("SLOW_ROUTES", "E007", _slow_routes, {}),
-        exclude_paths=reader.get("EXCLUDE_PATHS", "E008", _strings, DEFAULT_EXCLUDE_PATHS),
-        alert_on_handled_5xx=reader.get("ALERT_ON_HANDLED_5XX", "E013", _flag, False),
-        severity_for_status=reader.get("SEVERITY_FOR_STATUS", "E014", _severity_for_status, {}),
-        dedup_by=reader.get("DEDUP_BY", "E004", _dedup_by, "fingerprint"),
-        runbooks=reader.get("RUNBOOKS", "E009", _runbooks, {}),
+        slow_routes=reader.get("SLOW_ROUTES", "E007", values.check_slow_routes, {}),
+        exclude_paths=reader.get(
+            "EXCLUDE_PATHS", "E008", values.check_strings, DEFAULT_EXCLUDE_PATHS
+        ),
+        alert_on_handled_5xx=reader.get("ALERT_ON_HANDLED_5XX", "E013", values.check_flag, False),
+        severity_for_status=reader.get(
+            "SEVERITY_FOR_STATUS", "E014", values.check_severity_for_status, {}
+        ),
+        dedup_by=reader.get("DEDUP_BY", "E004", values.check_dedup_by, "fingerprint"),
+        runbooks=reader.get("RUNBOOKS", "E009", values.check_runbooks, {}),
         ignore_exceptions=reader.get(
             "IGNORE_EXCEPTIONS",
             "E016",
-            _exception_types,
-            _exception_types(DEFAULT_IGNORE_EXCEPTIONS),
+            values.check_exception_types,
+            values.check_exception_types(DEFAULT_IGNORE_EXCEPTIONS),
         ),
         health_checks=health_checks,
-        health_interval=reader.get("HEALTH_INTERVAL", "E011", _positive_or_none, None),
-        health_timeout=reader.get("HEALTH_TIMEOUT", "E011", _positive, DEFAULT_TIMEOUT),
+        health_interval=reader.get("HEALTH_INTERVAL", "E011", _seconds_or_none, None),
+        health_timeout=reader.get("HEALTH_TIMEOUT", "E011", _seconds, DEFAULT_TIMEOUT),
         health_failure_threshold=reader.get(
-            "HEALTH_FAILURE_THRESHOLD", "E011", _threshold, DEFAULT_FAILURE_THRESHOLD
+            "HEALTH_FAILURE_THRESHOLD", "E011", values.check_threshold, DEFAULT_FAILURE_THRESHOLD
         ),
         health_recovery_threshold=reader.get(
-            "HEALTH_RECOVERY_THRESHOLD", "E011", _threshold, DEFAULT_RECOVERY_THRESHOLD
+            "HEALTH_RECOVERY_THRESHOLD", "E011", values.check_threshold, DEFAULT_RECOVERY_THRESHOLD
         ),
-        health_errors=reader.get("HEALTH_ERRORS", "E013", _flag, False),
+        health_errors=reader.get("HEALTH_ERRORS", "E013", values.check_flag, False),
         webhook_secrets=webhook_secrets,
         webhook_secrets_origin=webhook_secrets_origin,
+        state_url=_state_url(reader, environ),
+        spool=_spool(reader, environ),
+        flush_timeout=_flush_timeout(reader, environ),
     )
     return settings, problems
 

@@ -17,6 +17,7 @@ from pd_integrations.alerts import AlertManager
 from pd_integrations.errors import ConfigurationError
 from pd_integrations.health import HealthMonitor
 from pd_integrations.monitor import RequestMonitor
+from pd_integrations.settings import MEMORY_STATE_URL
 
 from . import conf
 from .conf import PagerDutySettings
@@ -52,6 +53,11 @@ def build_alerts(settings: PagerDutySettings) -> AlertManager | None:
             dedup_key_prefix=settings.environment,
             base_url=settings.events_base_url,
             client_url=settings.client_url,
+            # All explicit: an invalid environment variable was reported by a system
+            # check and replaced by its default; the manager must not read it again.
+            state_url=settings.state_url or MEMORY_STATE_URL,
+            spool=settings.spool,
+            shutdown_timeout=settings.flush_timeout,
         )
     except ConfigurationError:
         # The environment changed since the settings were read; treat it like a bad key.

@@ -33,6 +33,9 @@ ENV_VARS = (
     config.APP_NAME_VAR,
     config.APP_ENV_VAR,
     config.APP_URL_VAR,
+    config.STATE_URL_VAR,
+    config.SPOOL_VAR,
+    config.FLUSH_TIMEOUT_VAR,
 )
 ROUTING_KEY = "djangoadaptertestroutingkey00001"
 

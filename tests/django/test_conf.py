@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -197,6 +198,15 @@ def test_a_malformed_key_in_the_environment_is_an_error() -> None:
         ("IGNORE_EXCEPTIONS", ["no.such.Error"], "E016"),
         ("IGNORE_EXCEPTIONS", ["tests.django.health.upstream"], "E016"),
         ("IGNORE_EXCEPTIONS", "builtins.KeyError", "E016"),
+        ("STATE_URL", "http://redis.internal:6379/0", "E018"),
+        ("STATE_URL", "redis://redis.internal:port/0", "E018"),
+        ("STATE_URL", 6379, "E018"),
+        ("SPOOL", "", "E019"),
+        ("SPOOL", 42, "E019"),
+        ("FLUSH_TIMEOUT", -1, "E020"),
+        ("FLUSH_TIMEOUT", "5", "E020"),
+        ("FLUSH_TIMEOUT", float("nan"), "E020"),
+        ("FLUSH_TIMEOUT", True, "E020"),
     ],
 )
 def test_an_invalid_value_is_reported_and_replaced_by_its_default(
@@ -345,3 +355,101 @@ def test_the_summary_masks_the_key() -> None:
     assert KEY not in repr(settings)
     assert summary["health_checks"] == {"u": "upstream"}
     assert summary["ignore_exceptions"] == ["django.http.request.UnreadablePostError"]
+
+
+# -- STATE_URL, SPOOL, FLUSH_TIMEOUT ----------------------------------------------------------
+
+
+def test_delivery_defaults() -> None:
+    settings, _ = load({"ROUTING_KEY": KEY})
+    assert (settings.state_url, settings.spool, settings.flush_timeout) == (None, None, 2.0)
+
+
+def test_delivery_settings(tmp_path: Path) -> None:
+    spool = tmp_path / "pagerduty.spool"
+    settings, problems = load(
+        {
+            "ROUTING_KEY": KEY,
+            "STATE_URL": "redis://:s3cret@redis.internal:6379/0?prefix=shop",
+            "SPOOL": spool,  # a Path is fine
+            "FLUSH_TIMEOUT": 0,  # do not wait at exit
+        }
+    )
+    assert problems == []
+    assert settings.state_url == "redis://:s3cret@redis.internal:6379/0?prefix=shop"
+    assert settings.spool == str(spool)
+    assert settings.flush_timeout == 0.0
+
+
+def test_delivery_settings_from_the_environment(tmp_path: Path) -> None:
+    spool = str(tmp_path / "pagerduty.spool")
+    settings, problems = load(
+        {"ROUTING_KEY": KEY},
+        PAGERDUTY_STATE_URL="unix:///run/redis.sock?db=1",
+        PAGERDUTY_SPOOL=spool,
+        PAGERDUTY_FLUSH_TIMEOUT="4.5",
+    )
+    assert problems == []
+    assert settings.state_url == "unix:///run/redis.sock?db=1"
+    assert settings.spool == spool
+    assert settings.flush_timeout == 4.5
+
+
+def test_the_settings_win_over_the_environment(tmp_path: Path) -> None:
+    settings, problems = load(
+        {"ROUTING_KEY": KEY, "STATE_URL": "memory://", "FLUSH_TIMEOUT": 1},
+        PAGERDUTY_STATE_URL="redis://127.0.0.1:1/0",
+        PAGERDUTY_FLUSH_TIMEOUT="9",
+    )
+    assert problems == []
+    assert (settings.state_url, settings.flush_timeout) == ("memory://", 1.0)
+
+
+@pytest.mark.parametrize(
+    ("var", "text", "code", "consequence"),
+    [
+        ("PAGERDUTY_STATE_URL", "mysql://db/0", "E018", "alert state stays in this process"),
+        ("PAGERDUTY_FLUSH_TIMEOUT", "soon", "E020", "the flush at exit waits 2 s"),
+        ("PAGERDUTY_FLUSH_TIMEOUT", "-3", "E020", "the flush at exit waits 2 s"),
+    ],
+)
+def test_an_invalid_environment_variable_is_reported_and_not_used(
+    var: str, text: str, code: str, consequence: str
+) -> None:
+    settings, problems = conf.load({"ROUTING_KEY": KEY}, {var: text})
+    (problem,) = problems
+    assert problem.id == f"pd_integrations.{code}"
+    assert problem.level == "error"
+    assert problem.msg.startswith(f"{var} must be")
+    assert f"not {text!r}; {consequence}" in problem.msg
+    assert settings == conf.load({"ROUTING_KEY": KEY}, {})[0]
+
+
+def test_a_spool_in_a_missing_directory_is_a_warning(tmp_path: Path) -> None:
+    spool = str(tmp_path / "missing" / "pagerduty.spool")
+    for raw, env in [({"SPOOL": spool}, {}), ({}, {"PAGERDUTY_SPOOL": spool})]:
+        settings, problems = conf.load({"ROUTING_KEY": KEY, **raw}, env)
+        (problem,) = problems
+        assert problem.id == "pd_integrations.W003"
+        assert problem.level == "warning"
+        assert str(tmp_path / "missing") in problem.msg
+        assert settings.spool == spool  # the dispatcher falls back to memory itself
+
+
+def test_the_summary_hides_the_state_url_password() -> None:
+    settings, _ = load({"ROUTING_KEY": KEY, "STATE_URL": "rediss://:s3cret@redis.internal/0"})
+    summary = settings.summary()
+    assert summary["state_url"] is not None
+    assert summary["state_url"].startswith("rediss://")
+    assert "s3cret" not in str(summary)
+    assert "s3cret" not in repr(settings)
+    assert (summary["spool"], summary["flush_timeout"]) == (None, 2.0)
+
+
+def test_an_unknown_health_check_option_lists_the_known_ones() -> None:
+    entry = {"CHECK": "tests.django.health.upstream", "RETRIES": 3}
+    _, problems = conf.load({"ROUTING_KEY": KEY, "HEALTH_CHECKS": {"bad": entry}}, {})
+    (problem,) = problems
+    assert problem.msg == "PAGERDUTY['HEALTH_CHECKS']['bad'] has unknown option(s) 'RETRIES'"
+    assert problem.hint is not None
+    assert problem.hint.startswith("known options: CHECK, TIMEOUT")

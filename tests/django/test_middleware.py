@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, cast
 
@@ -348,14 +347,19 @@ def test_a_file_response_keeps_its_file_for_the_server(events: CapturedEvents) -
 
 def test_work_after_the_response_is_not_counted(events: CapturedEvents, client: Client) -> None:
     """Django has no response background tasks; work in request_finished is the analogue."""
+    now = [1000.0]
 
     def after_response(**kwargs: object) -> None:
-        time.sleep(0.3)
+        now[0] += 60  # a minute of work after the response, on the monitor's own clock
 
     request_finished.connect(after_response)
     try:
         with pagerduty(SLOW_REQUEST_MS=200):
+            monitor = runtime.current().monitor
+            assert monitor is not None
+            monitor.clock = lambda: now[0]
             assert client.get("/orders/1/").status_code == 200
+            assert now[0] == 1060.0  # the work did run, after the request was timed
             assert events.events == []
     finally:
         request_finished.disconnect(after_response)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
+import pytest
 from django.apps import apps
 from django.test import Client
 
 import pd_integrations.django as pd_django
 from pd_integrations.django import conf, runtime
 from pd_integrations.django.apps import PagerDutyConfig
+from pd_integrations.state import MemoryState
+from pd_integrations.state_redis import RedisState
 from pd_integrations.testing import CapturedEvents
 
 from .conftest import ROUTING_KEY, pagerduty
@@ -97,3 +101,63 @@ def test_periodic_checks_start_only_for_the_serving_runtime(events: CapturedEven
         assert serving.running
         assert len(health_threads()) == 1
     assert not serving.running
+
+
+# Nothing listens on port 1: building the Redis backend does not connect.
+REDIS_URL = "redis://127.0.0.1:1/0"
+
+
+def test_delivery_settings_reach_the_alert_manager(events: CapturedEvents, tmp_path: Path) -> None:
+    spool = tmp_path / "pagerduty.spool"
+    with pagerduty(
+        ROUTING_KEY=ROUTING_KEY, STATE_URL=REDIS_URL, SPOOL=str(spool), FLUSH_TIMEOUT=0.5
+    ):
+        alerts = pd_django.alert_manager()
+    assert alerts is not None
+    assert isinstance(alerts.state, RedisState)
+    assert alerts.state.description == REDIS_URL
+    dispatcher = alerts.dispatcher
+    assert dispatcher is not None
+    assert dispatcher.spool_path == str(spool)
+    assert spool.exists()
+    assert dispatcher.exit_flush_timeout == 0.5
+
+
+def test_delivery_settings_from_the_environment_reach_the_alert_manager(
+    events: CapturedEvents, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    spool = tmp_path / "env.spool"
+    monkeypatch.setenv("PAGERDUTY_STATE_URL", REDIS_URL)
+    monkeypatch.setenv("PAGERDUTY_SPOOL", str(spool))
+    monkeypatch.setenv("PAGERDUTY_FLUSH_TIMEOUT", "3")
+    runtime.reset()
+    alerts = pd_django.alert_manager()
+    assert alerts is not None
+    assert isinstance(alerts.state, RedisState)
+    assert alerts.dispatcher is not None
+    assert alerts.dispatcher.spool_path == str(spool)
+    assert alerts.dispatcher.exit_flush_timeout == 3.0
+
+
+def test_a_memory_url_keeps_state_in_the_process(events: CapturedEvents) -> None:
+    with pagerduty(ROUTING_KEY=ROUTING_KEY, STATE_URL="memory://"):
+        alerts = pd_django.alert_manager()
+    assert alerts is not None
+    assert isinstance(alerts.state, MemoryState)
+
+
+def test_invalid_delivery_variables_do_not_disable_alerting(
+    events: CapturedEvents, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reported by the system checks; at run time the defaults are used, alerting works."""
+    monkeypatch.setenv("PAGERDUTY_STATE_URL", "mysql://db/0")
+    monkeypatch.setenv("PAGERDUTY_FLUSH_TIMEOUT", "soon")
+    runtime.reset()
+    alerts = pd_django.alert_manager()
+    assert alerts is not None
+    assert alerts.enabled
+    assert isinstance(alerts.state, MemoryState)
+    assert alerts.dispatcher is not None
+    assert alerts.dispatcher.exit_flush_timeout == 2.0
+    alerts.warning("Queue backing up")
+    assert len(events.triggers) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -101,6 +102,23 @@ def test_check_command(make_app: MakeApp, pagerduty_events: CapturedEvents) -> N
     assert "/health (2 check(s))" in result.output
     assert "OK    db" in result.output
     assert "All checks passed." in result.output
+
+
+def test_check_command_shows_state_spool_and_flush_timeout(
+    make_app: MakeApp, pagerduty_events: CapturedEvents, tmp_path: Path
+) -> None:
+    spool = tmp_path / "pagerduty.spool"
+    app = make_app(
+        PAGERDUTY_STATE_URL="memory://",
+        PAGERDUTY_SPOOL=str(spool),
+        PAGERDUTY_FLUSH_TIMEOUT="7.5",
+    )
+
+    result = app.test_cli_runner().invoke(args=["pagerduty", "check"])
+
+    assert result.exit_code == 0, result.output
+    assert "shared state     memory" in result.output
+    assert f"spool            {spool} (flush at exit and on SIGTERM: up to 7.5 s)" in result.output
 
 
 def test_check_command_fails_on_unhealthy_checks_without_paging(

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 
-from pd_integrations import ConfigurationError, Severity
-from pd_integrations.flask import PagerDuty, get_state, load_settings
+from pd_integrations import AlertManager, ConfigurationError, Severity, shutdown
+from pd_integrations.flask import PagerDuty, PagerDutyState, get_state, load_settings
 from pd_integrations.monitor import DEFAULT_EXCLUDE_PATHS
+from pd_integrations.state import MemoryState
+from pd_integrations.state_redis import RedisState
 
 KEY = "abcdefghijklmnopqrstuvwxyz012345"
 
@@ -110,6 +116,13 @@ def test_app_config_wins_over_the_environment() -> None:
         ("PAGERDUTY_IGNORE_EXCEPTIONS", "no.such.Error", "exception classes"),
         ("PAGERDUTY_IGNORE_EXCEPTIONS", ["builtins.len"], "exception classes"),
         ("PAGERDUTY_SOURCE", 42, "must be a string"),
+        ("PAGERDUTY_STATE_URL", "http://redis.internal:6379", "memory://, redis://"),
+        ("PAGERDUTY_STATE_URL", "redis://redis.internal:port/0", "not a valid Redis URL"),
+        ("PAGERDUTY_STATE_URL", 6379, "must be a URL string"),
+        ("PAGERDUTY_SPOOL", 42, "path of the SQLite spool file"),
+        ("PAGERDUTY_FLUSH_TIMEOUT", -1, "number of seconds, 0 or more"),
+        ("PAGERDUTY_FLUSH_TIMEOUT", "soon", "number of seconds, 0 or more"),
+        ("PAGERDUTY_FLUSH_TIMEOUT", float("inf"), "number of seconds, 0 or more"),
     ],
 )
 def test_invalid_settings_name_the_setting(name: str, value: object, message: str) -> None:
@@ -164,3 +177,194 @@ def test_settings_reach_the_monitor(monkeypatch: pytest.MonkeyPatch) -> None:
         assert state.alerts.enabled
     finally:
         state.close(1.0)
+
+
+# -- shared state, spool and flush timeout ------------------------------------------------
+
+DELIVERY_VARS = ("PAGERDUTY_STATE_URL", "PAGERDUTY_SPOOL", "PAGERDUTY_FLUSH_TIMEOUT")
+# Nothing listens on port 1: building the Redis backend does not connect.
+REDIS_URL = "redis://127.0.0.1:1/0"
+
+
+@pytest.fixture
+def delivery_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """The routing key set, and none of the developer's own delivery variables."""
+    for name in DELIVERY_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PAGERDUTY_ROUTING_KEY", KEY)
+    return monkeypatch
+
+
+@pytest.fixture
+def initialised() -> Iterator[list[PagerDutyState]]:
+    """States to close at the end of the test (their dispatchers, threads and spools)."""
+    states: list[PagerDutyState] = []
+    yield states
+    for state in states:
+        state.close(1.0)
+
+
+def init(states: list[PagerDutyState], **config: Any) -> PagerDutyState:
+    app = Flask("delivery")
+    app.config.update(config)
+    PagerDuty(app)
+    states.append(get_state(app))
+    return states[-1]
+
+
+def test_delivery_defaults() -> None:
+    settings = load_settings({}, {})
+    assert settings.state_url is None
+    assert settings.spool is None
+    assert settings.flush_timeout == 2.0
+
+
+def test_delivery_settings_from_the_environment() -> None:
+    env = {
+        "PAGERDUTY_STATE_URL": " redis://:s3cret@redis.internal:6379/0 ",
+        "PAGERDUTY_SPOOL": "/var/lib/shop/pagerduty.spool",
+        "PAGERDUTY_FLUSH_TIMEOUT": "7.5",
+    }
+    settings = load_settings({}, env)
+
+    assert settings.state_url == "redis://:s3cret@redis.internal:6379/0"
+    assert settings.spool == "/var/lib/shop/pagerduty.spool"
+    assert settings.flush_timeout == 7.5
+    assert "s3cret" not in repr(settings)
+
+
+def test_delivery_settings_in_app_config_win(tmp_path: Path) -> None:
+    env = {"PAGERDUTY_STATE_URL": REDIS_URL, "PAGERDUTY_FLUSH_TIMEOUT": "9"}
+    config: dict[str, Any] = {
+        "PAGERDUTY_STATE_URL": "memory://",
+        "PAGERDUTY_SPOOL": tmp_path / "pagerduty.spool",  # a Path is fine
+        "PAGERDUTY_FLUSH_TIMEOUT": 0,  # 0: do not wait at exit
+    }
+    settings = load_settings(config, env)
+
+    assert settings.state_url == "memory://"
+    assert settings.spool == str(tmp_path / "pagerduty.spool")
+    assert settings.flush_timeout == 0.0
+
+
+def test_an_invalid_state_url_in_the_environment_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PAGERDUTY_STATE_URL", "mysql://:hunter2@db/0")
+
+    with pytest.raises(ConfigurationError) as caught:
+        PagerDuty(Flask("bad"))
+
+    message = str(caught.value)
+    assert message.startswith("PAGERDUTY_STATE_URL must be a memory://, redis://")
+    assert "(from environment variable PAGERDUTY_STATE_URL)" in message
+    assert "hunter2" not in message
+
+
+def test_a_redis_url_without_the_redis_package_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "redis", None)  # what find_spec sees when it is missing
+    app = Flask("bad")
+    app.config["PAGERDUTY_STATE_URL"] = REDIS_URL
+
+    with pytest.raises(ConfigurationError, match=r"needs the redis package"):
+        PagerDuty(app)
+
+
+def test_a_redis_url_reaches_the_alert_manager(
+    delivery_env: pytest.MonkeyPatch, initialised: list[PagerDutyState]
+) -> None:
+    state = init(initialised, PAGERDUTY_STATE_URL=REDIS_URL)
+
+    assert isinstance(state.alerts.state, RedisState)
+    assert state.alerts.state.description == REDIS_URL
+
+
+def test_a_memory_url_and_no_url_keep_state_in_the_process(
+    delivery_env: pytest.MonkeyPatch, initialised: list[PagerDutyState]
+) -> None:
+    assert isinstance(init(initialised, PAGERDUTY_STATE_URL="memory://").alerts.state, MemoryState)
+    assert isinstance(init(initialised).alerts.state, MemoryState)
+
+
+def test_the_environment_reaches_the_alert_manager(
+    delivery_env: pytest.MonkeyPatch, initialised: list[PagerDutyState], tmp_path: Path
+) -> None:
+    spool = tmp_path / "env.spool"
+    delivery_env.setenv("PAGERDUTY_STATE_URL", REDIS_URL)
+    delivery_env.setenv("PAGERDUTY_SPOOL", str(spool))
+    delivery_env.setenv("PAGERDUTY_FLUSH_TIMEOUT", "0.5")
+
+    dispatcher = init(initialised).alerts.dispatcher
+
+    assert dispatcher is not None
+    assert isinstance(initialised[0].alerts.state, RedisState)
+    assert dispatcher.spool_path == str(spool)
+    assert dispatcher.exit_flush_timeout == 0.5
+
+
+def test_spool_and_flush_timeout_reach_the_dispatcher(
+    delivery_env: pytest.MonkeyPatch, initialised: list[PagerDutyState], tmp_path: Path
+) -> None:
+    spool = tmp_path / "pagerduty.spool"
+    state = init(initialised, PAGERDUTY_SPOOL=str(spool), PAGERDUTY_FLUSH_TIMEOUT="3")
+
+    dispatcher = state.alerts.dispatcher
+    assert dispatcher is not None
+    assert dispatcher.spool_path == str(spool)
+    assert dispatcher.spool is not None  # the file was opened
+    assert spool.exists()
+    assert dispatcher.exit_flush_timeout == 3.0
+
+
+@pytest.fixture
+def default_sigterm() -> Iterator[None]:
+    """SIGTERM's default disposition for the test (another test may have installed ours)."""
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_creating_the_manager_installs_the_sigterm_flush(
+    default_sigterm: None, monkeypatch: pytest.MonkeyPatch, initialised: list[PagerDutyState]
+) -> None:
+    # No routing key: the manager has no dispatcher, so only init_app can install it.
+    for name in ("PAGERDUTY_ROUTING_KEY", "PAGERDUTY_INTEGRATION_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    assert not shutdown.installed()
+
+    init(initialised)
+
+    assert shutdown.installed()
+
+
+def test_a_manager_passed_in_leaves_sigterm_alone(
+    default_sigterm: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("PAGERDUTY_ROUTING_KEY", "PAGERDUTY_INTEGRATION_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    alerts = AlertManager()
+    try:
+        PagerDuty(Flask("shared"), alerts=alerts)
+        assert not shutdown.installed()
+    finally:
+        alerts.close(1.0)
+
+
+def test_a_server_with_its_own_sigterm_handler_keeps_it(
+    default_sigterm: None, monkeypatch: pytest.MonkeyPatch, initialised: list[PagerDutyState]
+) -> None:
+    for name in ("PAGERDUTY_ROUTING_KEY", "PAGERDUTY_INTEGRATION_KEY"):
+        monkeypatch.delenv(name, raising=False)
+
+    def server_handler(signum: int, frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, server_handler)
+
+    init(initialised)
+
+    assert signal.getsignal(signal.SIGTERM) is server_handler
