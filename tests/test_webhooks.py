@@ -115,6 +115,9 @@ def test_no_secret_header_or_body_never_verifies() -> None:
     header = sign_body(body, SECRET)
     assert not verify_signature(body, header, [])
     assert not verify_signature(body, header, [""])
+    # Signed with an empty key, as anyone could: an empty secret must not accept it.
+    assert not verify_signature(body, sign_body(body, ""), "")
+    assert not verify_signature(body, sign_body(body, ""), [""])
     assert not verify_signature(body, "", SECRET)
     assert not verify_signature(body, None, SECRET)
     assert not verify_signature(b"", sign_body(b"", SECRET), SECRET)
