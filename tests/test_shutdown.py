@@ -63,10 +63,10 @@ def server_env(emulator: Emulator, **extra: str) -> dict[str, str]:
     return env
 
 
-def start(command: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+def start(command: list[str], env: dict[str, str], cwd: Path = ROOT) -> subprocess.Popen[str]:
     return subprocess.Popen(
         command,
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -74,12 +74,12 @@ def start(command: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
     )
 
 
-def wait_ready(process: subprocess.Popen[str], port: int) -> None:
+def wait_ready(process: subprocess.Popen[str], port: int, path: str = "/ready") -> None:
     def answers() -> bool:
         if process.poll() is not None:
             raise AssertionError(f"the server exited early:\n{process.communicate()[0]}")
         try:
-            return httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5).status_code == 200
+            return httpx.get(f"http://127.0.0.1:{port}{path}", timeout=5).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -161,7 +161,18 @@ def test_sigterm_under_the_uvicorn_cli_flushes_through_the_lifespan(
     assert "RuntimeError" in alert["summary"], output
 
 
-def test_sigterm_under_gunicorn_sync_workers_flushes_the_queue(emulator: Emulator) -> None:
+@pytest.mark.parametrize(
+    ("worker_class", "app", "exit_status"),
+    [
+        # Sync workers leave their loop and exit normally: atexit flushes.
+        ("sync", "tests.processes.wsgi_app:app", 0),
+        # UvicornWorker re-raises SIGTERM with the default action: the library's handler.
+        ("uvicorn.workers.UvicornWorker", "tests.processes.asgi_app:app", None),
+    ],
+)
+def test_sigterm_under_gunicorn_flushes_the_queue(
+    emulator: Emulator, worker_class: str, app: str, exit_status: int | None
+) -> None:
     emulator.set_faults(latency=LATENCY)
     port = free_port()
     server = start(
@@ -172,12 +183,12 @@ def test_sigterm_under_gunicorn_sync_workers_flushes_the_queue(emulator: Emulato
             "--workers",
             "1",
             "--worker-class",
-            "sync",
+            worker_class,
             "--graceful-timeout",
             "90",
             "--bind",
             f"127.0.0.1:{port}",
-            "tests.processes.wsgi_app:app",
+            app,
         ],
         server_env(emulator),
     )
@@ -189,37 +200,8 @@ def test_sigterm_under_gunicorn_sync_workers_flushes_the_queue(emulator: Emulato
         if server.poll() is None:
             server.kill()
     assert_every_alert_arrived(emulator, ALERTS, output)
-    assert returncode == 0, output
-
-
-def test_sigterm_under_gunicorn_uvicorn_workers_flushes_the_queue(emulator: Emulator) -> None:
-    emulator.set_faults(latency=LATENCY)
-    port = free_port()
-    server = start(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--workers",
-            "1",
-            "--worker-class",
-            "uvicorn.workers.UvicornWorker",
-            "--graceful-timeout",
-            "90",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "tests.processes.asgi_app:app",
-        ],
-        server_env(emulator),
-    )
-    try:
-        wait_ready(server, port)
-        queue_alerts(port, ALERTS)
-        _, output = terminate_and_collect(server, emulator, ALERTS)
-    finally:
-        if server.poll() is None:
-            server.kill()
-    assert_every_alert_arrived(emulator, ALERTS, output)
+    if exit_status is not None:
+        assert returncode == exit_status, output
 
 
 def test_sigterm_under_django_runserver_flushes_the_queue(emulator: Emulator) -> None:
@@ -228,25 +210,13 @@ def test_sigterm_under_django_runserver_flushes_the_queue(emulator: Emulator) ->
     emulator.set_faults(latency=LATENCY)
     port = free_port()
     project = ROOT / "example_projects" / "django_project"
-    server = subprocess.Popen(
+    server = start(
         [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+        server_env(emulator),
         cwd=project,
-        env=server_env(emulator),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
     )
-
-    def answers() -> bool:
-        if server.poll() is not None:
-            raise AssertionError(f"runserver exited early:\n{server.communicate()[0]}")
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/products/", timeout=5).status_code == 200
-        except httpx.HTTPError:
-            return False
-
     try:
-        assert wait_until(answers, PROCESS_TIMEOUT), "runserver did not come up"
+        wait_ready(server, port, "/products/")
         # A US order hits the example's tax bug: a 500 and a queued critical alert.
         response = httpx.get(f"http://127.0.0.1:{port}/orders/2/receipt/", timeout=30)
         assert response.status_code == 500
