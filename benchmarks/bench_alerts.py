@@ -13,16 +13,18 @@ median and 99th percentile are reported, single-threaded and with 8 threads at o
 from __future__ import annotations
 
 import argparse
-import re
 import statistics
-import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from pathlib import Path
 
 from pd_integrations import AlertManager, TriggerEvent
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_apps import emulator_process
 
 ROUTING_KEY = "benchmarkroutingkey0000000000001"
 
@@ -56,24 +58,6 @@ def report(name: str, durations: list[int]) -> None:
     print(f"{name:<44} median {median:7.2f} µs   p99 {p99:8.2f} µs   n={len(durations)}")
 
 
-@contextmanager
-def emulator_process() -> Iterator[str]:
-    """The emulator in a child process; yields its base URL."""
-    child = subprocess.Popen(
-        [sys.executable, "-m", "pd_integrations.emulator", "--port", "0", "--rate-limit", "off"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert child.stdout is not None
-        match = re.search(r"listening on (\S+)", child.stdout.readline())
-        assert match, "the emulator did not start"
-        yield match.group(1)
-    finally:
-        child.terminate()
-        child.wait(10)
-
-
 def run_cases(manager: AlertManager, label: str, calls: int, *, deliver_all: bool) -> None:
     dispatcher = manager.dispatcher
     assert dispatcher is not None
@@ -102,7 +86,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=20_000)
     args = parser.parse_args()
 
-    with emulator_process() as url:
+    with emulator_process("--rate-limit", "off") as url:
         for label, rate_limit in (("budget", 120), ("no-budget", None)):
             manager = AlertManager(
                 ROUTING_KEY,

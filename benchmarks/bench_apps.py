@@ -18,17 +18,21 @@ global) and for ``sentry`` (sentry-sdk patches framework classes process-wide).
 The drivers call the app directly, with no server and no test client: ASGI apps with a
 hand-made scope, ``receive`` and ``send`` on one asyncio loop; WSGI apps as
 ``app(environ, start_response)`` with a prebuilt environ (copied per call), consuming
-the body and calling its ``close()``.
+the body and calling its ``close()``. :func:`emulator_process` starts the bundled
+emulator in a child process for every benchmark here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
+import re
+import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -507,3 +511,25 @@ def null_driver(framework: str) -> Driver:
     if framework in ASGI_FRAMEWORKS:
         return ASGIDriver(_null_asgi)
     return WSGIDriver(_null_wsgi)
+
+
+@contextlib.contextmanager
+def emulator_process(*options: str) -> Iterator[str]:
+    """The bundled emulator in a child process on loopback; yields its base URL.
+
+    ``options`` go to ``python -m pd_integrations.emulator`` (e.g. ``--rate-limit off``).
+    """
+    child = subprocess.Popen(
+        [sys.executable, "-m", "pd_integrations.emulator", "--port", "0", *options],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        match = re.search(r"listening on (\S+)", child.stdout.readline())
+        if match is None:
+            raise RuntimeError("the emulator did not start")
+        yield match.group(1)
+    finally:
+        child.terminate()
+        child.wait(10)

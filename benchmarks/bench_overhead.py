@@ -44,14 +44,13 @@ import json
 import math
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -66,6 +65,7 @@ from bench_apps import (
     build,
     build_twin,
     driver_for,
+    emulator_process,
     null_driver,
 )
 
@@ -262,25 +262,6 @@ def child_main(args: argparse.Namespace) -> int:
 
 
 # == the parent: interleaved runs, tables ================================================
-
-
-@contextlib.contextmanager
-def emulator_process() -> Iterator[str]:
-    """The bundled emulator in a child process on loopback; yields its base URL."""
-    child = subprocess.Popen(
-        [sys.executable, "-m", "pd_integrations.emulator", "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert child.stdout is not None
-        match = re.search(r"listening on (\S+)", child.stdout.readline())
-        if match is None:
-            raise RuntimeError("the emulator did not start")
-        yield match.group(1)
-    finally:
-        child.terminate()
-        child.wait(10)
 
 
 class Worker:

@@ -48,22 +48,20 @@ import gc
 import json
 import math
 import os
-import re
 import resource
 import statistics
-import subprocess
 import sys
 import time
 import urllib.request
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_apps import ASGIDriver, Message, _asgi_scope
+from bench_apps import ASGIDriver, Message, _asgi_scope, emulator_process
 
 from pd_integrations import AlertManager
 from pd_integrations.ratelimit import DEFAULT_PER_MINUTE
@@ -527,25 +525,6 @@ def details(result: StormResult) -> str:
         f"{result.rss_after / 2**20:.1f} MB after",
     ]
     return "\n".join(lines) + "\n"
-
-
-@contextlib.contextmanager
-def emulator_process() -> Iterator[str]:
-    """The emulator in a child process with PagerDuty's budget; yields its base URL."""
-    child = subprocess.Popen(
-        [sys.executable, "-m", "pd_integrations.emulator", "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert child.stdout is not None
-        match = re.search(r"listening on (\S+)", child.stdout.readline())
-        if match is None:
-            raise RuntimeError("the emulator did not start")
-        yield match.group(1)
-    finally:
-        child.terminate()
-        child.wait(10)
 
 
 def build_parser() -> argparse.ArgumentParser:
