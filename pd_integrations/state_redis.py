@@ -55,11 +55,29 @@ DEFAULT_SOCKET_TIMEOUT = 0.2
 DEFAULT_RETRY_AFTER = 1.0
 MAX_RETRY_AFTER = 30.0
 PREFIX_PARAM = "prefix"
+LOCAL_WINDOW_PARAM = "local_window"
+# Open alerts remembered for the local window at most; beyond, the memory starts over.
+_RECENT_LIMIT = 10_000
+
+
+class _Recent:
+    """An alert this process saw open in Redis, and the repeats it counted since."""
+
+    __slots__ = ("last_seen", "occurrences", "pending", "rank", "until")
+
+    def __init__(self, until: float, rank: int, occurrences: int, last_seen: float) -> None:
+        self.until = until
+        self.rank = rank
+        self.occurrences = occurrences
+        self.pending = 0
+        self.last_seen = last_seen
+
 
 T = TypeVar("T")
 
 # KEYS: alert hash, index; ARGV: dedup key, now, ttl ms, rank, severity, summary,
-# alert_type, component, identifier, auto_resolve. Returns {send, occurrences}.
+# alert_type, component, identifier, auto_resolve, occurrences to add to an open alert.
+# Returns {send, occurrences}.
 _RAISE = """
 local h, index = KEYS[1], KEYS[2]
 local now, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -73,7 +91,7 @@ if not current then
     'occurrences', 1, 'acknowledged', 0)
   send = 1
 else
-  occurrences = redis.call('HINCRBY', h, 'occurrences', 1)
+  occurrences = redis.call('HINCRBY', h, 'occurrences', tonumber(ARGV[11]))
   redis.call('HSET', h, 'last_seen', ARGV[2])
   if rank > tonumber(current) then
     redis.call('HSET', h, 'rank', rank, 'severity', ARGV[5], 'summary', ARGV[6])
@@ -84,6 +102,17 @@ redis.call('PEXPIRE', h, ttl)
 redis.call('ZADD', index, now + ttl / 1000, ARGV[1])
 if redis.call('PTTL', index) < ttl then redis.call('PEXPIRE', index, ttl) end
 return {send, occurrences}
+"""
+
+# KEYS: alert hash; ARGV: occurrences counted locally, the last one's time. Adds them to
+# the alert if it is still open.
+_PUSH = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'occurrences', tonumber(ARGV[1]))
+if tonumber(redis.call('HGET', KEYS[1], 'last_seen') or 0) < tonumber(ARGV[2]) then
+  redis.call('HSET', KEYS[1], 'last_seen', ARGV[2])
+end
+return 1
 """
 
 # KEYS: alert hash. Returns 1 when the alert was open.
@@ -163,6 +192,12 @@ class RedisState(StateBackend):
         sets ``socket_timeout``/``socket_connect_timeout``.
     :param retry_after: seconds before Redis is tried again after a failure; doubles on
         each failed retry up to ``max_retry_after``.
+    :param local_window: seconds (default 0: off; also the URL's ``local_window=``) for
+        which a repeat of an alert this process saw open in Redis is counted here, without
+        a Redis round trip on the caller's thread. The counts reach Redis with the next
+        call for that alert after the window, or when it is read, acknowledged,
+        auto-resolved or the state closed. The price: an alert another worker resolved
+        is still suppressed here for up to the window.
     """
 
     def __init__(
@@ -174,14 +209,24 @@ class RedisState(StateBackend):
         socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
         retry_after: float = DEFAULT_RETRY_AFTER,
         max_retry_after: float = MAX_RETRY_AFTER,
+        local_window: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not socket_timeout > 0 or not retry_after > 0 or max_retry_after < retry_after:
             raise ConfigurationError(
                 "socket_timeout and retry_after must be positive, max_retry_after at least "
                 "retry_after"
             )
-        url, url_prefix = _split_prefix(url)
-        prefix = prefix or url_prefix or DEFAULT_PREFIX
+        url, options = _split_options(url)
+        prefix = prefix or options.get(PREFIX_PARAM) or DEFAULT_PREFIX
+        if local_window is None:
+            local_window = _seconds(options.get(LOCAL_WINDOW_PARAM, "0"), LOCAL_WINDOW_PARAM)
+        if not 0 <= local_window < float("inf"):
+            raise ConfigurationError(
+                f"local_window must be 0 or more seconds, got {local_window!r}"
+            )
+        self.local_window = local_window
+        self._clock = clock
         if "{" in prefix or "}" in prefix:
             raise ConfigurationError(f"the state key prefix {prefix!r} must not contain braces")
         self.description = safe_url(url)
@@ -206,6 +251,7 @@ class RedisState(StateBackend):
         self._rate_key = f"{self.namespace}:rate"
         self._raise = self.redis.register_script(_RAISE)
         self._acknowledge = self.redis.register_script(_ACKNOWLEDGE)
+        self._push_script = self.redis.register_script(_PUSH)
         self._resolve_if_quiet = self.redis.register_script(_RESOLVE_IF_QUIET)
         self._observe_health = self.redis.register_script(_OBSERVE_HEALTH)
         self._acquire = self.redis.register_script(_ACQUIRE)
@@ -213,6 +259,8 @@ class RedisState(StateBackend):
         register_fork_safe(self)
 
     def _init_guard(self) -> None:
+        self._recent: dict[str, _Recent] = {}
+        self._recent_lock = threading.Lock()
         self._lock = threading.Lock()
         self._available = True
         self._probing = False
@@ -227,12 +275,28 @@ class RedisState(StateBackend):
     # -- alerts --------------------------------------------------------------------------
 
     def raise_alert(self, alert: AlertRecord, ttl: float) -> Raised:
+        key = alert.dedup_key
+        pending = 0
+        if self.local_window:
+            now = self._clock()
+            with self._recent_lock:
+                recent = self._recent.get(key)
+                if recent is not None:
+                    if now < recent.until and alert.severity.rank <= recent.rank:
+                        # The storm's hot path: counted here, no round trip.
+                        recent.pending += 1
+                        recent.last_seen = alert.last_seen
+                        return Raised(False, recent.occurrences + recent.pending)
+                    # The window is over (or this one is worse): Redis decides again, and
+                    # the repeats counted here go with this call.
+                    del self._recent[key]
+                    pending = recent.pending
         ttl_ms = _ms(ttl)
         result = self._call(
             lambda: self._raise(
-                keys=[self._alert_key(alert.dedup_key), self._index],
+                keys=[self._alert_key(key), self._index],
                 args=[
-                    alert.dedup_key,
+                    key,
                     repr(alert.last_seen),
                     ttl_ms,
                     alert.severity.rank,
@@ -242,14 +306,47 @@ class RedisState(StateBackend):
                     alert.component or "",
                     alert.identifier or "",
                     int(alert.auto_resolve),
+                    1 + pending,
                 ],
             )
         )
         if isinstance(result, _Unavailable):
             return self.local.raise_alert(alert, ttl)
-        return Raised(bool(int(result[0])), int(result[1]))
+        raised = Raised(bool(int(result[0])), int(result[1]))
+        if self.local_window:
+            with self._recent_lock:
+                if len(self._recent) >= _RECENT_LIMIT:
+                    self._recent.clear()
+                self._recent[key] = _Recent(
+                    now + self.local_window, alert.severity.rank, raised.occurrences, 0.0
+                )
+        return raised
+
+    def _push(self, dedup_keys: list[str] | None = None) -> None:
+        """Send the repeats counted locally (for ``dedup_keys``, or all) to Redis."""
+        if not self._recent:
+            return
+        with self._recent_lock:
+            names = list(self._recent) if dedup_keys is None else dedup_keys
+            counted = [(k, self._recent.pop(k)) for k in names if k in self._recent]
+        counted = [(k, recent) for k, recent in counted if recent.pending]
+        if not counted:
+            return
+
+        def push() -> None:
+            pipe = self.redis.pipeline(transaction=False)
+            for dedup_key, recent in counted:
+                self._push_script(
+                    keys=[self._alert_key(dedup_key)],
+                    args=[recent.pending, repr(recent.last_seen)],
+                    client=pipe,
+                )
+            pipe.execute()
+
+        self._call(push)
 
     def get_alert(self, dedup_key: str) -> AlertRecord | None:
+        self._push([dedup_key])
         result = self._call(lambda: self._hgetall(self._alert_key(dedup_key)))
         if isinstance(result, _Unavailable):
             return self.local.get_alert(dedup_key)
@@ -260,6 +357,8 @@ class RedisState(StateBackend):
         return fields
 
     def active_alerts(self) -> list[AlertRecord]:
+        self._push()
+
         def fetch() -> list[AlertRecord]:
             self.redis.zremrangebyscore(self._index, "-inf", time.time())
             keys: list[str] = self.redis.zrange(self._index, 0, -1)  # type: ignore[assignment]
@@ -273,6 +372,7 @@ class RedisState(StateBackend):
         return self.local.active_alerts() if isinstance(result, _Unavailable) else result
 
     def acknowledge(self, dedup_key: str) -> bool:
+        self._push([dedup_key])
         result = self._call(lambda: self._acknowledge(keys=[self._alert_key(dedup_key)]))
         if isinstance(result, _Unavailable):
             return self.local.acknowledge(dedup_key)
@@ -286,11 +386,14 @@ class RedisState(StateBackend):
             deleted, _ = pipe.execute()
             return bool(deleted)
 
+        with self._recent_lock:
+            self._recent.pop(dedup_key, None)
         local = self.local.resolve(dedup_key)
         result = self._call(delete)
         return local if isinstance(result, _Unavailable) else result
 
     def resolve_if_quiet(self, dedup_key: str, quiet_for: float, now: float) -> float | None:
+        self._push([dedup_key])
         result = self._call(
             lambda: self._resolve_if_quiet(
                 keys=[self._alert_key(dedup_key), self._index],
@@ -365,10 +468,13 @@ class RedisState(StateBackend):
             if batch:
                 self.redis.delete(*batch)
 
+        with self._recent_lock:
+            self._recent.clear()
         self.local.clear()
         self._call(delete_all)
 
     def close(self) -> None:
+        self._push()
         self.redis.connection_pool.disconnect()
 
     def _alert_key(self, dedup_key: str) -> str:
@@ -432,9 +538,12 @@ class RedisState(StateBackend):
         _log.info("shared alert state at %s is reachable again", self.description)
 
     def _after_fork(self) -> None:
-        # redis-py's pool notices the new pid itself; only our lock needs replacing.
+        # redis-py's pool notices the new pid itself; only our locks need replacing, and
+        # the parent's local counts are the parent's to send.
         self._lock = threading.Lock()
         self._probing = False
+        self._recent = {}
+        self._recent_lock = threading.Lock()
 
 
 def _alert_from_hash(dedup_key: str, fields: Mapping[str, str]) -> AlertRecord | None:
@@ -460,16 +569,24 @@ def _alert_from_hash(dedup_key: str, fields: Mapping[str, str]) -> AlertRecord |
         return None
 
 
-def _split_prefix(url: str) -> tuple[str, str | None]:
-    """``url`` without our own ``prefix=`` option (redis-py would reject it), and its value."""
+def _split_options(url: str) -> tuple[str, dict[str, str]]:
+    """``url`` without our own query options (redis-py would reject them), and their values."""
+    ours = (PREFIX_PARAM, LOCAL_WINDOW_PARAM)
     base, _, query = url.partition("?")
     pairs = parse_qsl(query, keep_blank_values=True)
-    prefix = next((v for k, v in pairs if k == PREFIX_PARAM), None)
-    if prefix is None:
-        return url, None
+    options = {k: v for k, v in pairs if k in ours and v}
+    if not any(k in ours for k, _ in pairs):
+        return url, options
     # Rebuilt by hand: urlunsplit would turn unix:///path into unix:/path.
-    rest = urlencode([(k, v) for k, v in pairs if k != PREFIX_PARAM])
-    return (f"{base}?{rest}" if rest else base), prefix or None
+    rest = urlencode([(k, v) for k, v in pairs if k not in ours])
+    return (f"{base}?{rest}" if rest else base), options
+
+
+def _seconds(text: str, name: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigurationError(f"the state URL's {name}= must be seconds, got {text!r}") from None
 
 
 def _glob_escape(text: str) -> str:

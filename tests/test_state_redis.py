@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 
-from pd_integrations import AlertManager, Severity, config
+from pd_integrations import AlertManager, ConfigurationError, Severity, config
 from pd_integrations.client import EventsClient, RetryPolicy
 from pd_integrations.health import HealthMonitor
 from pd_integrations.ratelimit import SharedRateBudget
@@ -350,3 +350,115 @@ def test_a_unix_socket_url_keeps_its_path_and_options(tmp_path: Path) -> None:
 def _record(key: str) -> AlertRecord:
     now = time.time()
     return AlertRecord(key, "summary", Severity.ERROR, "t", None, None, now, now)
+
+
+# -- the local window: repeats counted without a round trip ---------------------------------
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _windowed(redis_url: str, redis_prefix: str, routing_key: str, clock: _Clock) -> RedisState:
+    return RedisState(
+        redis_url,
+        routing_key,
+        prefix=redis_prefix,
+        socket_timeout=PATIENT,
+        local_window=1.0,
+        clock=clock,
+    )
+
+
+def _stored_occurrences(state: RedisState, key: str) -> int:
+    value = state.redis.hget(state._alert_key(key), "occurrences")
+    assert isinstance(value, str)
+    return int(value)
+
+
+def test_repeats_in_the_local_window_make_no_round_trip(redis_url: str, redis_prefix: str) -> None:
+    clock = _Clock()
+    state = _windowed(redis_url, redis_prefix, unique_routing_key(), clock)
+    try:
+        assert state.raise_alert(_record("prod:db_down"), 60).send
+        for expected in range(2, 12):
+            assert state.raise_alert(_record("prod:db_down"), 60) == (False, expected)
+        # Counted here only: Redis still holds the first occurrence.
+        assert _stored_occurrences(state, "prod:db_down") == 1
+        # Reading the alert sends the local counts first, so the fleet-wide count is exact.
+        stored = state.get_alert("prod:db_down")
+        assert stored is not None
+        assert stored.occurrences == 11
+        # After the window, Redis decides again and gets what was counted meanwhile.
+        for _ in range(3):
+            state.raise_alert(_record("prod:db_down"), 60)
+        clock.now += 1.5
+        assert state.raise_alert(_record("prod:db_down"), 60) == (False, 15)
+        assert _stored_occurrences(state, "prod:db_down") == 15
+    finally:
+        state.close()
+
+
+def test_a_worse_repeat_is_decided_by_redis_inside_the_window(
+    redis_url: str, redis_prefix: str
+) -> None:
+    state = _windowed(redis_url, redis_prefix, unique_routing_key(), _Clock())
+    try:
+        state.raise_alert(_record("prod:latency"), 60)
+        worse = _record("prod:latency")._replace(severity=Severity.CRITICAL)
+        assert state.raise_alert(worse, 60) == (True, 2)
+    finally:
+        state.close()
+
+
+def test_another_workers_resolve_is_seen_after_the_window(
+    redis_url: str, redis_prefix: str
+) -> None:
+    routing_key, clock = unique_routing_key(), _Clock()
+    first = _windowed(redis_url, redis_prefix, routing_key, clock)
+    second = RedisState(redis_url, routing_key, prefix=redis_prefix, socket_timeout=PATIENT)
+    try:
+        assert first.raise_alert(_record("prod:queue"), 60).send
+        assert second.resolve("prod:queue")
+        # Inside the window the first worker still believes the alert is open...
+        assert not first.raise_alert(_record("prod:queue"), 60).send
+        clock.now += 1.5
+        # ...and after it, the recurrence opens a new incident.
+        assert first.raise_alert(_record("prod:queue"), 60).send
+    finally:
+        first.close()
+        second.close()
+
+
+def test_counts_left_in_the_window_reach_redis_at_close(redis_url: str, redis_prefix: str) -> None:
+    routing_key = unique_routing_key()
+    state = _windowed(redis_url, redis_prefix, routing_key, _Clock())
+    state.raise_alert(_record("prod:disk"), 60)
+    for _ in range(4):
+        state.raise_alert(_record("prod:disk"), 60)
+    state.close()
+    reader = RedisState(redis_url, routing_key, prefix=redis_prefix, socket_timeout=PATIENT)
+    try:
+        stored = reader.get_alert("prod:disk")
+        assert stored is not None
+        assert stored.occurrences == 5
+    finally:
+        reader.close()
+
+
+def test_the_local_window_from_the_url(redis_url: str, redis_prefix: str) -> None:
+    url = with_query(redis_url, prefix=redis_prefix, local_window="0.5")
+    state = RedisState(url, unique_routing_key())
+    try:
+        assert state.local_window == 0.5
+        assert "local_window" not in state.description
+    finally:
+        state.close()
+    with pytest.raises(ConfigurationError, match="local_window"):
+        RedisState(with_query(redis_url, local_window="soon"), unique_routing_key())
+    with pytest.raises(ConfigurationError, match="local_window"):
+        RedisState(redis_url, unique_routing_key(), local_window=-1)
