@@ -63,14 +63,15 @@ _RECENT_LIMIT = 10_000
 class _Recent:
     """An alert this process saw open in Redis, and the repeats it counted since."""
 
-    __slots__ = ("last_seen", "occurrences", "pending", "rank", "until")
+    __slots__ = ("last_seen", "occurrences", "pending", "rank", "ttl_ms", "until")
 
-    def __init__(self, until: float, rank: int, occurrences: int, last_seen: float) -> None:
+    def __init__(self, until: float, rank: int, occurrences: int, ttl_ms: int) -> None:
         self.until = until
         self.rank = rank
         self.occurrences = occurrences
         self.pending = 0
-        self.last_seen = last_seen
+        self.last_seen = 0.0
+        self.ttl_ms = ttl_ms
 
 
 T = TypeVar("T")
@@ -104,15 +105,23 @@ if redis.call('PTTL', index) < ttl then redis.call('PEXPIRE', index, ttl) end
 return {send, occurrences}
 """
 
-# KEYS: alert hash; ARGV: occurrences counted locally, the last one's time. Adds them to
-# the alert if it is still open.
+# KEYS: alert hash, index; ARGV: dedup key, occurrences counted locally, the last one's
+# time, ttl ms. Adds them to the alert if it is still open and keeps it open for the ttl,
+# as the repeats would have. Returns the fleet-wide occurrences, or 0 when not open.
 _PUSH = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HINCRBY', KEYS[1], 'occurrences', tonumber(ARGV[1]))
-if tonumber(redis.call('HGET', KEYS[1], 'last_seen') or 0) < tonumber(ARGV[2]) then
-  redis.call('HSET', KEYS[1], 'last_seen', ARGV[2])
+local occurrences = redis.call('HINCRBY', KEYS[1], 'occurrences', tonumber(ARGV[2]))
+local last = tonumber(ARGV[3])
+if tonumber(redis.call('HGET', KEYS[1], 'last_seen') or 0) < last then
+  redis.call('HSET', KEYS[1], 'last_seen', ARGV[3])
 end
-return 1
+local ttl = tonumber(ARGV[4])
+if redis.call('PTTL', KEYS[1]) < ttl then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('ZADD', KEYS[2], last + ttl / 1000, ARGV[1])
+  if redis.call('PTTL', KEYS[2]) < ttl then redis.call('PEXPIRE', KEYS[2], ttl) end
+end
+return occurrences
 """
 
 # KEYS: alert hash. Returns 1 when the alert was open.
@@ -194,10 +203,13 @@ class RedisState(StateBackend):
         each failed retry up to ``max_retry_after``.
     :param local_window: seconds (default 0: off; also the URL's ``local_window=``) for
         which a repeat of an alert this process saw open in Redis is counted here, without
-        a Redis round trip on the caller's thread. The counts reach Redis with the next
-        call for that alert after the window, or when it is read, acknowledged,
-        auto-resolved or the state closed. The price: an alert another worker resolved
-        is still suppressed here for up to the window.
+        a Redis command on the caller's thread. A background thread sends the counts to
+        Redis every window (and learns there whether the alert is still open, which
+        renews the window), as do reading, acknowledging or auto-resolving the alert and
+        :meth:`close`. The price: an alert another worker resolved is still suppressed
+        here for up to the window. At most 10,000 alerts are remembered; more are
+        decided by Redis on every call.
+    :param clock: monotonic clock the window is measured with (tests move it).
     """
 
     def __init__(
@@ -261,6 +273,8 @@ class RedisState(StateBackend):
     def _init_guard(self) -> None:
         self._recent: dict[str, _Recent] = {}
         self._recent_lock = threading.Lock()
+        self._flusher: threading.Thread | None = None
+        self._stop_flusher = threading.Event()
         self._lock = threading.Lock()
         self._available = True
         self._probing = False
@@ -315,12 +329,81 @@ class RedisState(StateBackend):
         raised = Raised(bool(int(result[0])), int(result[1]))
         if self.local_window:
             with self._recent_lock:
-                if len(self._recent) >= _RECENT_LIMIT:
-                    self._recent.clear()
-                self._recent[key] = _Recent(
-                    now + self.local_window, alert.severity.rank, raised.occurrences, 0.0
-                )
+                # Past the bound, new alerts are simply decided by Redis each time: safe,
+                # and dropping remembered ones would lose their counts.
+                if key in self._recent or len(self._recent) < _RECENT_LIMIT:
+                    self._recent[key] = _Recent(
+                        now + self.local_window, alert.severity.rank, raised.occurrences, ttl_ms
+                    )
+            self._start_flusher()
         return raised
+
+    def flush(self) -> None:
+        """Send the repeats counted in the local window to Redis now.
+
+        The background thread does this every ``local_window`` seconds; each alert still
+        open in Redis gets a new window from now, the others are forgotten here so that
+        their next occurrence is decided by Redis.
+        """
+        if not self._recent:
+            return
+        started = self._clock()
+        with self._recent_lock:
+            for key in [k for k, r in self._recent.items() if not r.pending and r.until <= started]:
+                del self._recent[key]
+            batch = [(k, r, r.pending, r.last_seen) for k, r in self._recent.items() if r.pending]
+            for _, recent, pending, _ in batch:
+                # Moved to occurrences so a repeat meanwhile still reports the right count.
+                recent.pending = 0
+                recent.occurrences += pending
+        if not batch:
+            return
+
+        def push() -> list[int]:
+            pipe = self.redis.pipeline(transaction=False)
+            for key, recent, pending, last_seen in batch:
+                self._push_script(
+                    keys=[self._alert_key(key), self._index],
+                    args=[key, pending, repr(last_seen), recent.ttl_ms],
+                    client=pipe,
+                )
+            return [int(n) for n in pipe.execute()]
+
+        result = self._call(push)
+        with self._recent_lock:
+            for i, (key, recent, pending, _) in enumerate(batch):
+                if self._recent.get(key) is not recent:
+                    continue  # resolved or decided by Redis meanwhile
+                if isinstance(result, _Unavailable):
+                    # Kept for the next try; the window is not renewed, so once it ends
+                    # the callers go to Redis and, while it is down, the local state.
+                    recent.pending += pending
+                    recent.occurrences -= pending
+                elif result[i]:
+                    recent.occurrences = result[i]
+                    recent.until = started + self.local_window
+                else:
+                    del self._recent[key]  # resolved elsewhere: the next one pages
+
+    def _start_flusher(self) -> None:
+        if self._flusher is not None:
+            return
+        with self._recent_lock:
+            if self._flusher is not None or self._stop_flusher.is_set():
+                return
+            # Started under the lock, so close() never joins a thread that has not started.
+            self._flusher = threading.Thread(
+                target=self._flush_every_window, name="pd-integrations-state-flush", daemon=True
+            )
+            self._flusher.start()
+
+    def _flush_every_window(self) -> None:
+        stop = self._stop_flusher
+        while not stop.wait(self.local_window):
+            try:
+                self.flush()
+            except Exception:  # a bug here must not end the counting for good
+                _log.exception("sending the locally counted alert repeats to Redis failed")
 
     def _push(self, dedup_keys: list[str] | None = None) -> None:
         """Send the repeats counted locally (for ``dedup_keys``, or all) to Redis."""
@@ -337,8 +420,8 @@ class RedisState(StateBackend):
             pipe = self.redis.pipeline(transaction=False)
             for dedup_key, recent in counted:
                 self._push_script(
-                    keys=[self._alert_key(dedup_key)],
-                    args=[recent.pending, repr(recent.last_seen)],
+                    keys=[self._alert_key(dedup_key), self._index],
+                    args=[dedup_key, recent.pending, repr(recent.last_seen), recent.ttl_ms],
                     client=pipe,
                 )
             pipe.execute()
@@ -474,6 +557,14 @@ class RedisState(StateBackend):
         self._call(delete_all)
 
     def close(self) -> None:
+        """Stop the background flush, send what the local window counted, disconnect."""
+        with self._recent_lock:
+            self._stop_flusher.set()
+            flusher = self._flusher
+        if flusher is not None and flusher is not threading.current_thread():
+            # A flush under way waits for one answer at most; then the rest is sent here.
+            timeout = self.redis.connection_pool.connection_kwargs.get("socket_timeout")
+            flusher.join(2 * float(timeout or DEFAULT_SOCKET_TIMEOUT) + 1.0)
         self._push()
         self.redis.connection_pool.disconnect()
 
@@ -544,6 +635,9 @@ class RedisState(StateBackend):
         self._probing = False
         self._recent = {}
         self._recent_lock = threading.Lock()
+        # The parent's flusher thread does not exist here; the child starts its own.
+        self._flusher = None
+        self._stop_flusher = threading.Event()
 
 
 def _alert_from_hash(dedup_key: str, fields: Mapping[str, str]) -> AlertRecord | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 import redis
 
-from pd_integrations import AlertManager, ConfigurationError, Severity, config
+from pd_integrations import AlertManager, ConfigurationError, Severity, config, state_redis
 from pd_integrations.client import EventsClient, RetryPolicy
 from pd_integrations.health import HealthMonitor
 from pd_integrations.ratelimit import SharedRateBudget
@@ -363,13 +364,19 @@ class _Clock:
         return self.now
 
 
-def _windowed(redis_url: str, redis_prefix: str, routing_key: str, clock: _Clock) -> RedisState:
+# Long, so the background flusher never runs during a test that moves the clock by hand.
+WINDOW = 600.0
+
+
+def _windowed(
+    redis_url: str, redis_prefix: str, routing_key: str, clock: _Clock, window: float = WINDOW
+) -> RedisState:
     return RedisState(
         redis_url,
         routing_key,
         prefix=redis_prefix,
         socket_timeout=PATIENT,
-        local_window=1.0,
+        local_window=window,
         clock=clock,
     )
 
@@ -380,37 +387,123 @@ def _stored_occurrences(state: RedisState, key: str) -> int:
     return int(value)
 
 
-def test_repeats_in_the_local_window_make_no_round_trip(redis_url: str, redis_prefix: str) -> None:
+class _RoundTrips:
+    """Counts a state's trips to Redis: every command and pipeline takes a pooled connection."""
+
+    def __init__(self, state: RedisState, monkeypatch: pytest.MonkeyPatch) -> None:
+        # A script's first use on a server costs extra trips (NOSCRIPT, SCRIPT LOAD), and
+        # whether another test already loaded it depends on the order tests run in.
+        for script in (state._raise, state._push_script, state._acknowledge):
+            state.redis.script_load(script.script)
+        self.count = 0
+        pool = state.redis.connection_pool
+        get_connection = pool.get_connection
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return get_connection(*args, **kwargs)
+
+        monkeypatch.setattr(pool, "get_connection", counting)
+
+    def since(self, before: int) -> int:
+        return self.count - before
+
+
+def test_repeats_in_the_local_window_make_no_round_trip(
+    redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     clock = _Clock()
     state = _windowed(redis_url, redis_prefix, unique_routing_key(), clock)
+    trips = _RoundTrips(state, monkeypatch)
     try:
         assert state.raise_alert(_record("prod:db_down"), 60).send
+        assert trips.count == 1
         for expected in range(2, 12):
             assert state.raise_alert(_record("prod:db_down"), 60) == (False, expected)
-        # Counted here only: Redis still holds the first occurrence.
+        assert trips.count == 1
+        # Counted here only until the flush, which is one pipeline for every alert.
         assert _stored_occurrences(state, "prod:db_down") == 1
-        # Reading the alert sends the local counts first, so the fleet-wide count is exact.
-        stored = state.get_alert("prod:db_down")
-        assert stored is not None
-        assert stored.occurrences == 11
-        # After the window, Redis decides again and gets what was counted meanwhile.
-        for _ in range(3):
-            state.raise_alert(_record("prod:db_down"), 60)
-        clock.now += 1.5
-        assert state.raise_alert(_record("prod:db_down"), 60) == (False, 15)
-        assert _stored_occurrences(state, "prod:db_down") == 15
+        before = trips.count
+        state.flush()
+        assert trips.since(before) == 1
+        assert _stored_occurrences(state, "prod:db_down") == 11
+        # The flush found the alert open and renewed the window: still no round trip.
+        clock.now += WINDOW - 1
+        before = trips.count
+        assert state.raise_alert(_record("prod:db_down"), 60) == (False, 12)
+        assert trips.since(before) == 0
     finally:
         state.close()
 
 
-def test_a_worse_repeat_is_decided_by_redis_inside_the_window(
-    redis_url: str, redis_prefix: str
-) -> None:
+def test_a_flush_refreshes_last_seen_and_the_ttl(redis_url: str, redis_prefix: str) -> None:
     state = _windowed(redis_url, redis_prefix, unique_routing_key(), _Clock())
     try:
+        first = _record("prod:db_down")
+        state.raise_alert(first, 5)
+        key = state._alert_key("prod:db_down")
+        state.redis.pexpire(key, 1000)  # as if the alert were close to expiring
+        later = first._replace(last_seen=first.last_seen + 3)
+        state.raise_alert(later, 5)
+        state.flush()
+        stored = state.get_alert("prod:db_down")
+        assert stored is not None
+        assert stored.last_seen == later.last_seen
+        assert int(state.redis.pttl(key)) > 1000
+    finally:
+        state.close()
+
+
+def test_fleet_wide_counts_are_exact_after_a_flush(redis_url: str, redis_prefix: str) -> None:
+    routing_key, clock = unique_routing_key(), _Clock()
+    workers = [_windowed(redis_url, redis_prefix, routing_key, clock) for _ in range(3)]
+    try:
+        sends = [w.raise_alert(_record("prod:queue"), 60).send for w in workers]
+        assert sends == [True, False, False]
+        for n in range(30):
+            workers[n % 3].raise_alert(_record("prod:queue"), 60)
+        for worker in workers:
+            worker.flush()
+        assert _stored_occurrences(workers[0], "prod:queue") == 33
+        # A flush brings back the fleet-wide count, which later repeats continue.
+        assert workers[2].raise_alert(_record("prod:queue"), 60) == (False, 34)
+    finally:
+        for worker in workers:
+            worker.close()
+
+
+def test_the_background_thread_sends_the_counts(redis_url: str, redis_prefix: str) -> None:
+    routing_key = unique_routing_key()
+    state = RedisState(
+        redis_url, routing_key, prefix=redis_prefix, socket_timeout=PATIENT, local_window=0.05
+    )
+    try:
+        state.raise_alert(_record("prod:disk"), 60)
+        for _ in range(9):
+            state.raise_alert(_record("prod:disk"), 60)
+        assert wait_until(lambda: _stored_occurrences(state, "prod:disk") == 10, PATIENT)
+        flusher = state._flusher
+        assert flusher is not None
+        assert flusher.is_alive()
+    finally:
+        state.close()
+    assert not flusher.is_alive()
+
+
+def test_a_worse_repeat_is_decided_by_redis_inside_the_window(
+    redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = _windowed(redis_url, redis_prefix, unique_routing_key(), _Clock())
+    trips = _RoundTrips(state, monkeypatch)
+    try:
+        state.raise_alert(_record("prod:latency"), 60)
         state.raise_alert(_record("prod:latency"), 60)
         worse = _record("prod:latency")._replace(severity=Severity.CRITICAL)
-        assert state.raise_alert(worse, 60) == (True, 2)
+        assert state.raise_alert(worse, 60) == (True, 3)
+        assert trips.count == 2
+        # Redis now knows it as critical, and so does the local window.
+        assert state.raise_alert(worse, 60) == (False, 4)
+        assert trips.count == 2
     finally:
         state.close()
 
@@ -426,12 +519,33 @@ def test_another_workers_resolve_is_seen_after_the_window(
         assert second.resolve("prod:queue")
         # Inside the window the first worker still believes the alert is open...
         assert not first.raise_alert(_record("prod:queue"), 60).send
-        clock.now += 1.5
+        clock.now += WINDOW + 1
         # ...and after it, the recurrence opens a new incident.
+        assert first.raise_alert(_record("prod:queue"), 60).send
+        # A flush that finds the alert gone ends the window at once.
+        first.raise_alert(_record("prod:queue"), 60)
+        assert second.resolve("prod:queue")
+        first.flush()
         assert first.raise_alert(_record("prod:queue"), 60).send
     finally:
         first.close()
         second.close()
+
+
+def test_own_resolve_and_acknowledge_reach_redis(redis_url: str, redis_prefix: str) -> None:
+    state = _windowed(redis_url, redis_prefix, unique_routing_key(), _Clock())
+    try:
+        state.raise_alert(_record("prod:cache"), 60)
+        state.raise_alert(_record("prod:cache"), 60)
+        assert state.acknowledge("prod:cache")
+        stored = state.get_alert("prod:cache")
+        assert stored is not None
+        assert (stored.acknowledged, stored.occurrences) == (True, 2)
+        assert state.resolve("prod:cache")
+        assert state.get_alert("prod:cache") is None
+        assert state.raise_alert(_record("prod:cache"), 60).send
+    finally:
+        state.close()
 
 
 def test_counts_left_in_the_window_reach_redis_at_close(redis_url: str, redis_prefix: str) -> None:
@@ -450,6 +564,40 @@ def test_counts_left_in_the_window_reach_redis_at_close(redis_url: str, redis_pr
         reader.close()
 
 
+def test_alerts_beyond_the_bound_are_decided_by_redis(
+    redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(state_redis, "_RECENT_LIMIT", 2)
+    state = _windowed(redis_url, redis_prefix, unique_routing_key(), _Clock())
+    trips = _RoundTrips(state, monkeypatch)
+    try:
+        for key in ("prod:a", "prod:b", "prod:c"):
+            state.raise_alert(_record(key), 60)
+            state.raise_alert(_record(key), 60)
+        assert trips.count == 4  # prod:c's repeat went to Redis
+        state.flush()
+        for key in ("prod:a", "prod:b", "prod:c"):
+            assert _stored_occurrences(state, key) == 2  # no remembered count was lost
+    finally:
+        state.close()
+
+
+def test_no_local_window_decides_every_repeat_in_redis(
+    redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = _windowed(redis_url, redis_prefix, unique_routing_key(), _Clock(), window=0)
+    trips = _RoundTrips(state, monkeypatch)
+    try:
+        for expected in range(1, 6):
+            assert state.raise_alert(_record("prod:db_down"), 60) == (expected == 1, expected)
+        assert trips.count == 5
+        assert _stored_occurrences(state, "prod:db_down") == 5
+        assert state._flusher is None
+        assert not state._recent
+    finally:
+        state.close()
+
+
 def test_the_local_window_from_the_url(redis_url: str, redis_prefix: str) -> None:
     url = with_query(redis_url, prefix=redis_prefix, local_window="0.5")
     state = RedisState(url, unique_routing_key())
@@ -462,3 +610,31 @@ def test_the_local_window_from_the_url(redis_url: str, redis_prefix: str) -> Non
         RedisState(with_query(redis_url, local_window="soon"), unique_routing_key())
     with pytest.raises(ConfigurationError, match="local_window"):
         RedisState(redis_url, unique_routing_key(), local_window=-1)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_starts_its_own_window(redis_url: str, redis_prefix: str) -> None:
+    state = _windowed(redis_url, redis_prefix, unique_routing_key(), _Clock())
+    try:
+        state.raise_alert(_record("prod:db_down"), 60)
+        state.raise_alert(_record("prod:db_down"), 60)
+        pid = os.fork()
+        if pid == 0:  # the child: exit codes say what went wrong, asserts cannot reach pytest
+            code = 0
+            try:
+                if state._recent or state._flusher is not None:
+                    code = 2  # inherited the parent's counts or its (dead) thread
+                elif state.raise_alert(_record("prod:db_down"), 60) != (False, 2):
+                    code = 3  # Redis holds one occurrence: the parent's repeat is unsent
+                else:
+                    state.raise_alert(_record("prod:db_down"), 60)
+                    state.close()  # sends the child's own repeat
+            except BaseException:
+                code = 4
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        state.flush()
+        assert _stored_occurrences(state, "prod:db_down") == 4
+    finally:
+        state.close()
