@@ -359,7 +359,7 @@ def test_work_after_the_response_is_not_counted(events: CapturedEvents, client: 
             assert monitor is not None
             monitor.clock = lambda: now[0]
             assert client.get("/orders/1/").status_code == 200
-            assert now[0] == 1060.0  # the work did run, after the request was timed
+            assert now[0] >= 1060.0  # the work did run, after the request was timed
             assert events.events == []
     finally:
         request_finished.disconnect(after_response)
