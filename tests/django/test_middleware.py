@@ -348,9 +348,13 @@ def test_a_file_response_keeps_its_file_for_the_server(events: CapturedEvents) -
 def test_work_after_the_response_is_not_counted(events: CapturedEvents, client: Client) -> None:
     """Django has no response background tasks; work in request_finished is the analogue."""
     now = [1000.0]
+    this_thread = threading.get_ident()
 
     def after_response(**kwargs: object) -> None:
-        now[0] += 60  # a minute of work after the response, on the monitor's own clock
+        # Only this test's request: a server thread left by another test may finish
+        # requests of its own meanwhile, and must not move this test's clock.
+        if threading.get_ident() == this_thread:
+            now[0] += 60  # a minute of work after the response, on the monitor's clock
 
     request_finished.connect(after_response)
     try:
