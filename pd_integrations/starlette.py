@@ -103,7 +103,6 @@ class PagerDutyMiddleware:
             "component": component,
         }
         given = {name: value for name, value in settings.items() if value is not None}
-        self.owns_alerts = False
         if monitor is not None:
             if given:
                 raise TypeError(
@@ -117,7 +116,6 @@ class PagerDutyMiddleware:
                 alerts = health.alerts
             if alerts is None:
                 alerts = AlertManager.from_env()
-                self.owns_alerts = True
             if "slow_request_ms" not in given:
                 env_ms = _env_slow_request_ms()
                 if env_ms is not None:

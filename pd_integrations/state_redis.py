@@ -359,17 +359,9 @@ class RedisState(StateBackend):
         if not batch:
             return
 
-        def push() -> list[int]:
-            pipe = self.redis.pipeline(transaction=False)
-            for key, recent, pending, last_seen in batch:
-                self._push_script(
-                    keys=[self._alert_key(key), self._index],
-                    args=[key, pending, repr(last_seen), recent.ttl_ms],
-                    client=pipe,
-                )
-            return [int(n) for n in pipe.execute()]
-
-        result = self._call(push)
+        result = self._send_counts(
+            [(key, pending, last_seen, recent.ttl_ms) for key, recent, pending, last_seen in batch]
+        )
         with self._recent_lock:
             for i, (key, recent, pending, _) in enumerate(batch):
                 if self._recent.get(key) is not recent:
@@ -416,17 +408,23 @@ class RedisState(StateBackend):
         if not counted:
             return
 
-        def push() -> None:
+        self._send_counts([(k, r.pending, r.last_seen, r.ttl_ms) for k, r in counted])
+
+    def _send_counts(self, counts: list[tuple[str, int, float, int]]) -> list[int] | _Unavailable:
+        """Add ``(dedup key, repeats, last seen, ttl ms)`` to the open alerts, in one
+        pipeline; per alert, its count now, or 0 when it is no longer open."""
+
+        def push() -> list[int]:
             pipe = self.redis.pipeline(transaction=False)
-            for dedup_key, recent in counted:
+            for key, repeats, last_seen, ttl_ms in counts:
                 self._push_script(
-                    keys=[self._alert_key(dedup_key), self._index],
-                    args=[dedup_key, recent.pending, repr(recent.last_seen), recent.ttl_ms],
+                    keys=[self._alert_key(key), self._index],
+                    args=[key, repeats, repr(last_seen), ttl_ms],
                     client=pipe,
                 )
-            pipe.execute()
+            return [int(n) for n in pipe.execute()]
 
-        self._call(push)
+        return self._call(push)
 
     def get_alert(self, dedup_key: str) -> AlertRecord | None:
         self._push([dedup_key])
