@@ -11,8 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from pd_integrations.cli import main
 from pd_integrations.emulator import Emulator
+
+from .test_cli import Run, run
 
 ROUTING_KEY = "c1irestroutingkey000000000000001"
 API_KEY = "u+clirestapikeysecret000"
@@ -56,21 +57,6 @@ def emulator(server: Emulator) -> Emulator:
         }
         assert httpx.post(server.events_url, json=body, timeout=5).status_code == 202
     return server
-
-
-class Run:
-    def __init__(self, status: int, out: str, err: str) -> None:
-        self.status, self.out, self.err = status, out, err
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> Run:
-    capsys.readouterr()
-    status = main(list(argv))
-    captured = capsys.readouterr()
-    return Run(status, captured.out, captured.err)
 
 
 def rest(emulator: Emulator, *argv: str, key: str = API_KEY) -> list[str]:
