@@ -17,6 +17,7 @@ from pd_integrations.dispatch import Dispatcher, DropLog
 from pd_integrations.events import ChangeEvent, ResolveEvent, TriggerEvent
 from pd_integrations.ratelimit import RateBudget
 
+from .clock import FakeClock
 from .spec import assert_valid_event
 from .transport import ScriptedTransport, wait_until
 
@@ -309,14 +310,6 @@ def test_sent_and_retried_signals_carry_the_event_and_the_answer() -> None:
 # -- drop logging: one line now and then, however many are dropped -------------------------
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 500.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def drop_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [
         r.getMessage()
@@ -328,7 +321,7 @@ def drop_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
 def test_the_first_drop_warns_at_once_and_later_ones_are_summarised(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    clock = FakeClock()
+    clock = FakeClock(500.0)
     log = DropLog(10, clock=clock)
     with caplog.at_level(logging.WARNING, logger="pd_integrations.dispatch"):
         log.dropped("trigger", "queue-full", 1)
@@ -365,7 +358,7 @@ def test_the_first_drop_warns_at_once_and_later_ones_are_summarised(
 
 
 def test_a_zero_interval_warns_for_every_drop(caplog: pytest.LogCaptureFixture) -> None:
-    log = DropLog(0, clock=FakeClock())
+    log = DropLog(0, clock=FakeClock(500.0))
     with caplog.at_level(logging.WARNING, logger="pd_integrations.dispatch"):
         for total in range(1, 4):
             log.dropped("trigger", "queue-full", total)

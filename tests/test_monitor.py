@@ -14,20 +14,8 @@ from pd_integrations.monitor import RequestInfo, RequestMonitor, mark_reported, 
 from pd_integrations.state import AlertRecord, MemoryState, Raised
 from pd_integrations.testing import TEST_ROUTING_KEY, CapturedEvents
 
+from .clock import FakeClock
 from .spec import assert_valid_event
-
-
-class FakeClock:
-    """A clock the test moves by hand: slow requests without sleeping."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from pd_integrations.ratelimit import SharedRateBudget
 from pd_integrations.state import AlertRecord, Edge, MemoryState, routing_key_hash
 from pd_integrations.state_redis import RedisState
 
+from .clock import FakeClock
 from .redis_server import RedisServer, unique_routing_key, with_query
 from .transport import ScriptedTransport, wait_until
 
@@ -356,20 +357,12 @@ def _record(key: str) -> AlertRecord:
 # -- the local window: repeats counted without a round trip ---------------------------------
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 # Long, so the background flusher never runs during a test that moves the clock by hand.
 WINDOW = 600.0
 
 
 def _windowed(
-    redis_url: str, redis_prefix: str, routing_key: str, clock: _Clock, window: float = WINDOW
+    redis_url: str, redis_prefix: str, routing_key: str, clock: FakeClock, window: float = WINDOW
 ) -> RedisState:
     return RedisState(
         redis_url,
@@ -412,7 +405,7 @@ class _RoundTrips:
 def test_repeats_in_the_local_window_make_no_round_trip(
     redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = _Clock()
+    clock = FakeClock()
     state = _windowed(redis_url, redis_prefix, unique_routing_key(), clock)
     trips = _RoundTrips(state, monkeypatch)
     try:
@@ -437,7 +430,7 @@ def test_repeats_in_the_local_window_make_no_round_trip(
 
 
 def test_a_flush_refreshes_last_seen_and_the_ttl(redis_url: str, redis_prefix: str) -> None:
-    state = _windowed(redis_url, redis_prefix, unique_routing_key(), _Clock())
+    state = _windowed(redis_url, redis_prefix, unique_routing_key(), FakeClock())
     try:
         first = _record("prod:db_down")
         state.raise_alert(first, 5)
@@ -455,7 +448,7 @@ def test_a_flush_refreshes_last_seen_and_the_ttl(redis_url: str, redis_prefix: s
 
 
 def test_fleet_wide_counts_are_exact_after_a_flush(redis_url: str, redis_prefix: str) -> None:
-    routing_key, clock = unique_routing_key(), _Clock()
+    routing_key, clock = unique_routing_key(), FakeClock()
     workers = [_windowed(redis_url, redis_prefix, routing_key, clock) for _ in range(3)]
     try:
         sends = [w.raise_alert(_record("prod:queue"), 60).send for w in workers]
@@ -493,7 +486,7 @@ def test_the_background_thread_sends_the_counts(redis_url: str, redis_prefix: st
 def test_a_worse_repeat_is_decided_by_redis_inside_the_window(
     redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    state = _windowed(redis_url, redis_prefix, unique_routing_key(), _Clock())
+    state = _windowed(redis_url, redis_prefix, unique_routing_key(), FakeClock())
     trips = _RoundTrips(state, monkeypatch)
     try:
         state.raise_alert(_record("prod:latency"), 60)
@@ -511,7 +504,7 @@ def test_a_worse_repeat_is_decided_by_redis_inside_the_window(
 def test_another_workers_resolve_is_seen_after_the_window(
     redis_url: str, redis_prefix: str
 ) -> None:
-    routing_key, clock = unique_routing_key(), _Clock()
+    routing_key, clock = unique_routing_key(), FakeClock()
     first = _windowed(redis_url, redis_prefix, routing_key, clock)
     second = RedisState(redis_url, routing_key, prefix=redis_prefix, socket_timeout=PATIENT)
     try:
@@ -533,7 +526,7 @@ def test_another_workers_resolve_is_seen_after_the_window(
 
 
 def test_own_resolve_and_acknowledge_reach_redis(redis_url: str, redis_prefix: str) -> None:
-    state = _windowed(redis_url, redis_prefix, unique_routing_key(), _Clock())
+    state = _windowed(redis_url, redis_prefix, unique_routing_key(), FakeClock())
     try:
         state.raise_alert(_record("prod:cache"), 60)
         state.raise_alert(_record("prod:cache"), 60)
@@ -550,7 +543,7 @@ def test_own_resolve_and_acknowledge_reach_redis(redis_url: str, redis_prefix: s
 
 def test_counts_left_in_the_window_reach_redis_at_close(redis_url: str, redis_prefix: str) -> None:
     routing_key = unique_routing_key()
-    state = _windowed(redis_url, redis_prefix, routing_key, _Clock())
+    state = _windowed(redis_url, redis_prefix, routing_key, FakeClock())
     state.raise_alert(_record("prod:disk"), 60)
     for _ in range(4):
         state.raise_alert(_record("prod:disk"), 60)
@@ -568,7 +561,7 @@ def test_alerts_beyond_the_bound_are_decided_by_redis(
     redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(state_redis, "_RECENT_LIMIT", 2)
-    state = _windowed(redis_url, redis_prefix, unique_routing_key(), _Clock())
+    state = _windowed(redis_url, redis_prefix, unique_routing_key(), FakeClock())
     trips = _RoundTrips(state, monkeypatch)
     try:
         for key in ("prod:a", "prod:b", "prod:c"):
@@ -585,7 +578,7 @@ def test_alerts_beyond_the_bound_are_decided_by_redis(
 def test_no_local_window_decides_every_repeat_in_redis(
     redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    state = _windowed(redis_url, redis_prefix, unique_routing_key(), _Clock(), window=0)
+    state = _windowed(redis_url, redis_prefix, unique_routing_key(), FakeClock(), window=0)
     trips = _RoundTrips(state, monkeypatch)
     try:
         for expected in range(1, 6):
@@ -614,7 +607,7 @@ def test_the_local_window_from_the_url(redis_url: str, redis_prefix: str) -> Non
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_child_starts_its_own_window(redis_url: str, redis_prefix: str) -> None:
-    state = _windowed(redis_url, redis_prefix, unique_routing_key(), _Clock())
+    state = _windowed(redis_url, redis_prefix, unique_routing_key(), FakeClock())
     try:
         state.raise_alert(_record("prod:db_down"), 60)
         state.raise_alert(_record("prod:db_down"), 60)

@@ -7,22 +7,10 @@ import httpx
 import pytest
 
 from pd_integrations.emulator import Emulator
+from tests.clock import FakeClock
 
 ROUTING_KEY = "emulatortestroutingkey0000000001"
 OTHER_KEY = "emulatortestroutingkey0000000002"
-
-
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def trigger_body(

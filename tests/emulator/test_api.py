@@ -11,8 +11,9 @@ import httpx
 import pytest
 
 from pd_integrations.emulator import Emulator
+from tests.clock import FakeClock
 
-from .conftest import FakeClock, action_body, change_body, trigger_body
+from .conftest import action_body, change_body, trigger_body
 
 ENQUEUE = "/v2/enqueue"
 

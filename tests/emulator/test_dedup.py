@@ -9,8 +9,9 @@ import httpx
 import pytest
 
 from pd_integrations.emulator import Emulator
+from tests.clock import FakeClock
 
-from .conftest import OTHER_KEY, ROUTING_KEY, FakeClock, action_body, change_body, trigger_body
+from .conftest import OTHER_KEY, ROUTING_KEY, action_body, change_body, trigger_body
 
 ENQUEUE = "/v2/enqueue"
 RFC3339_Z = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")

@@ -10,8 +10,9 @@ import httpx
 import pytest
 
 from pd_integrations.emulator import Emulator, FaultConfig
+from tests.clock import FakeClock
 
-from .conftest import FakeClock, trigger_body
+from .conftest import trigger_body
 
 ENQUEUE = "/v2/enqueue"
 N = 200
