@@ -164,7 +164,9 @@ def test_stop_is_fast_with_idle_keep_alive_connections() -> None:
         assert client.get("/api/health").status_code == 200  # left open, idle
     started = time.monotonic()
     emulator.stop()
-    assert time.monotonic() - started < 1
+    # Idle keep-alive connections would otherwise hold it for their 60 s timeout; the
+    # margin is for a loaded machine.
+    assert time.monotonic() - started < 5
     assert [t for t in threading.enumerate() if t not in before] == []
     for client in clients:
         with pytest.raises(httpx.TransportError):
