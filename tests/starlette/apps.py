@@ -2,11 +2,16 @@
 
 Every flavour serves the same routes under its own URL prefix; ``template`` is what the
 route templates must look like in alerts (mount paths as templates, not values).
+
+Nothing here takes real time: the "slow" views, each chunk of the slow stream and the
+background job advance a :class:`~tests.clock.FakeClock` instead of sleeping. Give the
+same clock to the middleware (``build(clock=...)``) and their durations are exact, while
+every other request takes no time at all on the middleware's clock, however loaded the
+machine running the tests is.
 """
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -19,8 +24,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp
 
 from pd_integrations.starlette import PagerDutyMiddleware
+from tests.clock import FakeClock
 
 SLOW_SECONDS = 0.1
 BACKGROUND_SECONDS = 0.15
@@ -43,84 +50,96 @@ def fail_in_b() -> None:
     raise LookupError("b went wrong")
 
 
-async def chunks(pause: float, *, broken: bool = False) -> AsyncIterator[bytes]:
-    for n in range(3):
-        if pause:
-            await asyncio.sleep(pause)
-        yield f"chunk {n}\n".encode()
-        if broken:
-            raise Disaster("stream broke")
+def timed_by(clock: FakeClock) -> Callable[..., PagerDutyMiddleware]:
+    """``add_middleware``'s factory for a PagerDutyMiddleware whose monitor reads ``clock``.
 
+    The middleware still builds its monitor from its own settings, as in an app; only
+    the monitor's clock is swapped (the middleware reads it at every request).
+    """
 
-async def background_job() -> None:
-    await asyncio.sleep(BACKGROUND_SECONDS)
+    def install(app: ASGIApp, /, **settings: Any) -> PagerDutyMiddleware:
+        middleware = PagerDutyMiddleware(app, **settings)
+        middleware.monitor.clock = clock
+        return middleware
 
-
-async def failing_job() -> None:
-    raise Disaster("background job failed")
+    return install
 
 
 # -- the behaviour, shared by both frameworks -------------------------------------------
 
 
-async def hello() -> Response:
-    return PlainTextResponse("Hello, world!", headers={"X-Custom": "yes"})
+class Views:
+    """The endpoints; slow work advances ``clock`` by its duration instead of sleeping."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+
+    async def hello(self) -> Response:
+        return PlainTextResponse("Hello, world!", headers={"X-Custom": "yes"})
+
+    async def item(self, item_id: str) -> Response:
+        return JSONResponse({"item_id": item_id})
+
+    async def boom(self, n: str) -> Response:
+        explode()
+        raise AssertionError("unreachable")
+
+    async def fail(self, kind: str) -> Response:
+        if kind == "a":
+            fail_in_a()
+        else:
+            fail_in_b()
+        raise AssertionError("unreachable")
+
+    async def forbidden(self) -> Response:
+        raise HTTPException(403, "no entry")
+
+    async def unavailable(self) -> Response:
+        raise HTTPException(503, "try later")
+
+    async def slow(self) -> Response:
+        self.clock.advance(SLOW_SECONDS)
+        return PlainTextResponse("done")
+
+    async def stream(self, kind: str) -> Response:
+        pause = CHUNK_PAUSE if kind == "slow" else 0.0
+        body = self.chunks(pause, broken=kind == "broken")
+        return StreamingResponse(body, media_type="text/plain")
+
+    async def background(self, kind: str) -> Response:
+        job = self.failing_job if kind == "fail" else self.background_job
+        return PlainTextResponse("queued", background=BackgroundTask(job))
+
+    async def chunks(self, pause: float, *, broken: bool = False) -> AsyncIterator[bytes]:
+        for n in range(3):
+            # Before every chunk, the first included: a timing that ended at any chunk
+            # but the last would come out short.
+            self.clock.advance(pause)
+            yield f"chunk {n}\n".encode()
+            if broken:
+                raise Disaster("stream broke")
+
+    async def background_job(self) -> None:
+        self.clock.advance(BACKGROUND_SECONDS)
+
+    async def failing_job(self) -> None:
+        raise Disaster("background job failed")
+
+    def routes(self) -> list[tuple[str, Callable[..., Any]]]:
+        return [
+            ("/hello", self.hello),
+            ("/items/{item_id}", self.item),
+            ("/boom/{n}", self.boom),
+            ("/fail/{kind}", self.fail),
+            ("/forbidden", self.forbidden),
+            ("/unavailable", self.unavailable),
+            ("/slow", self.slow),
+            ("/stream/{kind}", self.stream),
+            ("/background/{kind}", self.background),
+        ]
 
 
-async def item(item_id: str) -> Response:
-    return JSONResponse({"item_id": item_id})
-
-
-async def boom(n: str) -> Response:
-    explode()
-    raise AssertionError("unreachable")
-
-
-async def fail(kind: str) -> Response:
-    if kind == "a":
-        fail_in_a()
-    else:
-        fail_in_b()
-    raise AssertionError("unreachable")
-
-
-async def forbidden() -> Response:
-    raise HTTPException(403, "no entry")
-
-
-async def unavailable() -> Response:
-    raise HTTPException(503, "try later")
-
-
-async def slow() -> Response:
-    await asyncio.sleep(SLOW_SECONDS)
-    return PlainTextResponse("done")
-
-
-async def stream(kind: str) -> Response:
-    pause = CHUNK_PAUSE if kind == "slow" else 0.0
-    return StreamingResponse(chunks(pause, broken=kind == "broken"), media_type="text/plain")
-
-
-async def background(kind: str) -> Response:
-    job = failing_job if kind == "fail" else background_job
-    return PlainTextResponse("queued", background=BackgroundTask(job))
-
-
-ROUTES: list[tuple[str, Callable[..., Any]]] = [
-    ("/hello", hello),
-    ("/items/{item_id}", item),
-    ("/boom/{n}", boom),
-    ("/fail/{kind}", fail),
-    ("/forbidden", forbidden),
-    ("/unavailable", unavailable),
-    ("/slow", slow),
-    ("/stream/{kind}", stream),
-    ("/background/{kind}", background),
-]
-
-
-def starlette_routes() -> list[BaseRoute]:
+def starlette_routes(views: Views) -> list[BaseRoute]:
     def endpoint(fn: Callable[..., Any]) -> Callable[[Request], Any]:
         wanted = inspect.signature(fn).parameters
 
@@ -132,12 +151,12 @@ def starlette_routes() -> list[BaseRoute]:
 
         return call
 
-    return [Route(path, endpoint(fn)) for path, fn in ROUTES]
+    return [Route(path, endpoint(fn)) for path, fn in views.routes()]
 
 
-def fastapi_router() -> APIRouter:
+def fastapi_router(views: Views) -> APIRouter:
     router = APIRouter()
-    for path, fn in ROUTES:
+    for path, fn in views.routes():
         router.add_api_route(path, fn, methods=["GET", "HEAD"])
     return router
 
@@ -159,26 +178,38 @@ class Flavour:
     def route(self, template: str) -> str:
         return self.template + template
 
-    def build(self, *, bare: bool = False, **middleware: Any) -> Starlette:
-        """The app with ``PagerDutyMiddleware(**middleware)``, or without it if ``bare``."""
+    def build(
+        self, *, bare: bool = False, clock: FakeClock | None = None, **middleware: Any
+    ) -> Starlette:
+        """The app with ``PagerDutyMiddleware(**middleware)``, or without it if ``bare``.
+
+        With ``clock``, the views' slow work advances it and the middleware times
+        requests by it. Without, the middleware keeps the real clock and the views
+        advance a clock of their own that nobody reads: no request is slow on purpose.
+        """
+        views = Views(FakeClock() if clock is None else clock)
         app: Starlette
         if self.name == "fastapi":
             app = FastAPI()
             outer = APIRouter(prefix="/v1")
-            outer.include_router(fastapi_router(), prefix="/shop")
+            outer.include_router(fastapi_router(views), prefix="/shop")
             app.include_router(outer)
         elif self.name == "starlette":
-            app = Starlette(routes=starlette_routes())
+            app = Starlette(routes=starlette_routes(views))
         elif self.name == "mounted":
-            inner = Starlette(routes=starlette_routes())
+            inner = Starlette(routes=starlette_routes(views))
             app = Starlette(routes=[Mount("/tenants/{tenant}", app=inner)])
         else:
             inner_api = FastAPI()
-            inner_api.include_router(fastapi_router())
+            inner_api.include_router(fastapi_router(views))
             app = FastAPI()
             app.mount("/v2", inner_api)
-        if not bare:
+        if bare:
+            return app
+        if clock is None:
             app.add_middleware(PagerDutyMiddleware, **middleware)
+        else:
+            app.add_middleware(timed_by(clock), **middleware)
         return app
 
 

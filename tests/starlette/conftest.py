@@ -7,6 +7,7 @@ import pytest
 
 from pd_integrations import AlertManager
 from pd_integrations.testing import CapturedEvents
+from tests.clock import FakeClock
 from tests.spec import assert_valid_event
 
 from .apps import FLAVOURS, Flavour
@@ -19,6 +20,18 @@ def alerts(pagerduty_events: CapturedEvents) -> Iterator[AlertManager]:
         yield manager
     finally:
         manager.close()
+
+
+@pytest.fixture(autouse=True)
+def no_slow_threshold_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A middleware given no threshold has none, whatever the shell running the tests set."""
+    monkeypatch.delenv("PAGERDUTY_SLOW_REQUEST_MS", raising=False)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """The clock the middleware times requests by, moved only by the app's slow views."""
+    return FakeClock()
 
 
 @pytest.fixture(params=FLAVOURS, ids=[f.name for f in FLAVOURS])

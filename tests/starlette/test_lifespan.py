@@ -117,7 +117,7 @@ def test_lifespan_state_and_websockets_work(
     assert pagerduty_events.events == []
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:

@@ -19,8 +19,9 @@ from pd_integrations import AlertManager
 from pd_integrations.monitor import RequestMonitor
 from pd_integrations.starlette import PagerDutyMiddleware
 from pd_integrations.testing import CapturedEvents, capture_events
+from tests.clock import FakeClock
 
-from .apps import SLOW_SECONDS, Disaster, Flavour
+from .apps import BACKGROUND_SECONDS, CHUNK_PAUSE, SLOW_SECONDS, Disaster, Flavour
 from .conftest import valid_triggers
 
 SECRET_HEADERS = {
@@ -32,8 +33,10 @@ SECRET_HEADERS = {
 }
 
 
-def client_for(flavour: Flavour, **middleware: Any) -> TestClient:
-    return TestClient(flavour.build(**middleware), raise_server_exceptions=False)
+def client_for(flavour: Flavour, clock: FakeClock | None = None, **middleware: Any) -> TestClient:
+    """A client for the app; with ``clock``, the middleware times requests by it."""
+    app = flavour.build(clock=clock, **middleware)
+    return TestClient(app, raise_server_exceptions=False)
 
 
 def test_an_unhandled_error_pages_once_critical_with_the_route_template(
@@ -145,32 +148,38 @@ def test_handled_5xx_pages_when_asked(
 
 
 def test_a_slow_request_raises_one_warning(
-    flavour: Flavour, alerts: AlertManager, pagerduty_events: CapturedEvents
+    flavour: Flavour, alerts: AlertManager, pagerduty_events: CapturedEvents, clock: FakeClock
 ) -> None:
-    client = client_for(flavour, alerts=alerts, slow_request_ms=50)
+    client = client_for(flavour, clock, alerts=alerts, slow_request_ms=50)
 
     assert client.get(flavour.url("/slow")).text == "done"
     assert client.get(flavour.url("/slow")).text == "done"
-    assert client.get(flavour.url("/items/1")).status_code == 200
+    assert client.get(flavour.url("/items/1")).status_code == 200  # takes no time at all
 
     (event,) = valid_triggers(pagerduty_events)
     route = flavour.route("/slow")
     assert event["payload"]["severity"] == "warning"
-    assert event["payload"]["summary"].startswith(f"Slow request: GET {route} took ")
+    assert event["payload"]["summary"] == (
+        f"Slow request: GET {route} took 100 ms (threshold 50 ms)"
+    )
     details = event["payload"]["custom_details"]
     assert details["route"] == route
     assert details["status"] == 200
     assert details["threshold_ms"] == 50
-    assert details["duration_ms"] >= SLOW_SECONDS * 1000
+    assert details["duration_ms"] == SLOW_SECONDS * 1000
     (alert,) = alerts.active_alerts()
     assert alert.occurrences == 2
 
 
 def test_per_route_thresholds_use_the_template(
-    flavour: Flavour, alerts: AlertManager, pagerduty_events: CapturedEvents
+    flavour: Flavour, alerts: AlertManager, pagerduty_events: CapturedEvents, clock: FakeClock
 ) -> None:
     client = client_for(
-        flavour, alerts=alerts, slow_request_ms=50, slow_routes={flavour.route("/slow"): None}
+        flavour,
+        clock,
+        alerts=alerts,
+        slow_request_ms=50,
+        slow_routes={flavour.route("/slow"): None},
     )
 
     client.get(flavour.url("/slow"))
@@ -179,9 +188,9 @@ def test_per_route_thresholds_use_the_template(
 
 
 def test_streaming_is_timed_to_the_last_chunk(
-    flavour: Flavour, alerts: AlertManager, pagerduty_events: CapturedEvents
+    flavour: Flavour, alerts: AlertManager, pagerduty_events: CapturedEvents, clock: FakeClock
 ) -> None:
-    client = client_for(flavour, alerts=alerts, slow_request_ms=50)
+    client = client_for(flavour, clock, alerts=alerts, slow_request_ms=50)
 
     fast = client.get(flavour.url("/stream/fast"))
     slow = client.get(flavour.url("/stream/slow"))
@@ -189,18 +198,22 @@ def test_streaming_is_timed_to_the_last_chunk(
     assert fast.text == slow.text == "chunk 0\nchunk 1\nchunk 2\n"
     (event,) = valid_triggers(pagerduty_events)
     assert event["payload"]["custom_details"]["route"] == flavour.route("/stream/{kind}")
-    assert event["payload"]["custom_details"]["duration_ms"] >= 3 * 40
+    # 40 ms before each of the 3 chunks: stopping at the first (40) would not alert,
+    # stopping at the second would say 80.
+    assert event["payload"]["custom_details"]["duration_ms"] == 3 * CHUNK_PAUSE * 1000
 
 
 def test_background_tasks_are_not_counted(
-    flavour: Flavour, alerts: AlertManager, pagerduty_events: CapturedEvents
+    flavour: Flavour, alerts: AlertManager, pagerduty_events: CapturedEvents, clock: FakeClock
 ) -> None:
-    client = client_for(flavour, alerts=alerts, slow_request_ms=50)
+    client = client_for(flavour, clock, alerts=alerts, slow_request_ms=50)
+    start = clock.now
 
-    # The test client returns after the background task ran (>= 150 ms), but the
+    # The test client returns after the background task ran (150 ms), but the
     # response was complete before it started.
     assert client.get(flavour.url("/background/ok")).text == "queued"
 
+    assert clock.now == start + BACKGROUND_SECONDS, "the background task ran"
     assert pagerduty_events.events == []
 
 
@@ -219,9 +232,9 @@ def test_a_failing_background_task_pages(
 
 
 def test_a_stream_that_breaks_pages(
-    flavour: Flavour, alerts: AlertManager, pagerduty_events: CapturedEvents
+    flavour: Flavour, alerts: AlertManager, pagerduty_events: CapturedEvents, clock: FakeClock
 ) -> None:
-    client = client_for(flavour, alerts=alerts, slow_request_ms=50)
+    client = client_for(flavour, clock, alerts=alerts, slow_request_ms=50)
 
     client.get(flavour.url("/stream/broken"))
 
@@ -231,14 +244,17 @@ def test_a_stream_that_breaks_pages(
 
 
 def test_without_a_routing_key_the_app_works_and_nothing_is_sent(
-    flavour: Flavour, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    flavour: Flavour,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    clock: FakeClock,
 ) -> None:
     monkeypatch.delenv("PAGERDUTY_ROUTING_KEY", raising=False)
     monkeypatch.delenv("PAGERDUTY_INTEGRATION_KEY", raising=False)
     monkeypatch.setattr(pd_starlette, "_warned_disabled", False)
     caplog.set_level(logging.WARNING)
     with capture_events(set_routing_key=False) as captured:
-        client = client_for(flavour, slow_request_ms=50)
+        client = client_for(flavour, clock, slow_request_ms=50)
         for _ in range(3):
             assert client.get(flavour.url("/boom/1")).status_code == 500
             assert client.get(flavour.url("/slow")).text == "done"

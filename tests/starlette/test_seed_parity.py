@@ -9,7 +9,6 @@ and gets exactly one alert.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
@@ -19,7 +18,9 @@ from starlette.testclient import TestClient
 from pd_integrations import AlertManager
 from pd_integrations.starlette import PagerDutyMiddleware
 from pd_integrations.testing import CapturedEvents
+from tests.clock import FakeClock
 
+from .apps import timed_by
 from .conftest import valid_triggers
 
 
@@ -27,7 +28,8 @@ class PaymentError(Exception):
     pass
 
 
-def seed_app(**middleware: Any) -> FastAPI:
+def seed_app(clock: FakeClock | None = None, **middleware: Any) -> FastAPI:
+    """The seed's app; with ``clock``, its slow report takes 100 ms on that clock."""
     app = FastAPI()
 
     @app.exception_handler(Exception)
@@ -46,10 +48,13 @@ def seed_app(**middleware: Any) -> FastAPI:
 
     @app.get("/reports")
     async def reports() -> dict[str, str]:
-        await asyncio.sleep(0.1)
+        if clock is not None:  # the seed slept 100 ms here
+            clock.advance(0.1)
         return {"report": "ready"}
 
-    if middleware:
+    if clock is not None:
+        app.add_middleware(timed_by(clock), **middleware)
+    elif middleware:
         app.add_middleware(PagerDutyMiddleware, **middleware)
     return app
 
@@ -105,16 +110,15 @@ def test_the_seeds_method_and_route_dedup_key(
 
 
 def test_the_seeds_slow_request_alert(
-    alerts: AlertManager, pagerduty_events: CapturedEvents
+    alerts: AlertManager, pagerduty_events: CapturedEvents, clock: FakeClock
 ) -> None:
-    client = TestClient(seed_app(alerts=alerts, slow_request_ms=50))
+    client = TestClient(seed_app(clock, alerts=alerts, slow_request_ms=50))
 
     assert client.get("/reports").json() == {"report": "ready"}
 
     (event,) = valid_triggers(pagerduty_events)
     payload = event["payload"]
     assert payload["severity"] == "warning"
-    assert payload["summary"].startswith("Slow request: GET /reports took ")
-    assert payload["summary"].endswith(" ms (threshold 50 ms)")
-    assert payload["custom_details"]["duration_ms"] >= 100
+    assert payload["summary"] == "Slow request: GET /reports took 100 ms (threshold 50 ms)"
+    assert payload["custom_details"]["duration_ms"] == 100
     assert payload["custom_details"]["threshold_ms"] == 50
