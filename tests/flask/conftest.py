@@ -1,8 +1,13 @@
-"""A small shop app used by the Flask adapter's tests, built with or without the extension."""
+"""A small shop app used by the Flask adapter's tests, built with or without the extension.
+
+Time is the test's: the slow routes move a :class:`~tests.clock.FakeClock`, which the
+extension's request monitor reads, instead of sleeping. A slow request then takes
+exactly what the route says and a quick one takes no time at all, however loaded the
+machine running the suite is, so a test can assert exactly which alerts were sent.
+"""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -12,9 +17,12 @@ from werkzeug.exceptions import BadRequest
 from werkzeug.test import TestResponse
 
 from pd_integrations.flask import PagerDuty, PagerDutyState, get_state
+from pd_integrations.monitor import RequestMonitor
+from tests.clock import FakeClock
 
-SLEEP = 0.1  # the slow routes; tests use a 50 ms threshold and never assert upper bounds
-CLOSE_TASK_SLEEP = 0.15
+THRESHOLD_MS = 50  # PAGERDUTY_SLOW_REQUEST_MS of every app built here, unless overridden
+SLOW = 0.1  # seconds the slow routes take on the monitor's clock: twice the threshold
+CLOSE_TASK = 3600.0  # seconds of work after the response (call_on_close), on the same clock
 
 
 class ServiceUnavailableError(Exception):
@@ -35,10 +43,15 @@ def json_of(response: TestResponse) -> dict[str, Any]:
     return body
 
 
-def build_app(name: str = "shop", **config: Any) -> Flask:
-    """The app without the extension (so transparency can compare both)."""
+def build_app(name: str = "shop", *, clock: FakeClock | None = None, **config: Any) -> Flask:
+    """The app without the extension (so transparency can compare both).
+
+    Its slow routes advance ``clock`` (a clock of their own if none is given: an app
+    without the extension has no monitor to read it).
+    """
+    took = FakeClock() if clock is None else clock
     app = Flask(name)
-    app.config.update(TESTING=False, PAGERDUTY_SLOW_REQUEST_MS=50)
+    app.config.update(TESTING=False, PAGERDUTY_SLOW_REQUEST_MS=THRESHOLD_MS)
     app.config.update(config)
 
     @app.route("/")
@@ -72,14 +85,20 @@ def build_app(name: str = "shop", **config: Any) -> Flask:
 
     @app.route("/slow")
     def slow() -> str:
-        time.sleep(SLEEP)
+        took.advance(SLOW)
         return "finally"
+
+    @app.route("/work/<int:ms>")
+    def work(ms: int) -> str:
+        took.advance(ms / 1000)
+        return f"{ms} ms of work"
 
     @app.route("/stream")
     def stream() -> Response:
+        # The view returns at once; only producing the last chunk takes time.
         def chunks() -> Iterator[bytes]:
             yield b"first\n"
-            time.sleep(SLEEP)
+            took.advance(SLOW)
             yield b"second\n"
 
         return Response(chunks(), mimetype="text/plain")
@@ -99,13 +118,13 @@ def build_app(name: str = "shop", **config: Any) -> Flask:
     @app.route("/background")
     def background() -> Response:
         response = make_response("queued")
-        response.call_on_close(lambda: time.sleep(CLOSE_TASK_SLEEP))
+        response.call_on_close(lambda: took.advance(CLOSE_TASK))
         return response
 
     @app.route("/background-stream")
     def background_stream() -> Response:
         response = Response(iter([b"queued"]))
-        response.call_on_close(lambda: time.sleep(CLOSE_TASK_SLEEP))
+        response.call_on_close(lambda: took.advance(CLOSE_TASK))
         return response
 
     @app.route("/unavailable")
@@ -132,7 +151,8 @@ def build_app(name: str = "shop", **config: Any) -> Flask:
     async def async_slow() -> str:
         import asyncio
 
-        await asyncio.sleep(SLEEP)
+        await asyncio.sleep(0)  # a real suspension point: the view runs in an event loop
+        took.advance(SLOW)
         return "async finally"
 
     api = Blueprint("api", __name__, url_prefix="/api")
@@ -146,14 +166,35 @@ def build_app(name: str = "shop", **config: Any) -> Flask:
 
 
 @pytest.fixture
-def make_app() -> Iterator[Callable[..., Flask]]:
-    """Builds apps with the extension; closes what they opened at the end of the test."""
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """The clock of every RequestMonitor built during the test, the extension's included.
+
+    ``init_app`` builds the app's monitor from its ``PAGERDUTY_*`` settings and the
+    request timer copies ``monitor.clock`` there; ``PagerDuty()`` takes no clock. Giving
+    ``RequestMonitor``'s public ``clock`` parameter this default for the test reaches
+    that monitor while every setting still goes through the extension's own code.
+    """
+    fake = FakeClock()
+    defaults = RequestMonitor.__init__.__kwdefaults__
+    assert defaults is not None
+    assert "clock" in defaults, "RequestMonitor takes no clock="
+    monkeypatch.setitem(defaults, "clock", fake)
+    return fake
+
+
+@pytest.fixture
+def make_app(clock: FakeClock) -> Iterator[Callable[..., Flask]]:
+    """Builds apps with the extension, timed by ``clock``; closes what they opened."""
     states: list[PagerDutyState] = []
 
     def make(name: str = "shop", *, ext: PagerDuty | None = None, **config: Any) -> Flask:
-        app = build_app(name, **config)
+        app = build_app(name, clock=clock, **config)
         (ext or PagerDuty()).init_app(app)
-        states.append(get_state(app))
+        state = get_state(app)
+        states.append(state)
+        if state.owns_monitor:
+            # Else the slow routes would move a clock nobody reads: fail here, clearly.
+            assert state.monitor.clock is clock
         return app
 
     yield make

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -12,9 +11,10 @@ from flask import Flask
 
 from pd_integrations.flask import get_state
 from pd_integrations.testing import CapturedEvents
+from tests.clock import FakeClock
 from tests.spec import assert_valid_event
 
-from .conftest import CLOSE_TASK_SLEEP, SLEEP
+from .conftest import CLOSE_TASK, SLOW, THRESHOLD_MS
 
 SECRET = "Bearer s3cr3t-t0ken-value"
 
@@ -244,18 +244,37 @@ def test_ignored_exceptions(make_app: MakeApp, pagerduty_events: CapturedEvents)
 
 
 def test_slow_request_is_one_warning(make_app: MakeApp, pagerduty_events: CapturedEvents) -> None:
-    client = make_app().test_client()
+    app = make_app()
+    client = app.test_client()
 
     assert client.get("/slow").data == b"finally"
     assert client.get("/slow").status_code == 200
 
-    (event,) = pagerduty_events.triggers
+    (event,) = pagerduty_events.triggers  # the repeat is counted, not re-sent
     assert_valid_event(event.pop("_path"), event)
     assert event["payload"]["severity"] == "warning"
-    assert event["payload"]["summary"].startswith("Slow request: GET /slow took ")
+    assert event["payload"]["summary"] == (
+        f"Slow request: GET /slow took {SLOW * 1000:.0f} ms (threshold {THRESHOLD_MS} ms)"
+    )
     found = details(event)
-    assert found["threshold_ms"] == 50.0
-    assert found["duration_ms"] >= SLEEP * 1000
+    assert found["threshold_ms"] == THRESHOLD_MS
+    assert found["duration_ms"] == SLOW * 1000
+    (alert,) = get_state(app).alerts.active_alerts()
+    assert alert.occurrences == 2
+
+
+def test_the_threshold_is_where_a_request_becomes_slow(
+    make_app: MakeApp, pagerduty_events: CapturedEvents
+) -> None:
+    client = make_app().test_client()
+
+    assert client.get(f"/work/{THRESHOLD_MS - 1}").status_code == 200
+    assert pagerduty_events.events == []
+
+    assert client.get(f"/work/{THRESHOLD_MS + 1}").status_code == 200
+    (event,) = pagerduty_events.triggers
+    assert details(event)["route"] == "/work/<int:ms>"
+    assert details(event)["duration_ms"] == THRESHOLD_MS + 1
 
 
 def test_fast_requests_send_nothing(make_app: MakeApp, pagerduty_events: CapturedEvents) -> None:
@@ -286,7 +305,7 @@ def test_slow_routes_and_excluded_paths(
 def test_streaming_response_is_timed_to_its_last_chunk(
     make_app: MakeApp, pagerduty_events: CapturedEvents
 ) -> None:
-    # The view returns at once; the body takes SLEEP to produce. Timing the view alone
+    # The view returns at once; the body takes SLOW to produce. Timing the view alone
     # (as an after_request hook would) would miss this slow request.
     client = make_app().test_client()
 
@@ -297,7 +316,7 @@ def test_streaming_response_is_timed_to_its_last_chunk(
     assert event["payload"]["severity"] == "warning"
     found = details(event)
     assert found["route"] == "/stream"
-    assert found["duration_ms"] >= SLEEP * 1000
+    assert found["duration_ms"] == SLOW * 1000  # all of it: timed to the last chunk
 
 
 def test_head_of_a_streamed_response_is_timed(
@@ -313,15 +332,15 @@ def test_head_of_a_streamed_response_is_timed(
 
 
 def test_work_after_the_response_is_not_counted(
-    make_app: MakeApp, pagerduty_events: CapturedEvents
+    make_app: MakeApp, pagerduty_events: CapturedEvents, clock: FakeClock
 ) -> None:
     """Flask's "background task": call_on_close runs after the body was sent."""
     client = make_app().test_client()
 
     for url in ("/background", "/background-stream"):
-        started = time.perf_counter()
+        started = clock.now
         response = client.get(url, buffered=True)
-        assert time.perf_counter() - started >= CLOSE_TASK_SLEEP  # the task did run
+        assert clock.now - started == CLOSE_TASK  # the task did run, on the monitor's clock
         assert response.data == b"queued"
 
     assert pagerduty_events.events == []

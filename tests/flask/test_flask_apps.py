@@ -13,6 +13,7 @@ from pd_integrations import AlertManager
 from pd_integrations.flask import EXTENSION_KEY, PagerDuty, PagerDutyState, get_state
 from pd_integrations.monitor import RequestMonitor
 from pd_integrations.testing import CapturedEvents
+from tests.clock import FakeClock
 
 from .conftest import build_app, json_of
 
@@ -82,10 +83,11 @@ def test_several_apps_keep_their_own_settings(
 
 
 def test_shared_alert_manager_and_monitor(pagerduty_events: CapturedEvents) -> None:
+    clock = FakeClock()
     with AlertManager(source="shared") as alerts:
-        monitor = RequestMonitor(alerts, slow_request_ms=50)
+        monitor = RequestMonitor(alerts, slow_request_ms=50, clock=clock)
         ext = PagerDuty(monitor=monitor)
-        first, second = build_app("first"), build_app("second")
+        first, second = build_app("first", clock=clock), build_app("second", clock=clock)
         ext.init_app(first)
         ext.init_app(second)
 

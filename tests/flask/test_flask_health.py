@@ -11,7 +11,9 @@ from pd_integrations import AlertManager
 from pd_integrations.flask import PagerDuty, get_state
 from pd_integrations.health import HealthMonitor
 from pd_integrations.testing import CapturedEvents
+from tests.clock import FakeClock
 from tests.spec import assert_valid_event
+from tests.transport import wait_until
 
 from .conftest import build_app, json_of
 
@@ -54,10 +56,15 @@ def test_check_fails_triggers_once_and_recovery_resolves(
 
 
 def test_endpoint_path_thresholds_and_errors_from_settings(
-    make_app: MakeApp, pagerduty_events: CapturedEvents
+    make_app: MakeApp, pagerduty_events: CapturedEvents, clock: FakeClock
 ) -> None:
     ext = PagerDuty()
-    ext.health.register("disk", lambda: False)
+
+    def disk() -> bool:
+        clock.advance(1.0)  # a probe far slower than the 1 µs threshold below
+        return False
+
+    ext.health.register("disk", disk)
     client = make_app(
         ext=ext,
         PAGERDUTY_HEALTH_PATH="/-/ready",
@@ -68,8 +75,10 @@ def test_endpoint_path_thresholds_and_errors_from_settings(
     ).test_client()
 
     assert client.get("/health").status_code == 404
+    started = clock.now
     response = client.get("/-/ready")
 
+    assert clock.now - started == 1.0  # the probe was slow on the monitor's clock
     assert response.status_code == 503
     assert json_of(response)["checks"]["disk"]["error"] == "check returned False"
     # One trigger, for the check: the probe itself is neither a slow request nor a 5xx one.
@@ -118,9 +127,7 @@ def test_periodic_checks_only_when_configured(
     assert state.health.running
     assert idle.test_client().get("/").status_code == 200
     assert not get_state(idle).health.running
-    deadline = time.monotonic() + 5
-    while not pagerduty_events.triggers and time.monotonic() < deadline:
-        time.sleep(0.02)
+    assert wait_until(lambda: bool(pagerduty_events.triggers), timeout=30)
 
     (trigger,) = pagerduty_events.triggers  # no probe needed
     assert trigger["payload"]["summary"].startswith("Health check failed: queue")
