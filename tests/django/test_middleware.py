@@ -19,10 +19,12 @@ from django.test import AsyncClient, Client, override_settings
 from pd_integrations.django import runtime
 from pd_integrations.django.middleware import PagerDutyMiddleware
 from pd_integrations.testing import CapturedEvents, capture_events
+from tests.clock import FakeClock
 from tests.spec import assert_valid_event
 
 from .conftest import ROUTING_KEY, pagerduty
 from .middleware import EXPLODE_PATH
+from .timing import use_fake_clock
 
 OURS = "pd_integrations.django.middleware.PagerDutyMiddleware"
 INNER = "tests.django.middleware.InnerExplodingMiddleware"
@@ -224,20 +226,24 @@ def test_dedup_by_route_keys_on_method_and_route(events: CapturedEvents, client:
 
 
 # -- slow requests ------------------------------------------------------------------------------
+# The monitor times these requests on a fake clock (see timing.py): the slow views take
+# exactly their ?ms= on it, and every other request takes none, even on a busy machine.
 
 
 def test_a_slow_request_raises_one_warning_per_route(
     events: CapturedEvents, client: Client
 ) -> None:
     with pagerduty(SLOW_REQUEST_MS=50):
+        use_fake_clock()
         for _ in range(2):
             assert client.get("/slow/", {"ms": 100}).status_code == 200
         assert client.get("/orders/1/").status_code == 200
         (event,) = events.triggers
     assert event["payload"]["severity"] == "warning"
     assert event["dedup_key"] == "slow_request:/slow/"
+    assert event["payload"]["summary"] == "Slow request: GET /slow/ took 100 ms (threshold 50 ms)"
     info = details(event)
-    assert info["duration_ms"] >= 100
+    assert info["duration_ms"] == 100
     assert info["threshold_ms"] == 50
     assert info["status"] == 200
 
@@ -248,9 +254,10 @@ def test_slow_routes_and_excluded_paths(events: CapturedEvents, client: Client) 
         SLOW_ROUTES={"/slow/": None, "GET /async/slow/": 1000},
         EXCLUDE_PATHS=["/stream/"],
     ):
-        client.get("/slow/", {"ms": 100})
-        client.get("/async/slow/", {"ms": 100})
-        client.get("/stream/", {"ms": 40}).getvalue()
+        use_fake_clock()
+        assert client.get("/slow/", {"ms": 100}).status_code == 200
+        assert client.get("/async/slow/", {"ms": 999}).status_code == 200
+        assert client.get("/stream/", {"ms": 40}).getvalue() == b"first,second,third"
         assert events.events == []
 
 
@@ -258,7 +265,8 @@ def test_slow_request_alerts_are_off_by_default(events: CapturedEvents, client: 
     monitor = runtime.current().monitor
     assert monitor is not None
     assert monitor.slow_threshold("GET", "/slow/") is None
-    assert client.get("/slow/", {"ms": 20}).status_code == 200
+    use_fake_clock()
+    assert client.get("/slow/", {"ms": 3_600_000}).status_code == 200  # an hour
     assert events.events == []
 
 
@@ -267,16 +275,24 @@ def test_the_threshold_from_the_environment(
 ) -> None:
     monkeypatch.setenv("PAGERDUTY_SLOW_REQUEST_MS", "50")
     runtime.reset()
-    assert client.get("/slow/", {"ms": 100}).status_code == 200
+    use_fake_clock()
+    assert client.get("/slow/", {"ms": 49}).status_code == 200
+    assert events.events == []
+    assert client.get("/slow/", {"ms": 51}).status_code == 200
     (event,) = events.triggers
-    assert event["payload"]["custom_details"]["threshold_ms"] == 50
+    assert details(event)["threshold_ms"] == 50
+    assert details(event)["duration_ms"] == 51
 
 
 def test_a_slow_error_raises_only_the_error_alert(events: CapturedEvents, client: Client) -> None:
-    with pagerduty(SLOW_REQUEST_MS=1, ALERT_ON_HANDLED_5XX=True):
-        assert client.get("/orders/1/fail/").status_code == 500
+    with pagerduty(SLOW_REQUEST_MS=50, ALERT_ON_HANDLED_5XX=True):
+        clock = use_fake_clock()
+        started = clock.now
+        assert client.get("/orders/1/fail/", {"ms": 100}).status_code == 500
+        assert clock.now - started == pytest.approx(0.1)  # it was slow, for the monitor
         (event,) = events.triggers
     assert event["payload"]["severity"] == "critical"
+    assert event["dedup_key"].startswith("exception:")
 
 
 # -- streaming and work after the response ------------------------------------------------------
@@ -285,13 +301,14 @@ def test_a_slow_error_raises_only_the_error_alert(events: CapturedEvents, client
 def test_a_streaming_response_is_timed_until_its_last_chunk(
     events: CapturedEvents, client: Client
 ) -> None:
-    with pagerduty(SLOW_REQUEST_MS=60):
+    with pagerduty(SLOW_REQUEST_MS=100):
+        use_fake_clock()
         response = client.get("/stream/", {"ms": 40})
         assert events.events == []  # the view returned at once; nothing was sent yet
         assert response.getvalue() == b"first,second,third"
         (event,) = events.triggers
     assert event["dedup_key"] == "slow_request:/stream/"
-    assert details(event)["duration_ms"] >= 120
+    assert details(event)["duration_ms"] == 120  # all three chunks, the last one too
 
 
 def test_an_async_streaming_response_is_timed_until_its_last_chunk(
@@ -303,16 +320,19 @@ def test_an_async_streaming_response_is_timed_until_its_last_chunk(
         content = cast(AsyncIterator[bytes], response.streaming_content)
         return b"".join([chunk async for chunk in content])
 
-    with pagerduty(SLOW_REQUEST_MS=60):
+    with pagerduty(SLOW_REQUEST_MS=100):
+        use_fake_clock()
         assert asyncio.run(fetch()) == b"first,second,third"
         (event,) = events.triggers
     assert event["dedup_key"] == "slow_request:/stream-async/"
-    assert details(event)["duration_ms"] >= 120
+    assert details(event)["duration_ms"] == 120  # all three chunks, the last one too
 
 
 def test_a_fast_stream_does_not_alert(events: CapturedEvents, client: Client) -> None:
     with pagerduty(SLOW_REQUEST_MS=500):
-        assert client.get("/stream/").getvalue() == b"first,second,third"
+        use_fake_clock()
+        # Three chunks of 166 ms: 498 ms in all, just under the threshold.
+        assert client.get("/stream/", {"ms": 166}).getvalue() == b"first,second,third"
         assert events.events == []
 
 
@@ -349,7 +369,7 @@ def test_a_file_response_keeps_its_file_for_the_server(events: CapturedEvents) -
 
 def test_work_after_the_response_is_not_counted(events: CapturedEvents, client: Client) -> None:
     """Django has no response background tasks; work in request_finished is the analogue."""
-    now = [1000.0]
+    clock = FakeClock()
     this_thread = threading.get_ident()
     bumped_from: list[str] = []
 
@@ -357,7 +377,7 @@ def test_work_after_the_response_is_not_counted(events: CapturedEvents, client: 
         # Only this test's request: a server thread left by another test may finish
         # requests of its own meanwhile, and must not move this test's clock.
         if threading.get_ident() == this_thread:
-            now[0] += 3600  # an hour of work after the response, on the monitor's clock
+            clock.advance(3600)  # an hour of work after the response, on the monitor's clock
             bumped_from.append("".join(traceback.format_stack(limit=12)))
 
     # A test-client stream left half-read in a reference cycle closes itself, sending
@@ -373,7 +393,7 @@ def test_work_after_the_response_is_not_counted(events: CapturedEvents, client: 
         with pagerduty(SLOW_REQUEST_MS=30_000):
             monitor = runtime.current().monitor
             assert monitor is not None
-            monitor.clock = lambda: now[0]
+            monitor.clock = clock
             assert client.get("/orders/1/").status_code == 200
     finally:
         gc.enable()
@@ -405,18 +425,20 @@ def test_async_views_under_asgi(events: CapturedEvents, async_client: AsyncClien
             (await async_client.get("/async/boom/")).status_code,
             (await async_client.get("/orders/9/fail/")).status_code,
             (await async_client.get("/missing/")).status_code,
-            (await async_client.get("/async/slow/", {"ms": 1200})).status_code,
+            (await async_client.get("/async/slow/", {"ms": 100})).status_code,
         ]
 
-    # A threshold the quick requests stay far below on a loaded machine (at 50 ms, a
-    # busy CI run once saw one of them cross it).
-    with pagerduty(SLOW_REQUEST_MS=1000):
+    # On the fake clock the quick requests take no time: at 50 ms on the real one, a
+    # busy CI run once saw one of them cross the threshold.
+    with pagerduty(SLOW_REQUEST_MS=50):
+        use_fake_clock()
         assert asyncio.run(requests()) == [200, 500, 500, 404, 200]
         boom, order, slow = events.triggers
     assert details(boom)["route"] == "/async/boom/"
     assert details(boom)["exception_type"] == "ConnectionError"
     assert details(order)["route"] == "/orders/<int:pk>/fail/"
     assert slow["dedup_key"] == "slow_request:/async/slow/"
+    assert details(slow)["duration_ms"] == 100
 
 
 # -- without a usable routing key -----------------------------------------------------------------

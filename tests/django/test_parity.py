@@ -9,6 +9,7 @@ from django.test import Client, override_settings
 from pd_integrations.testing import CapturedEvents
 
 from .conftest import pagerduty
+from .timing import use_fake_clock
 
 JSON_ERRORS = "tests.django.urls_json_errors"
 
@@ -52,8 +53,11 @@ def test_gin_style_recovery_a_crash_is_a_json_500_and_one_alert(events: Captured
 def test_gin_style_latency_alert_carries_the_status(events: CapturedEvents) -> None:
     """Gin's latency middleware / FastAPI's slow-request middleware: a warning with the status."""
     with override_settings(ROOT_URLCONF=JSON_ERRORS), pagerduty(SLOW_REQUEST_MS=50):
+        use_fake_clock()  # the view takes its 100 ms on it
         assert Client().post("/created/").status_code == 201
         (event,) = events.triggers
     assert event["payload"]["severity"] == "warning"
-    assert event["payload"]["summary"].startswith("Slow request: POST /created/ took")
+    assert event["payload"]["summary"] == (
+        "Slow request: POST /created/ took 100 ms (threshold 50 ms)"
+    )
     assert event["payload"]["custom_details"]["status"] == 201

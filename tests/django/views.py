@@ -1,10 +1,12 @@
-"""Views for the Django adapter's tests: healthy, failing, slow and streaming ones."""
+"""Views for the Django adapter's tests: healthy, failing, slow and streaming ones.
+
+The slow and streaming views take their time with :func:`.timing.spend`, on the
+monitor's fake clock only: they never sleep.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import io
-import time
 from collections.abc import AsyncIterator, Iterator
 
 from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
@@ -16,6 +18,8 @@ from django.http import (
     JsonResponse,
     StreamingHttpResponse,
 )
+
+from .timing import spend
 
 STREAM_CHUNKS = (b"first,", b"second,", b"third")
 
@@ -39,8 +43,13 @@ def _find_order(pk: int) -> dict[str, int]:
     raise OrderLookupError(f"order {pk} is gone")
 
 
+def _milliseconds(request: HttpRequest, default: str = "0") -> float:
+    return int(request.GET.get("ms", default)) / 1000
+
+
 def fail_order(request: HttpRequest, pk: int) -> HttpResponse:
-    """Served by two URL patterns: one bug, one incident."""
+    """Served by two URL patterns: one bug, one incident; fails after ``?ms=``."""
+    spend(_milliseconds(request))
     _find_order(pk)
     return HttpResponse()
 
@@ -82,28 +91,28 @@ def status(request: HttpRequest, code: int) -> HttpResponse:
 
 
 def slow(request: HttpRequest) -> HttpResponse:
-    time.sleep(int(request.GET.get("ms", "100")) / 1000)
+    spend(_milliseconds(request, "100"))
     return HttpResponse(b"finally")
 
 
 def stream(request: HttpRequest) -> StreamingHttpResponse:
     """Returns at once; the body takes ``?ms=`` milliseconds per chunk."""
-    delay = int(request.GET.get("ms", "0")) / 1000
+    delay = _milliseconds(request)
 
     def chunks() -> Iterator[bytes]:
         for chunk in STREAM_CHUNKS:
-            time.sleep(delay)
+            spend(delay)
             yield chunk
 
     return StreamingHttpResponse(chunks(), content_type="text/plain")
 
 
 def stream_async(request: HttpRequest) -> StreamingHttpResponse:
-    delay = int(request.GET.get("ms", "0")) / 1000
+    delay = _milliseconds(request)
 
     async def chunks() -> AsyncIterator[bytes]:
         for chunk in STREAM_CHUNKS:
-            await asyncio.sleep(delay)
+            spend(delay)
             yield chunk
 
     return StreamingHttpResponse(chunks(), content_type="text/plain")
@@ -136,7 +145,7 @@ async def async_boom(request: HttpRequest) -> HttpResponse:
 
 
 async def async_slow(request: HttpRequest) -> HttpResponse:
-    await asyncio.sleep(int(request.GET.get("ms", "100")) / 1000)
+    spend(_milliseconds(request, "100"))
     return HttpResponse(b"finally")
 
 
@@ -146,5 +155,5 @@ def json_server_error(request: HttpRequest) -> JsonResponse:
 
 
 def created_slowly(request: HttpRequest) -> HttpResponse:
-    time.sleep(0.1)
+    spend(0.1)
     return HttpResponse(b"created", status=201)
