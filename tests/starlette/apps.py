@@ -57,7 +57,8 @@ def timed_by(clock: FakeClock) -> Callable[..., PagerDutyMiddleware]:
     the monitor's clock is swapped (the middleware reads it at every request).
     """
 
-    def install(app: ASGIApp, /, **settings: Any) -> PagerDutyMiddleware:
+    # ``app`` by keyword too: Starlette before 0.38 builds middleware as ``cls(app=app, ...)``.
+    def install(app: ASGIApp, **settings: Any) -> PagerDutyMiddleware:
         middleware = PagerDutyMiddleware(app, **settings)
         middleware.monitor.clock = clock
         return middleware
