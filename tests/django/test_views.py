@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +12,7 @@ from django.urls import reverse
 
 from pd_integrations.django import runtime
 from pd_integrations.testing import CapturedEvents, capture_events
+from tests.transport import wait_until
 
 from .conftest import pagerduty
 from .health import Counted, Upstream
@@ -149,9 +149,7 @@ def test_with_an_interval_checks_run_in_the_background(
         health = runtime.current().health
         assert health is not None
         assert health.running
-        deadline = time.monotonic() + 5
-        while not events.triggers and time.monotonic() < deadline:
-            time.sleep(0.02)
+        assert wait_until(lambda: bool(events.triggers), timeout=30)
         assert len(events.triggers) == 1
         assert Counted.runs == 1  # the first run starts at once; the next is a minute away
         # The view serves the latest report instead of running the checks per probe.
