@@ -167,9 +167,11 @@ def test_auto_resolve_after_the_alert_stops_recurring(transport: ScriptedTranspo
 
 def test_recurrence_postpones_auto_resolve(transport: ScriptedTransport) -> None:
     client = EventsClient(KEY, source="web-1", retry=FAST, transport=transport)
-    with AlertManager(client=client, auto_resolve_after=0.3, rate_limit=None) as manager:
+    # Recurring for longer than the quiet period; each pause between recurrences is
+    # 20 ms, so only a stall of a whole second on a loaded machine could resolve it early.
+    with AlertManager(client=client, auto_resolve_after=1.0, rate_limit=None) as manager:
         key = manager.warning("Flapping")
-        deadline = time.monotonic() + 0.6
+        deadline = time.monotonic() + 1.5
         while time.monotonic() < deadline:
             manager.warning("Flapping")
             assert manager.get_alert(key) is not None
