@@ -88,6 +88,7 @@ def test_acknowledge_and_resolve_are_seen_by_every_worker(
 ) -> None:
     a, b = workers(2)
     key = a.critical("Disk full")
+    flush(a)  # two workers send on their own threads: else b's acknowledge may go first
     b.acknowledge(key)  # b never raised it, but it is open for the fleet
     alert = a.get_alert(key)
     assert alert is not None
