@@ -11,13 +11,12 @@ import pytest
 
 from pd_integrations import AlertManager, ConfigurationError, Severity, UnknownAlertError, signals
 from pd_integrations.alerts import make_dedup_key
-from pd_integrations.client import EventsClient, RetryPolicy
+from pd_integrations.client import EventsClient
 
 from .spec import assert_valid_event
-from .transport import ScriptedTransport, wait_until
+from .transport import FAST, ScriptedTransport, wait_until
 
 KEY = "a1ertmanagertestroutingkey000001"
-FAST = RetryPolicy(base_delay=0.001, max_delay=0.01, rate_limited_base_delay=0.001)
 
 
 @pytest.fixture

@@ -5,41 +5,28 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from pd_integrations import signals
-from pd_integrations.client import EventsClient, RetryPolicy
+from pd_integrations.client import EventsClient
 from pd_integrations.dispatch import Dispatcher, DropLog
 from pd_integrations.events import ChangeEvent, ResolveEvent, TriggerEvent
 from pd_integrations.ratelimit import RateBudget
 
 from .clock import FakeClock
 from .spec import assert_valid_event
-from .transport import ScriptedTransport, wait_until
+from .transport import FAST, ScriptedTransport, trigger, wait_until
 
 KEY = "d1spatchtestroutingkey0000000001"
-FAST = RetryPolicy(base_delay=0.001, max_delay=0.01, rate_limited_base_delay=0.001)
 
 
 def make(transport: ScriptedTransport, **kwargs: Any) -> Dispatcher:
     client = EventsClient(KEY, source="tests", retry=FAST, transport=transport)
     kwargs.setdefault("rate_limit", None)
     return Dispatcher(client, **kwargs)
-
-
-def trigger(key: str, severity: str = "error", summary: str = "boom") -> TriggerEvent:
-    return TriggerEvent(summary, severity, "tests", dedup_key=key)
-
-
-@pytest.fixture
-def gate() -> Iterator[threading.Event]:
-    gate = threading.Event()
-    yield gate
-    gate.set()
 
 
 def test_events_are_delivered_in_the_background() -> None:

@@ -22,7 +22,7 @@ class FlakyWindow:
         self.granted = 0
 
 
-def test_sends_the_shared_window_granted_count_when_it_becomes_unreachable() -> None:
+def test_sends_the_shared_window_granted_count_locally_once_it_is_unreachable() -> None:
     clock = FakeClock()
     window = FlakyWindow()
     budget = SharedRateBudget(window, per_minute=3, clock=clock)

@@ -16,17 +16,16 @@ from typing import Any
 import pytest
 
 from pd_integrations import signals
-from pd_integrations.client import EventsClient, RetryPolicy
+from pd_integrations.client import EventsClient
 from pd_integrations.dispatch import Dispatcher
 from pd_integrations.emulator import Emulator
 from pd_integrations.events import ChangeEvent, ResolveEvent, TriggerEvent
 from pd_integrations.spool import Spool, SpoolError
 
 from .processes.spool_child import ROUTING_KEY as CHILD_KEY
-from .transport import ScriptedTransport, wait_until
+from .transport import FAST, ScriptedTransport, trigger, wait_until
 
 KEY = "sp00ltestroutingkey0000000000001"
-FAST = RetryPolicy(base_delay=0.001, max_delay=0.01, rate_limited_base_delay=0.001)
 ROOT = Path(__file__).resolve().parent.parent
 # Subprocess tests on a loaded 2-core machine: generous, never a timing assertion.
 PROCESS_TIMEOUT = 120.0
@@ -37,17 +36,6 @@ def make(transport: ScriptedTransport, spool: Path | str, **kwargs: Any) -> Disp
     kwargs.setdefault("rate_limit", None)
     kwargs.setdefault("handle_sigterm", False)
     return Dispatcher(client, spool=spool, **kwargs)
-
-
-def trigger(key: str, severity: str = "error", summary: str = "boom") -> TriggerEvent:
-    return TriggerEvent(summary, severity, "tests", dedup_key=key)
-
-
-@pytest.fixture
-def gate() -> Iterator[threading.Event]:
-    gate = threading.Event()
-    yield gate
-    gate.set()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from pd_integrations import AlertManager, ConfigurationError, Severity, config, state_redis
-from pd_integrations.client import EventsClient, RetryPolicy
+from pd_integrations.client import EventsClient
 from pd_integrations.health import HealthMonitor
 from pd_integrations.ratelimit import SharedRateBudget
 from pd_integrations.state import AlertRecord, Edge, MemoryState, routing_key_hash
@@ -21,11 +21,10 @@ from pd_integrations.state_redis import RedisState
 
 from .clock import FakeClock
 from .redis_server import RedisServer, unique_routing_key, with_query
-from .transport import ScriptedTransport, wait_until
+from .transport import FAST, ScriptedTransport, wait_until
 
 pytest_plugins = ["tests.redis_server"]
 
-FAST = RetryPolicy(base_delay=0.001, max_delay=0.01, rate_limited_base_delay=0.001)
 # Generous: a loaded test machine must not look like a Redis outage.
 PATIENT = 10.0
 

@@ -9,7 +9,18 @@ from typing import Any
 
 import httpx
 
+from pd_integrations.client import RetryPolicy
+from pd_integrations.events import TriggerEvent
+
 Answer = int | httpx.Response | Exception
+
+# Retries that wait milliseconds: a scripted answer needs no real back-off.
+FAST = RetryPolicy(base_delay=0.001, max_delay=0.01, rate_limited_base_delay=0.001)
+
+
+def trigger(key: str, severity: str = "error", summary: str = "boom") -> TriggerEvent:
+    """A trigger with a fixed dedup key, for tests of what the sender does with it."""
+    return TriggerEvent(summary, severity, "tests", dedup_key=key)
 
 
 class ScriptedTransport(httpx.BaseTransport):
