@@ -8,6 +8,7 @@ import sys
 import textwrap
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -86,6 +87,20 @@ def wait_ready(process: subprocess.Popen[str], port: int, path: str = "/ready") 
     assert wait_until(answers, PROCESS_TIMEOUT), "the server did not come up"
 
 
+@contextmanager
+def serving(
+    command: list[str], env: dict[str, str], port: int, ready_path: str = "/ready", cwd: Path = ROOT
+) -> Iterator[subprocess.Popen[str]]:
+    """The server, once it answers on ``ready_path``; killed afterwards if still running."""
+    server = start(command, env, cwd)
+    try:
+        wait_ready(server, port, ready_path)
+        yield server
+    finally:
+        if server.poll() is None:
+            server.kill()
+
+
 def terminate_and_collect(
     process: subprocess.Popen[str], emulator: Emulator, count: int
 ) -> tuple[int, str]:
@@ -116,16 +131,10 @@ def assert_every_alert_arrived(emulator: Emulator, count: int, output: str) -> N
 def test_sigterm_under_uvicorn_run_flushes_the_queue(emulator: Emulator) -> None:
     emulator.set_faults(latency=LATENCY)
     port = free_port()
-    server = start(
-        [sys.executable, "-m", "tests.processes.asgi_app", str(port)], server_env(emulator)
-    )
-    try:
-        wait_ready(server, port)
+    command = [sys.executable, "-m", "tests.processes.asgi_app", str(port)]
+    with serving(command, server_env(emulator), port) as server:
         queue_alerts(port, ALERTS)
         returncode, output = terminate_and_collect(server, emulator, ALERTS)
-    finally:
-        if server.poll() is None:
-            server.kill()
     assert_every_alert_arrived(emulator, ALERTS, output)
     # uvicorn raises SIGTERM again after its graceful shutdown: the process still ends
     # the way SIGTERM ends it, after the flush.
@@ -137,26 +146,19 @@ def test_sigterm_under_the_uvicorn_cli_flushes_through_the_lifespan(
 ) -> None:
     emulator.set_faults(latency=LATENCY)
     port = free_port()
-    server = start(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "tests.processes.asgi_owned_app:app",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        server_env(emulator),
-    )
-    try:
-        wait_ready(server, port)
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "tests.processes.asgi_owned_app:app",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+    with serving(command, server_env(emulator), port) as server:
         assert httpx.get(f"http://127.0.0.1:{port}/boom", timeout=30).status_code == 500
         _, output = terminate_and_collect(server, emulator, 1)
-    finally:
-        if server.poll() is None:
-            server.kill()
     (alert,) = emulator.alerts()
     assert "RuntimeError" in alert["summary"], output
 
@@ -175,30 +177,23 @@ def test_sigterm_under_gunicorn_flushes_the_queue(
 ) -> None:
     emulator.set_faults(latency=LATENCY)
     port = free_port()
-    server = start(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--workers",
-            "1",
-            "--worker-class",
-            worker_class,
-            "--graceful-timeout",
-            "90",
-            "--bind",
-            f"127.0.0.1:{port}",
-            app,
-        ],
-        server_env(emulator),
-    )
-    try:
-        wait_ready(server, port)
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--workers",
+        "1",
+        "--worker-class",
+        worker_class,
+        "--graceful-timeout",
+        "90",
+        "--bind",
+        f"127.0.0.1:{port}",
+        app,
+    ]
+    with serving(command, server_env(emulator), port) as server:
         queue_alerts(port, ALERTS)
         returncode, output = terminate_and_collect(server, emulator, ALERTS)
-    finally:
-        if server.poll() is None:
-            server.kill()
     assert_every_alert_arrived(emulator, ALERTS, output)
     if exit_status is not None:
         assert returncode == exit_status, output
@@ -210,20 +205,12 @@ def test_sigterm_under_django_runserver_flushes_the_queue(emulator: Emulator) ->
     emulator.set_faults(latency=LATENCY)
     port = free_port()
     project = ROOT / "example_projects" / "django_project"
-    server = start(
-        [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
-        server_env(emulator),
-        cwd=project,
-    )
-    try:
-        wait_ready(server, port, "/products/")
+    command = [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"]
+    with serving(command, server_env(emulator), port, "/products/", cwd=project) as server:
         # A US order hits the example's tax bug: a 500 and a queued critical alert.
         response = httpx.get(f"http://127.0.0.1:{port}/orders/2/receipt/", timeout=30)
         assert response.status_code == 500
         returncode, output = terminate_and_collect(server, emulator, 1)
-    finally:
-        if server.poll() is None:
-            server.kill()
     (alert,) = emulator.alerts()
     assert "KeyError" in alert["summary"], output
     assert returncode == -signal.SIGTERM, output
@@ -236,16 +223,12 @@ def test_sigterm_leaves_what_it_could_not_send_in_the_spool(
     emulator.set_faults(outage=True)
     port = free_port()
     env = server_env(emulator, PAGERDUTY_SPOOL=str(spool), PAGERDUTY_FLUSH_TIMEOUT="0.5")
-    server = start([sys.executable, "-m", "tests.processes.asgi_app", str(port)], env)
-    try:
-        wait_ready(server, port)
+    command = [sys.executable, "-m", "tests.processes.asgi_app", str(port)]
+    with serving(command, env, port) as server:
         queue_alerts(port, ALERTS)
         assert wait_until(lambda: rows(spool, ROUTING_KEY) == ALERTS, PROCESS_TIMEOUT)
         server.send_signal(signal.SIGTERM)
         output = server.communicate(timeout=PROCESS_TIMEOUT)[0]
-    finally:
-        if server.poll() is None:
-            server.kill()
     assert f"closing with {ALERTS} PagerDuty event(s) not delivered" in output
     assert "stay in the spool" in output
     assert rows(spool, ROUTING_KEY) == ALERTS
