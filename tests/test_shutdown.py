@@ -288,15 +288,6 @@ def test_an_existing_sigterm_handler_is_left_alone(emulator: Emulator) -> None:
     assert_every_alert_arrived(emulator, ALERTS, output)
 
 
-@pytest.fixture
-def default_sigterm() -> Iterator[None]:
-    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 @pytest.mark.usefixtures("default_sigterm")
 def test_install_only_replaces_the_default_disposition_and_only_in_the_main_thread() -> None:
     results: list[bool] = []

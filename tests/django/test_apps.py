@@ -1,20 +1,11 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
 
 import pytest
 from django.apps import apps
 
 from pd_integrations import shutdown
-
-
-@pytest.fixture
-def default_sigterm() -> Iterator[None]:
-    previous = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    yield
-    signal.signal(signal.SIGTERM, previous)
 
 
 @pytest.mark.usefixtures("default_sigterm")

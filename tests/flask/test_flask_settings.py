@@ -318,16 +318,6 @@ def test_spool_and_flush_timeout_reach_the_dispatcher(
     assert dispatcher.exit_flush_timeout == 3.0
 
 
-@pytest.fixture
-def default_sigterm() -> Iterator[None]:
-    """SIGTERM's default disposition for the test (another test may have installed ours)."""
-    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def test_creating_the_manager_installs_the_sigterm_flush(
     default_sigterm: None, monkeypatch: pytest.MonkeyPatch, initialised: list[PagerDutyState]
 ) -> None:
