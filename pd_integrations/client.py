@@ -35,6 +35,7 @@ from .errors import (
     RateLimitedError,
 )
 from .events import (
+    MAX_BODY_BYTES,
     AcknowledgeEvent,
     ChangeEvent,
     Event,
@@ -57,6 +58,7 @@ __all__ = [
     "CaptureSink",
     "EventResponse",
     "EventsClient",
+    "PreparedEvent",
     "RetryPolicy",
     "resolve_base_url",
 ]
@@ -150,6 +152,59 @@ class _Request:
     body: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedEvent:
+    """An event validated, scrubbed and encoded once, at the call site.
+
+    ``body`` is the JSON object PagerDuty gets, without the routing key (the client puts
+    it in when it sends, so a spool can store the body without the secret). Encoding
+    here freezes the payload: a ``custom_details`` dict the caller changes afterwards,
+    or an object whose ``__repr__`` is slow, can no longer affect what is sent or stall
+    the sender.
+    """
+
+    event: Event
+    body: bytes
+
+    @property
+    def action(self) -> str:
+        return self.event.action
+
+    @property
+    def dedup_key(self) -> str | None:
+        return self.event.dedup_key
+
+    @property
+    def priority(self) -> int:
+        return self.event.priority
+
+
+def _key_prefix(routing_key: str) -> bytes:
+    """How every encoded body starts: ``{"routing_key":"...",`` (see ``events._body``)."""
+    return b'{"routing_key":' + json.dumps(routing_key).encode() + b","
+
+
+def with_occurrences_body(body: bytes, occurrences: int, limit: int) -> bytes:
+    """A prepared trigger's body with ``custom_details.occurrences`` set.
+
+    Works on the plain JSON the call site produced (no user object is touched here);
+    if the count would take the body past ``limit`` bytes, the body is sent without it.
+    """
+    data = json.loads(body)
+    payload = data.get("payload")
+    if not isinstance(payload, dict):
+        return body
+    details = payload.get("custom_details")
+    details = dict(details) if isinstance(details, dict) else {}
+    details[OCCURRENCES_KEY] = occurrences
+    payload["custom_details"] = details
+    patched = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return patched if len(patched) <= limit else body
+
+
+OCCURRENCES_KEY: Final = "occurrences"
+
+
 def resolve_base_url(explicit: str | None = None) -> str:
     """The Events API base URL: ``explicit``, else the environment, else PagerDuty's.
 
@@ -232,6 +287,7 @@ class _ClientBase(ABC, Generic[_R]):
         self._clock = clock
         self._rng = rng if rng is not None else random.Random()
         self._closed = False
+        self._prefix = _key_prefix(self._routing_key)
 
     @property
     def routing_key(self) -> str:
@@ -311,15 +367,31 @@ class _ClientBase(ABC, Generic[_R]):
 
     # -- pure helpers for the I/O loops ----------------------------------------------
 
-    def _prepare(self, event: Event) -> _Request:
-        if self._closed:
-            raise PagerDutyError(f"{type(self).__name__} is closed")
+    def prepare(self, event: Event) -> PreparedEvent:
+        """Validate, scrub and encode ``event`` now, for :meth:`send_prepared` later.
+
+        A trigger without a dedup key gets one first. Raises what encoding raises
+        (:class:`InvalidEventError` for an event PagerDuty would refuse).
+        """
         if isinstance(event, TriggerEvent) and event.dedup_key is None:
             # Fixed before the first attempt: a retry after a lost 202 must update the
             # same alert, not open a second incident.
             event = event.with_dedup_key(new_dedup_key())
-        body = encode_event(event, self._routing_key, scrubber=self.scrubber)
-        return _Request(event, self.base_url + event.path, body)
+        data = encode_event(event, self._routing_key, scrubber=self.scrubber)
+        if not data.startswith(self._prefix):
+            raise PagerDutyError("an encoded event does not start with its routing key")
+        return PreparedEvent(event, b"{" + data[len(self._prefix) :])
+
+    def _prepare(self, event: Event) -> _Request:
+        return self._request(self.prepare(event))
+
+    def _request(self, prepared: PreparedEvent, occurrences: int = 1) -> _Request:
+        if self._closed:
+            raise PagerDutyError(f"{type(self).__name__} is closed")
+        body = self._prefix + prepared.body[1:]
+        if occurrences > 1 and isinstance(prepared.event, TriggerEvent):
+            body = with_occurrences_body(body, occurrences, MAX_BODY_BYTES)
+        return _Request(prepared.event, self.base_url + prepared.event.path, body)
 
     def _redact(self, text: str) -> str:
         return text.replace(self._routing_key, mask_key(self._routing_key))
@@ -484,11 +556,20 @@ class EventsClient(_ClientBase[EventResponse]):
                 self._sleep(retrier.delay_after(error))
 
     def send_once(self, event: Event) -> EventResponse:
-        """One attempt, no retry: for callers (the dispatcher) that schedule retries."""
-        request = self._prepare(event)
+        """One attempt, no retry: for callers that schedule retries themselves."""
+        return self.send_prepared(self.prepare(event))
+
+    def send_prepared(
+        self, prepared: PreparedEvent, *, occurrences: int = 1, attempt: int = 1
+    ) -> EventResponse:
+        r"""One attempt at a :meth:`prepare`\ d event (the dispatcher's sender calls this).
+
+        ``occurrences`` above 1 is reported in the trigger's ``custom_details``.
+        """
+        request = self._request(prepared, occurrences)
         if _capture_sinks:
             return _capture(request)
-        return self._attempt(request, 1)
+        return self._attempt(request, attempt)
 
     def _attempt(self, request: _Request, attempt: int) -> EventResponse:
         self._log_attempt(request, attempt)

@@ -1,15 +1,22 @@
 """Background delivery: the request path hands events over here and never waits.
 
-One :class:`Dispatcher` owns a bounded queue and one daemon worker thread. ``submit``
-takes a lock for a few dictionary operations and returns; the worker sends events in
-order, within the routing key's rate budget, retrying what PagerDuty's policy says to
-retry. Pending triggers with the same dedup key are merged (the latest payload wins and
-the number of occurrences is reported), so an error storm becomes one event.
+``submit`` encodes the event in the caller's thread (so a slow or hostile object costs
+its own caller, never the sender, and the payload is frozen), then takes a lock for a
+few dictionary operations and returns. One daemon sender thread delivers what is ready,
+in the order :mod:`pd_integrations.schedule` decides: an event waiting for its retry
+never holds up another, a dedup key's events stay in order, the most important ready
+event goes first when the routing key's rate budget is scarce, a 429 pauses the key
+and repeated connection failures open a short circuit. Pending triggers with the same
+dedup key are merged (the latest payload wins and the number of occurrences is
+reported), so an error storm becomes one event. Whatever goes wrong with one event
+(it cannot be encoded, PagerDuty refuses it, sending it raises) ends that event as
+failed: logged, counted and signalled, never silent.
 
 With a spool (:mod:`pd_integrations.spool`), the queue lives in an SQLite file instead:
 ``submit`` still only touches memory, a writer thread moves what was submitted into the
-file (in batches, so a storm costs one transaction per batch), and a sender thread claims
-rows from the file, sends them and deletes them once PagerDuty has accepted them.
+file (in batches, so a storm costs one transaction per batch), and the sender claims the
+most important due row from the file, sends it and deletes it once PagerDuty has
+accepted it; a failed attempt goes back to the file with its next-attempt time.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import client as client_module
 from . import shutdown, signals
+from .client import OCCURRENCES_KEY as OCCURRENCES_KEY
+from .client import PreparedEvent
 from .config import DEFAULT_EXIT_FLUSH_TIMEOUT as DEFAULT_EXIT_FLUSH_TIMEOUT
 from .config import FLUSH_TIMEOUT_VAR as FLUSH_TIMEOUT_VAR
 from .config import SPOOL_VAR as SPOOL_VAR
@@ -40,6 +49,7 @@ from .errors import (
 )
 from .events import Event, TriggerEvent, new_dedup_key
 from .ratelimit import DEFAULT_PER_MINUTE, RateBudget, shared_budget
+from .schedule import CIRCUIT_THRESHOLD, Schedule, Slot
 from .spool import Spool, SpooledEvent, SpoolError, open_spool
 
 if TYPE_CHECKING:
@@ -49,7 +59,6 @@ _log = logging.getLogger("pd_integrations.dispatch")
 
 DEFAULT_MAX_QUEUE = 1000
 DEFAULT_GIVE_UP_AFTER = 900.0
-OCCURRENCES_KEY = "occurrences"
 BUDGET_RECHECK_SECONDS = 1.0
 # How often an idle spool sender looks for rows other processes wrote or abandoned.
 SPOOL_POLL_SECONDS = 1.0
@@ -71,10 +80,14 @@ class DispatchStats:
 
 @dataclass(slots=True)
 class _Item:
-    event: Event
+    prepared: PreparedEvent
     enqueued_at: float  # time.monotonic(), or time.time() for a spooled row
     occurrences: int = 1
     spooled: SpooledEvent | None = None
+
+    @property
+    def event(self) -> Event:
+        return self.prepared.event
 
     def age(self) -> float:
         now = time.time() if self.spooled is not None else time.monotonic()
@@ -240,25 +253,24 @@ class Dispatcher:
 
     def _init_state(self) -> None:
         self._lock = threading.Lock()
+        # Notified when something may have become sendable (a submission, a settled event).
         self._wake = threading.Condition(self._lock)
         self._idle = threading.Condition(self._lock)
-        # Backoff sleeps wait on their own condition: new submissions must not cut them short.
+        # Waits for the budget or a backoff use their own condition: a submission must
+        # not cut them short, only close() does.
         self._stopping = threading.Condition(self._lock)
-        # Insertion-ordered: the queue itself. Keys are sequence numbers.
-        self._pending: dict[int, _Item] = {}
-        # dedup key -> sequence number of the pending trigger a new one may merge into.
+        # Without a spool: the queue itself. With one: what the writer moves to the file.
+        self._schedule: Schedule[_Item] = Schedule()
+        # dedup key -> slot of the pending trigger a new one may merge into.
         self._mergeable: dict[str, int] = {}
-        self._seq = 0
-        # A count, not a flag: after a spool failure the spool sender may still finish
-        # its last event while the memory worker starts on the next one.
-        self._inflight = 0
         self._closed = False
         self._worker: threading.Thread | None = None
         self._pid = os.getpid()
         self._sent = self._retried = self._failed = self._dropped = self._coalesced = 0
-        # Spool mode: the writer drains _pending into the file; the sender sends from it.
+        # Spool mode: the writer drains the schedule into the file; the sender sends from it.
         self._spooled = threading.Condition(self._lock)
         self._sender: threading.Thread | None = None
+        self._spool_inflight = 0
         self._writing = 0
         self._written = 0  # batches written: tells the sender its empty claim is stale
         self._drained = True  # the sender found nothing to claim since the last write
@@ -266,72 +278,105 @@ class Dispatcher:
     # -- the caller's side ------------------------------------------------------------
 
     def submit(self, event: Event) -> bool:
-        """Queue ``event`` for delivery; ``False`` if it was dropped. Never blocks or raises."""
+        """Queue ``event`` for delivery; ``False`` if it was dropped or cannot be sent.
+
+        Never blocks on delivery and never raises: the event is encoded here, in the
+        caller's thread; one that cannot be encoded is failed (logged, counted in
+        ``stats().failed`` and signalled through ``event_failed``).
+        """
         try:
-            return self._submit(event)
+            if isinstance(event, TriggerEvent) and event.dedup_key is None:
+                # Fixed before the first attempt, so a retry cannot open a second incident.
+                event = event.with_dedup_key(new_dedup_key())
+            try:
+                prepared = self.client.prepare(event)
+            except Exception as error:
+                self._failed_to_prepare(event, error)
+                return False
+            return self._submit(prepared)
         except Exception:  # the host application must never see our failures
             _log.exception("could not queue a PagerDuty event")
             return False
 
-    def _submit(self, event: Event) -> bool:
-        if isinstance(event, TriggerEvent) and event.dedup_key is None:
-            # Fixed before the first attempt, so a retry cannot open a second incident.
-            event = event.with_dedup_key(new_dedup_key())
+    def _failed_to_prepare(self, event: Event, error: Exception) -> None:
+        failure = (
+            error
+            if isinstance(error, PagerDutyError)
+            else PagerDutyError(f"the event cannot be encoded: {type(error).__name__}: {error}")
+        )
+        with self._lock:
+            self._failed += 1
+        _log.error(
+            "PagerDuty %s event (dedup key %s) not delivered: %s",
+            event.action,
+            event.dedup_key,
+            failure,
+        )
+        signals.emit(signals.event_failed, self, event=event, error=failure)
+
+    def _submit(self, prepared: PreparedEvent) -> bool:
+        event = prepared.event
         dropped: _Item | None = None
+        occurrences = 0
         with self._lock:
             if self._closed:
                 self._dropped += 1
-                dropped = _Item(event, 0.0)
+                dropped = _Item(prepared, 0.0)
                 reason = "closed"
             else:
+                schedule = self._schedule
                 key = event.dedup_key
-                seq = self._mergeable.get(key) if key is not None else None
-                if seq is not None and isinstance(event, TriggerEvent):
-                    item = self._pending[seq]
-                    item.event = event
-                    item.occurrences += 1
+                is_trigger = isinstance(event, TriggerEvent)
+                rank = schedule.rank_of(key, event.priority, is_trigger=is_trigger)
+                seq = self._mergeable.get(key) if key is not None and is_trigger else None
+                slot = schedule.get(seq) if seq is not None else None
+                if slot is not None and not slot.in_flight:
+                    slot.item.prepared = prepared
+                    slot.item.occurrences += 1
+                    schedule.rerank(slot.seq, rank)
                     self._coalesced += 1
-                    occurrences = item.occurrences
+                    occurrences = slot.item.occurrences
                 else:
-                    occurrences = 0
-                    if len(self._pending) >= self.max_queue:
-                        dropped = self._make_room(event)
+                    if schedule.waiting >= self.max_queue:
+                        dropped = self._make_room(prepared, rank)
                         reason = "queue-full"
-                    if dropped is None or dropped.event is not event:
-                        self._enqueue(event)
+                    if dropped is None or dropped.prepared is not prepared:
+                        self._enqueue(_Item(prepared, time.monotonic()), rank)
                     self._ensure_worker()
+                self._wake.notify()
         if dropped is not None:
             self._report_drop(dropped, reason)
-            return dropped.event is not event
+            return dropped.prepared is not prepared
         if occurrences:
             signals.emit(signals.event_coalesced, self, event=event, occurrences=occurrences)
         return True
 
-    def _enqueue(self, event: Event) -> None:
-        self._seq += 1
-        self._pending[self._seq] = _Item(event, time.monotonic())
-        key = event.dedup_key
+    def _enqueue(self, item: _Item, rank: int) -> None:
+        """Add ``item`` to the schedule; under the lock."""
+        key = item.event.dedup_key
+        slot = self._schedule.add(item, key, rank)
         if key is not None:
-            if isinstance(event, TriggerEvent):
-                self._mergeable[key] = self._seq
+            if isinstance(item.event, TriggerEvent):
+                self._mergeable[key] = slot.seq
             else:
                 # A later trigger must not jump back over this acknowledge/resolve.
                 self._mergeable.pop(key, None)
-        self._wake.notify()
 
-    def _make_room(self, incoming: Event) -> _Item:
-        """Drop the least important item: the incoming one unless something ranks lower."""
-        victim_seq, victim = min(
-            self._pending.items(), key=lambda pair: (pair[1].event.priority, pair[0])
-        )
-        self._dropped += 1
-        if victim.event.priority >= incoming.priority:
-            return _Item(incoming, 0.0)
-        del self._pending[victim_seq]
-        key = victim.event.dedup_key
-        if key is not None and self._mergeable.get(key) == victim_seq:
+    def _forget(self, slot: Slot[_Item]) -> None:
+        """Take ``slot`` out of the schedule; under the lock."""
+        self._schedule.remove(slot.seq)
+        key = slot.dedup_key
+        if key is not None and self._mergeable.get(key) == slot.seq:
             del self._mergeable[key]
-        return victim
+
+    def _make_room(self, incoming: PreparedEvent, rank: int) -> _Item:
+        """Drop the least important item: the incoming one unless something ranks lower."""
+        victim = self._schedule.lowest()
+        self._dropped += 1
+        if victim is None or victim.rank >= rank:
+            return _Item(incoming, 0.0)
+        self._forget(victim)
+        return victim.item
 
     def _report_drop(self, item: _Item, reason: str) -> None:
         # A full queue during an outage drops thousands of events a second: the log gets
@@ -343,7 +388,7 @@ class Dispatcher:
         if self._pid != os.getpid():
             return  # _after_fork resets us; nothing to do in a half-forked state
         if self._worker is None or not self._worker.is_alive():
-            target = self._run if self._spool is None else self._write_spool
+            target = self._send_from_memory if self._spool is None else self._write_spool
             self._worker = threading.Thread(
                 target=target, name="pd_integrations-dispatch", daemon=True
             )
@@ -363,7 +408,7 @@ class Dispatcher:
 
     def _busy(self) -> bool:
         """Whether anything this process could still send is pending; under the lock."""
-        if self._pending or self._inflight:
+        if len(self._schedule) or self._spool_inflight:
             return True
         return self._spool is not None and (self._writing > 0 or not self._drained)
 
@@ -392,35 +437,39 @@ class Dispatcher:
         flushed = self.flush(timeout)
         with self._lock:
             self._closed = True
-            leftovers = list(self._pending.values())
-            self._pending.clear()
-            self._mergeable.clear()
             spool = self._spool
-            quiet = not self._inflight and not self._writing
+            # An event in flight is the sender's to settle; everything else is left over.
+            leftovers = [slot for slot in self._schedule if not slot.in_flight]
+            for slot in leftovers:
+                self._forget(slot)
+            quiet = not self._schedule.in_flight and not self._writing and not self._spool_inflight
             self._wake.notify_all()
             self._stopping.notify_all()
             self._spooled.notify_all()
+        items = [slot.item for slot in leftovers]
         if spool is not None:
-            kept = self._close_spool(spool, leftovers, quiet)
+            kept = self._close_spool(spool, items, [slot.rank for slot in leftovers], quiet)
             self._drop_log.flush(self._dropped)
             _live.discard(self)
             return flushed and kept is not None and kept == 0
         self._drop_log.flush(self._dropped)
         with self._lock:
-            self._dropped += len(leftovers)
-        if leftovers:
+            self._dropped += len(items)
+        if items:
             # One line for the lot: a full queue at shutdown must not flood the logs.
             _log.warning(
                 "closing with %d PagerDuty event(s) not delivered; they are dropped",
-                len(leftovers),
+                len(items),
             )
             if signals.event_dropped.receivers:
-                for item in leftovers:
+                for item in items:
                     signals.emit(signals.event_dropped, self, event=item.event, reason="shutdown")
         _live.discard(self)
-        return flushed and not leftovers
+        return flushed and not items
 
-    def _close_spool(self, spool: Spool, leftovers: list[_Item], quiet: bool) -> int | None:
+    def _close_spool(
+        self, spool: Spool, leftovers: list[_Item], ranks: list[int], quiet: bool
+    ) -> int | None:
         """Persist what the writer had not written yet and report what the file keeps.
 
         Returns the number of rows of this routing key left in the file (``None`` when
@@ -428,12 +477,7 @@ class Dispatcher:
         """
         try:
             if leftovers:
-                result = spool.put(
-                    [(item.event, item.occurrences) for item in leftovers],
-                    max_rows=self.max_queue,
-                )
-                self._account(result.dropped, result.coalesced)
-                self._unencodable(result.unencodable)
+                self._put_in_spool(spool, leftovers, ranks)
             kept = spool.pending_count()
         except SpoolError as error:
             with self._lock:
@@ -466,9 +510,8 @@ class Dispatcher:
             except SpoolError:
                 in_file = 0
         with self._lock:
-            inflight = 0 if spool is not None else self._inflight
             return DispatchStats(
-                queued=len(self._pending) + self._writing + inflight + in_file,
+                queued=len(self._schedule) + self._writing + in_file,
                 sent=self._sent,
                 retried=self._retried,
                 failed=self._failed,
@@ -485,36 +528,59 @@ class Dispatcher:
         """The spool in use; ``None`` without one, or after it failed (see the log)."""
         return self._spool
 
-    # -- the worker's side ------------------------------------------------------------
+    # -- the sender's side (memory) ----------------------------------------------------
 
-    def _run(self) -> None:
+    def _send_from_memory(self) -> None:
+        """The sender thread without a spool: send whatever the schedule says is ready."""
         while True:
             with self._lock:
-                while not self._pending and not self._closed:
+                slot = self._next_slot()
+                if slot is None:
                     self._idle.notify_all()
-                    self._wake.wait()
-                if self._closed:
-                    self._idle.notify_all()
-                    return
-                seq = next(iter(self._pending))
-                item = self._pending.pop(seq)
-                if self._mergeable.get(item.event.dedup_key or "") == seq:
-                    del self._mergeable[item.event.dedup_key or ""]
-                self._inflight += 1
-            self._deliver_and_settle(item)
-
-    def _deliver_and_settle(self, item: _Item) -> None:
-        try:
-            self._deliver(item)
-        except Exception:
-            _log.exception("unexpected error while delivering a PagerDuty event")
-        finally:
+                    return  # closed, or the spool took over
+            retry_in = self._attempt(slot.item, slot.attempts)
+            interrupted = False
             with self._lock:
-                self._inflight -= 1
+                if retry_in is not None and not self._closed:
+                    self._schedule.retry_at(slot.seq, time.monotonic() + retry_in)
+                else:
+                    interrupted = retry_in is not None
+                    self._forget(slot)
                 if not self._busy():
                     self._idle.notify_all()
+            if interrupted:
+                self._give_back(slot.item)
 
-    # -- the spool's side ---------------------------------------------------------------
+    def _next_slot(self) -> Slot[_Item] | None:
+        """Wait (under the lock) for a ready slot and the budget to send it; ``None``: closed."""
+        schedule = self._schedule
+        while not self._closed and self._spool is None:
+            wait = schedule.next_ready(time.monotonic(), take=False)
+            if wait is None:
+                if not self._busy():
+                    self._idle.notify_all()
+                self._wake.wait()
+                continue
+            if isinstance(wait, float):
+                self._wake.wait(wait)
+                continue
+            # Something is ready: spend the budget first, then take the most important
+            # ready slot, which may have arrived while the budget was scarce.
+            delay = self._budget_delay()
+            if delay > 0:
+                self._stopping.wait(min(delay, BUDGET_RECHECK_SECONDS))
+                continue
+            slot = schedule.next_ready(time.monotonic())
+            if isinstance(slot, Slot):
+                return slot
+        return None
+
+    def _budget_delay(self) -> float:
+        if self._budget is None or client_module._capture_sinks:
+            return 0.0
+        return self._budget.try_acquire()
+
+    # -- the sender's side (spool) ------------------------------------------------------
 
     def _resume_spool(self) -> None:
         """Deliver what an earlier (or another) process left in the file."""
@@ -539,18 +605,15 @@ class Dispatcher:
             return
         while True:
             with self._lock:
-                while not self._pending and not self._closed and self._spool is spool:
+                while not len(self._schedule) and not self._closed and self._spool is spool:
                     self._wake.wait()
                 if self._closed or self._spool is not spool:
                     return  # close() persists what is left; a failure re-queued it in memory
-                batch = list(self._pending.values())
-                self._pending.clear()
+                batch = self._schedule.drain()
                 self._mergeable.clear()
                 self._writing = len(batch)
             try:
-                result = spool.put(
-                    [(item.event, item.occurrences) for item in batch], max_rows=self.max_queue
-                )
+                self._put_in_spool(spool, [slot.item for slot in batch], [s.rank for s in batch])
             except SpoolError as error:
                 self._spool_failed(spool, error, batch)
                 return
@@ -559,64 +622,93 @@ class Dispatcher:
                 self._written += 1
                 self._drained = False
                 self._spooled.notify_all()
-            self._account(result.dropped, result.coalesced)
-            self._unencodable(result.unencodable)
 
-    def _account(self, dropped: list[Event], coalesced: list[tuple[Event, int]]) -> None:
+    def _put_in_spool(self, spool: Spool, items: list[_Item], ranks: list[int]) -> None:
+        result = spool.put(
+            [
+                (item.prepared, item.occurrences, rank)
+                for item, rank in zip(items, ranks, strict=True)
+            ],
+            max_rows=self.max_queue,
+        )
         with self._lock:
-            self._dropped += len(dropped)
-            self._coalesced += len(coalesced)
-        for event in dropped:
-            self._report_drop(_Item(event, 0.0), "queue-full")
-        for event, occurrences in coalesced:
+            self._dropped += len(result.dropped)
+            self._coalesced += len(result.coalesced)
+        for event in result.dropped:
+            self._drop_log.dropped(event.action, "queue-full", self._dropped)
+            signals.emit(signals.event_dropped, self, event=event, reason="queue-full")
+        for event, occurrences in result.coalesced:
             signals.emit(signals.event_coalesced, self, event=event, occurrences=occurrences)
-
-    def _unencodable(self, events: list[tuple[Event, PagerDutyError]]) -> None:
-        for event, error in events:
+        for event, error in result.unencodable:
             with self._lock:
                 self._failed += 1
             _log.error("PagerDuty %s event not delivered: %s", event.action, error)
             signals.emit(signals.event_failed, self, event=event, error=error)
 
     def _send_spooled(self, spool: Spool) -> None:
-        """The sender thread: claim rows, deliver them, settle them in the file."""
+        """The sender thread with a spool: claim the best due row, attempt it, settle it."""
         while True:
             with self._lock:
                 if self._closed or self._spool is not spool:
                     self._idle.notify_all()
                     return
                 written = self._written
+                blocked = self._schedule.circuit.blocked_for(time.monotonic())
+                if blocked > 0:
+                    self._stopping.wait(blocked)
+                    continue
             try:
                 claimed = spool.claim()
+                if claimed is None:
+                    # Rows other processes hold count too: one of them may have died
+                    # holding a claim, which this process takes over once it runs out.
+                    empty = spool.pending_count() == 0
+                    due = None if empty else spool.next_due()
+                elif (delay := self._budget_delay()) > 0:
+                    # Given back while the budget is scarce, so that the most important
+                    # row, not this one, goes out when it allows a send again.
+                    spool.release(claimed)
+                    with self._lock:
+                        self._stopping.wait(min(delay, BUDGET_RECHECK_SECONDS))
+                    continue
             except SpoolError as error:
                 self._spool_failed(spool, error, [])
                 return
             if claimed is None:
-                try:
-                    # Rows other processes hold count too: one of them may have died
-                    # holding a claim, which this process takes over once it runs out.
-                    empty = spool.pending_count() == 0
-                except SpoolError as error:
-                    self._spool_failed(spool, error, [])
-                    return
                 with self._lock:
                     if self._written == written:
-                        if empty and not self._pending and not self._writing:
+                        if empty and not len(self._schedule) and not self._writing:
                             self._drained = True
                             self._idle.notify_all()
                         if not self._closed:
-                            # Woken by the writer; the timeout finds rows that other
-                            # processes wrote or abandoned.
-                            self._spooled.wait(SPOOL_POLL_SECONDS)
+                            # Woken by the writer; the timeout finds rows whose retry came
+                            # due and rows other processes wrote or abandoned.
+                            poll = (
+                                SPOOL_POLL_SECONDS if due is None else min(due, SPOOL_POLL_SECONDS)
+                            )
+                            self._spooled.wait(poll)
                 continue
             with self._lock:
-                self._inflight += 1
+                self._spool_inflight += 1
                 self._drained = False
-            self._deliver_and_settle(
-                _Item(claimed.event, claimed.enqueued_at, claimed.occurrences, claimed)
+            item = _Item(
+                PreparedEvent(claimed.event, claimed.body),
+                claimed.enqueued_at,
+                claimed.occurrences,
+                claimed,
             )
+            retry_in = self._attempt(item, claimed.attempts + 1)
+            if retry_in is not None:
+                if self._closed:
+                    self._settle(item, "release")
+                else:
+                    self._settle(item, "retry", when=time.time() + retry_in)
+            with self._lock:
+                self._spool_inflight -= 1
+                if not self._busy():
+                    self._idle.notify_all()
 
-    def _spool_failed(self, spool: Spool, error: SpoolError, unsent: list[_Item]) -> None:
+    def _spool_failed(self, spool: Spool, error: SpoolError, unsent: list[Slot[_Item]]) -> None:
         """Warn once and carry on in memory with what had not reached the file."""
         with self._lock:
             if self._spool is not spool or self._closed:
@@ -624,22 +716,15 @@ class Dispatcher:
             self._spool = None
             self._writing = 0
             self._drained = True
-            if unsent:
-                # Ahead of what arrived meanwhile: they were submitted first.
-                rest = list(self._pending.values())
-                self._pending.clear()
-                self._mergeable.clear()
-                for item in [*unsent, *rest]:
-                    self._seq += 1
-                    self._pending[self._seq] = item
-                    key = item.event.dedup_key
-                    if key is not None and isinstance(item.event, TriggerEvent):
-                        self._mergeable[key] = self._seq
-                    elif key is not None:
-                        self._mergeable.pop(key, None)
-            self._worker = None  # the writer is exiting; a memory worker takes over
+            # Ahead of what arrived meanwhile: they were submitted first.
+            rest = self._schedule.drain()
+            self._mergeable.clear()
+            for slot in [*unsent, *rest]:
+                self._enqueue(slot.item, slot.rank)
+            self._worker = None  # the writer is exiting; a memory sender takes over
             self._wake.notify_all()
             self._spooled.notify_all()
+            self._stopping.notify_all()
             if not self._closed:
                 self._ensure_worker()
             if not self._busy():
@@ -650,7 +735,9 @@ class Dispatcher:
             error,
         )
 
-    def _settle(self, item: _Item, action: str, **kw: str) -> None:
+    def _settle(
+        self, item: _Item, action: str, *, reason: str = "", error: str = "", when: float = 0.0
+    ) -> None:
         """Record in the spool what became of a spooled event."""
         spooled = item.spooled
         spool = self._spool
@@ -660,11 +747,13 @@ class Dispatcher:
             if action == "complete":
                 done = spool.complete(spooled)
             elif action == "fail":
-                done = spool.fail(spooled, reason=kw["reason"], error=kw["error"])
+                done = spool.fail(spooled, reason=reason, error=error)
+            elif action == "retry":
+                done = spool.retry_later(spooled, when)
             else:
                 done = spool.release(spooled)
-        except SpoolError as error:
-            _log.warning("%s; the event may be sent again by the next process", error)
+        except SpoolError as failure:
+            _log.warning("%s; the event may be sent again by the next process", failure)
             return
         if not done and action != "release":
             _log.warning(
@@ -683,58 +772,91 @@ class Dispatcher:
         except SpoolError:
             return True  # the file failed; the event is in hand, so send it anyway
 
-    def _deliver(self, item: _Item) -> None:
+    # -- one attempt, shared by both senders ---------------------------------------------
+
+    def _attempt(self, item: _Item, attempt: int) -> float | None:
+        """Make one attempt at ``item``; the seconds until its retry, or ``None`` if settled.
+
+        Settled means delivered, failed (refused, expired, or any unexpected error) or
+        handed back to the spool; every outcome is counted and signalled here.
+        """
         event = item.event
-        if item.occurrences > 1 and isinstance(event, TriggerEvent):
-            event = with_occurrences(event, item.occurrences)
-        attempt = 0
-        while True:
-            if not self._wait_for_budget(item):
-                self._give_back(item)
-                return
-            if not self._still_ours(item):
-                _log.warning(
-                    "another process took over a spooled PagerDuty %s event; not sending it",
-                    event.action,
-                )
-                return
-            try:
-                response = self.client.send_once(event)
-            except InvalidEventError as error:
-                self._finish_failed(item, event, error, "rejected")
-                return
-            except DeliveryError as error:
-                attempt += 1
-                if item.age() >= self.give_up_after:
-                    self._finish_failed(item, event, error, "expired")
-                    return
-                with self._lock:
-                    self._retried += 1
-                signals.emit(signals.event_retried, self, event=event, error=error)
-                delay = self.client.retry.backoff(
-                    attempt, rate_limited=isinstance(error, RateLimitedError), rng=self._rng
-                )
-                if not self._sleep(delay, item):
-                    self._give_back(item)
-                    return
-            except PagerDutyError as error:
-                if self.client.closed and item.spooled is not None:
-                    self._give_back(item)  # shutting down: the next process sends it
-                    return
-                self._finish_failed(item, event, error, "refused")
-                return
+        if not self._still_ours(item):
+            _log.warning(
+                "another process took over a spooled PagerDuty %s event; not sending it",
+                event.action,
+            )
+            return None
+        try:
+            response = self.client.send_prepared(
+                item.prepared, occurrences=item.occurrences, attempt=attempt
+            )
+        except InvalidEventError as error:
+            self._circuit_answered()
+            self._finish_failed(item, event, error, "rejected")
+            return None
+        except DeliveryError as error:
+            if item.age() >= self.give_up_after:
+                self._finish_failed(item, event, error, "expired")
+                return None
+            with self._lock:
+                self._retried += 1
+            signals.emit(signals.event_retried, self, event=event, error=error)
+            return self._after_failure(error, attempt)
+        except PagerDutyError as error:
+            if self.client.closed and item.spooled is not None:
+                self._settle(item, "release")  # shutting down: the next process sends it
+                return None
+            self._finish_failed(item, event, error, "refused")
+            return None
+        except Exception as error:  # a bug or a hostile object: fail the event, loudly
+            _log.exception("unexpected error while sending a PagerDuty %s event", event.action)
+            failure = PagerDutyError(f"sending failed: {type(error).__name__}: {error}")
+            self._finish_failed(item, event, failure, "error")
+            return None
+        with self._lock:
+            self._schedule.circuit.accepted()
+            self._sent += 1
+        self._settle(item, "complete")
+        signals.emit(signals.event_sent, self, event=event, response=response)
+        return None
+
+    def _after_failure(self, error: DeliveryError, attempt: int) -> float:
+        """How long the event waits, pausing the routing key or the endpoint if need be."""
+        retry, rng = self.client.retry, self._rng
+        now = time.monotonic()
+        with self._lock:
+            circuit = self._schedule.circuit
+            if isinstance(error, RateLimitedError):
+                # PagerDuty's limit is per routing key: every event of the key waits.
+                circuit.answered()
+                circuit.rate_limited += 1
+                circuit.pause(now + retry.backoff(circuit.rate_limited, rate_limited=True, rng=rng))
+            elif error.status_code is None:
+                circuit.connection_failures += 1
+                failures = circuit.connection_failures - CIRCUIT_THRESHOLD + 1
+                if failures > 0:
+                    # Open: one probe after the pause, not every ready event in turn.
+                    circuit.pause(now + retry.backoff(failures, rate_limited=False, rng=rng))
             else:
-                self._settle(item, "complete")
-                with self._lock:
-                    self._sent += 1
-                signals.emit(signals.event_sent, self, event=event, response=response)
-                return
+                circuit.answered()
+            own = retry.backoff(attempt, rate_limited=False, rng=rng)
+            return max(own, circuit.blocked_for(now))
+
+    def _circuit_answered(self) -> None:
+        with self._lock:
+            self._schedule.circuit.answered()
 
     def _finish_failed(self, item: _Item, event: Event, error: PagerDutyError, reason: str) -> None:
         self._settle(item, "fail", reason=reason, error=str(error))
         with self._lock:
             self._failed += 1
-        _log.error("PagerDuty %s event not delivered: %s", event.action, error)
+        _log.error(
+            "PagerDuty %s event (dedup key %s) not delivered: %s",
+            event.action,
+            event.dedup_key,
+            error,
+        )
         signals.emit(signals.event_failed, self, event=event, error=error)
 
     def _give_back(self, item: _Item) -> None:
@@ -745,36 +867,6 @@ class Dispatcher:
         with self._lock:
             self._dropped += 1
         self._report_drop(item, "shutdown")
-
-    def _wait_for_budget(self, item: _Item) -> bool:
-        while self._budget is not None and not client_module._capture_sinks:
-            delay = self._budget.try_acquire()
-            if delay <= 0:
-                return True
-            # Re-check at least every second: the budget may be shared or reset meanwhile.
-            if not self._sleep(min(delay, BUDGET_RECHECK_SECONDS), item):
-                return False
-        return not self._closed
-
-    def _sleep(self, seconds: float, item: _Item) -> bool:
-        """Sleep unless closed meanwhile; ``False`` means stop.
-
-        A spooled event's claim is renewed along the way, so a long backoff does not let
-        another process take over an event that is still being retried here.
-        """
-        deadline = time.monotonic() + seconds
-        spool = self._spool
-        step = seconds if item.spooled is None or spool is None else spool.lease / 3
-        while True:
-            with self._lock:
-                remaining = deadline - time.monotonic()
-                if not self._closed and remaining > 0:
-                    self._stopping.wait(min(remaining, step))
-                if self._closed:
-                    return False
-                if deadline - time.monotonic() <= 0:
-                    return True
-            self._still_ours(item)
 
     def _after_fork(self) -> None:
         # The parent still owns (and will deliver) what was queued before the fork; the

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from .client import PreparedEvent
 from .errors import PagerDutyError
 from .events import (
     AcknowledgeEvent,
@@ -50,7 +51,7 @@ __all__ = [
 
 _log = logging.getLogger("pd_integrations.spool")
 
-SCHEMA_VERSION: Final = "1"
+SCHEMA_VERSION: Final = "2"
 # Long enough for one attempt (an HTTP timeout on each of connect, write and read) and
 # the lease renewal around it; see Dispatcher for how it is derived from the client.
 DEFAULT_LEASE: Final = 60.0
@@ -72,7 +73,9 @@ CREATE TABLE IF NOT EXISTS pending (
     occurrences INTEGER NOT NULL DEFAULT 1,
     enqueued_at REAL NOT NULL,
     owner TEXT,
-    lease_until REAL NOT NULL DEFAULT 0
+    lease_until REAL NOT NULL DEFAULT 0,
+    next_at REAL NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS pending_by_key ON pending (stream, dedup_key, id);
 CREATE INDEX IF NOT EXISTS pending_by_rank ON pending (stream, priority, id);
@@ -105,6 +108,9 @@ class SpooledEvent:
     event: Event
     occurrences: int
     enqueued_at: float  # wall-clock seconds (time.time()), shared by every process
+    body: bytes = b""  # as prepared at the call site, without the routing key
+    rank: int = 0
+    attempts: int = 0  # attempts made so far, by any process
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +245,10 @@ class Spool:
             # the WAL file); only an OS crash or power loss can take the latest commits.
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(_SCHEMA)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(pending)")}
+            for column in ("next_at REAL", "attempts INTEGER"):
+                if column.split()[0] not in columns:  # schema 1 kept retries in memory
+                    conn.execute(f"ALTER TABLE pending ADD COLUMN {column} NOT NULL DEFAULT 0")
             check = conn.execute("PRAGMA quick_check(1)").fetchone()
             if check is None or check[0] != "ok":
                 raise SpoolError(f"the PagerDuty spool {self.path} is corrupt: {check}")
@@ -274,25 +284,38 @@ class Spool:
     # -- writing -----------------------------------------------------------------------
 
     def put(
-        self, items: Sequence[tuple[Event, int]], *, max_rows: int, now: float | None = None
+        self,
+        items: Sequence[tuple[Event | PreparedEvent, int] | tuple[PreparedEvent, int, int]],
+        *,
+        max_rows: int,
+        now: float | None = None,
     ) -> PutResult:
-        """Store ``(event, occurrences)`` pairs in one transaction, in order.
+        r"""Store ``(event, occurrences[, rank])`` in one transaction, in order.
 
-        A trigger merges into the latest row for its dedup key when that row is an
-        unclaimed trigger (the new payload wins, occurrences add up). When the routing
-        key already has ``max_rows`` rows, the least important unclaimed row is dropped
-        (lowest priority, then oldest), or the incoming event if nothing ranks lower.
+        An event may come :meth:`~pd_integrations.EventsClient.prepare`\ d (its body is
+        stored as it is) or plain (encoded here); ``rank`` (default: the event's own
+        priority) orders sending and dropping. A trigger merges into the latest row for
+        its dedup key when that row is an unclaimed trigger (the new payload wins,
+        occurrences add up). When the routing key already has ``max_rows`` rows, the
+        least important unclaimed row is dropped (lowest rank, then oldest), or the
+        incoming event if nothing ranks lower.
         """
         result = PutResult()
         if not items:
             return result
         stamp = time.time() if now is None else now
-        encoded = []
-        for event, occurrences in items:
+        encoded: list[tuple[Event, int, str, int]] = []
+        for entry in items:
+            given, occurrences = entry[0], entry[1]
+            event = given.event if isinstance(given, PreparedEvent) else given
+            rank = entry[2] if len(entry) == 3 else event.priority
             try:
-                encoded.append(
-                    (event, occurrences, event_body(event, self._routing_key, self._scrubber))
-                )
+                if isinstance(given, PreparedEvent):
+                    text = given.body.decode("utf-8")
+                else:
+                    body = event_body(event, self._routing_key, self._scrubber)
+                    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+                encoded.append((event, occurrences, text, rank))
             except Exception as error:  # a scrubber or encoder bug must not stop the rest
                 result.unencodable.append(
                     (event, PagerDutyError(f"the {event.action} event cannot be encoded: {error}"))
@@ -304,9 +327,9 @@ class Spool:
                 (count,) = db.execute(
                     "SELECT count(*) FROM pending WHERE stream = ?", (self._stream,)
                 ).fetchone()
-                for event, occurrences, body in encoded:
+                for event, occurrences, text, rank in encoded:
                     count += self._put_one(
-                        db, event, occurrences, body, stamp, count, max_rows, result
+                        db, event, occurrences, text, rank, stamp, count, max_rows, result
                     )
                 db.execute("COMMIT")
             except sqlite3.Error as error:
@@ -321,14 +344,14 @@ class Spool:
         db: sqlite3.Connection,
         event: Event,
         occurrences: int,
-        body: dict[str, Any],
+        text: str,
+        rank: int,
         stamp: float,
         count: int,
         max_rows: int,
         result: PutResult,
     ) -> int:
         """Store one event; returns how the row count changed."""
-        text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
         key = event.dedup_key
         if isinstance(event, TriggerEvent) and key is not None:
             latest = db.execute(
@@ -340,7 +363,7 @@ class Spool:
                 total = latest[3] + occurrences
                 db.execute(
                     "UPDATE pending SET body = ?, priority = ?, occurrences = ? WHERE id = ?",
-                    (text, event.priority, total, latest[0]),
+                    (text, rank, total, latest[0]),
                 )
                 result.coalesced.append((event, total))
                 return 0
@@ -351,7 +374,7 @@ class Spool:
                 "WHERE stream = ? AND owner IS NULL ORDER BY priority, id LIMIT 1",
                 (self._stream,),
             ).fetchone()
-            if victim is None or victim[3] >= event.priority:
+            if victim is None or victim[3] >= rank:
                 result.dropped.append(event)
                 return 0
             db.execute("DELETE FROM pending WHERE id = ?", (victim[0],))
@@ -360,19 +383,21 @@ class Spool:
         db.execute(
             "INSERT INTO pending (stream, action, dedup_key, priority, body, occurrences, "
             "enqueued_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (self._stream, event.action, key, event.priority, text, occurrences, stamp),
+            (self._stream, event.action, key, rank, text, occurrences, stamp),
         )
         return change
 
     # -- claiming and settling -----------------------------------------------------------
 
     def claim(self, now: float | None = None) -> SpooledEvent | None:
-        """Claim the oldest sendable row, or ``None``.
+        """Claim the most important sendable row (oldest first within a rank), or ``None``.
 
-        A row is sendable when nobody holds a live lease on it and no older row with the
-        same dedup key is still pending: a key's events go out in order, even when
-        several processes share the file. A row that cannot be decoded is moved to the
-        ``failed`` table (reason ``"unreadable"``) instead of blocking the rest.
+        A row is sendable when its next attempt is due (see :meth:`retry_later`), nobody
+        holds a live lease on it and no older row with the same dedup key is still
+        pending: a key's events go out in order, even when several processes share the
+        file, and a row waiting for its retry holds up only its own key. A row that
+        cannot be decoded is moved to the ``failed`` table (reason ``"unreadable"``)
+        instead of blocking the rest.
         """
         stamp = time.time() if now is None else now
         while True:
@@ -381,12 +406,13 @@ class Spool:
                 try:
                     db.execute("BEGIN IMMEDIATE")
                     row = db.execute(
-                        "SELECT id, action, body, occurrences, enqueued_at FROM pending AS p "
-                        "WHERE stream = ? AND (owner IS NULL OR lease_until < ?) "
+                        "SELECT id, action, body, occurrences, enqueued_at, priority, attempts "
+                        "FROM pending AS p "
+                        "WHERE stream = ? AND (owner IS NULL OR lease_until < ?) AND next_at <= ? "
                         "AND NOT EXISTS (SELECT 1 FROM pending AS q WHERE q.stream = p.stream "
                         "AND q.dedup_key = p.dedup_key AND q.id < p.id) "
-                        "ORDER BY id LIMIT 1",
-                        (self._stream, stamp),
+                        "ORDER BY priority DESC, id LIMIT 1",
+                        (self._stream, stamp, stamp),
                     ).fetchone()
                     if row is not None:
                         db.execute(
@@ -411,7 +437,42 @@ class Spool:
                     error=str(error),
                 )
                 continue
-            return SpooledEvent(row[0], event, int(row[3]), float(row[4]))
+            return SpooledEvent(
+                row[0],
+                event,
+                int(row[3]),
+                float(row[4]),
+                str(row[2]).encode(),
+                int(row[5]),
+                int(row[6]),
+            )
+
+    def next_due(self, now: float | None = None) -> float | None:
+        """Seconds until the next row's retry time comes, or another process's lease ends.
+
+        ``None`` when no row of this routing key is waiting for time to pass.
+        """
+        stamp = time.time() if now is None else now
+        rows = self._query(
+            "SELECT min(max(next_at, CASE WHEN owner IS NULL THEN 0 ELSE lease_until END)) "
+            "FROM pending WHERE stream = ? AND (next_at > ? OR (owner IS NOT NULL "
+            "AND lease_until > ?))",
+            (self._stream, stamp, stamp),
+        )
+        due = rows[0][0] if rows else None
+        return None if due is None else max(0.0, float(due) - stamp)
+
+    def retry_later(self, item: SpooledEvent, when: float) -> bool:
+        """An attempt failed: give the row back, sendable again from ``when`` (wall clock).
+
+        Any process may retry it then; until then the rest of the file goes out.
+        ``False`` if the lease was lost meanwhile.
+        """
+        return self._change(
+            "UPDATE pending SET owner = NULL, lease_until = 0, next_at = ?, "
+            "attempts = attempts + 1 WHERE id = ? AND owner = ?",
+            (when, item.row_id, self.owner),
+        )
 
     def renew(self, item: SpooledEvent, now: float | None = None) -> bool:
         """Extend the lease on ``item``; ``False`` if another process has taken it over."""
