@@ -205,6 +205,7 @@ class Dispatcher:
         when SIGTERM would otherwise end the process without running exit handlers.
     :param drop_log_interval: seconds between two warnings about dropped events (see
         :class:`DropLog`); 0 warns for every drop.
+    :param rng: draws the backoff jitter (tests pass a seeded or scripted one).
     """
 
     def __init__(
@@ -220,6 +221,7 @@ class Dispatcher:
         spool_lease: float | None = None,
         handle_sigterm: bool = True,
         drop_log_interval: float = DROP_LOG_INTERVAL,
+        rng: random.Random | None = None,
     ) -> None:
         if max_queue < 1:
             raise ValueError("max_queue must be at least 1")
@@ -233,7 +235,7 @@ class Dispatcher:
         if budget is None and rate_limit is not None:
             budget = shared_budget(client.routing_key, rate_limit)
         self._budget = budget
-        self._rng = random.Random()
+        self._rng = rng if rng is not None else random.Random()
         path = resolve_spool_path(spool)
         self.spool_path = path
         self._spool: Spool | None = None

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import re
 import threading
 import time
@@ -11,10 +12,11 @@ import httpx
 import pytest
 
 from pd_integrations import signals
-from pd_integrations.client import EventsClient
+from pd_integrations.client import EventsClient, RetryPolicy
 from pd_integrations.dispatch import Dispatcher, DropLog
 from pd_integrations.events import ChangeEvent, ResolveEvent, TriggerEvent
 from pd_integrations.ratelimit import RateBudget
+from pd_integrations.scrub import Scrubber
 
 from .clock import FakeClock
 from .spec import assert_valid_event
@@ -396,3 +398,168 @@ def test_a_storm_of_drops_logs_two_lines_and_signals_every_one(
         r"200 dropped so far",
         summary,
     )
+
+
+# -- no event can hold up another (the delivery scheduler) ------------------------------
+
+
+class LongestBackoff(random.Random):
+    """Jitter that always waits the longest the policy allows, so waits are known."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
+SLOW = RetryPolicy(base_delay=30.0, max_delay=60.0, rate_limited_base_delay=0.5)
+
+
+def sent_keys(transport: ScriptedTransport) -> list[str]:
+    return [body["dedup_key"] for body in transport.bodies]
+
+
+def test_an_event_waiting_for_its_retry_does_not_delay_the_others() -> None:
+    # "stuck" fails once and then waits 30 s for its retry; "next" must not wait with it.
+    transport = ScriptedTransport(by_key={"stuck": [500]})
+    client = EventsClient(KEY, source="tests", retry=SLOW, transport=transport)
+    dispatcher = Dispatcher(client, rate_limit=None, rng=LongestBackoff())
+    dispatcher.submit(trigger("stuck"))
+    assert wait_until(lambda: len(transport.requests) == 1, 30)
+    dispatcher.submit(trigger("next"))
+    assert wait_until(lambda: sent_keys(transport) == ["stuck", "next"], 20)
+    assert dispatcher.stats().sent == 1
+    dispatcher.close(0)
+
+
+def test_a_critical_is_sent_while_fifty_events_keep_failing() -> None:
+    failing = {f"w{n}": [500] * 1000 for n in range(50)}
+    transport = ScriptedTransport(by_key=failing)
+    retry = RetryPolicy(base_delay=0.05, max_delay=0.5, rate_limited_base_delay=0.05)
+    client = EventsClient(KEY, source="tests", retry=retry, transport=transport)
+    dispatcher = Dispatcher(client, rate_limit=None)
+    delivered = threading.Event()
+
+    def on_sent(sender: object, **kw: Any) -> None:
+        if kw["event"].dedup_key == "page":
+            delivered.set()
+
+    signals.event_sent.connect(on_sent, sender=dispatcher)
+    try:
+        for key in failing:
+            dispatcher.submit(trigger(key, "warning"))
+        assert wait_until(lambda: len(transport.requests) >= 100, 60)  # all retrying
+        dispatcher.submit(trigger("page", "critical"))
+        assert delivered.wait(20)
+        # Those 50 are still failing and retrying: none of them was given up on meanwhile.
+        assert dispatcher.stats().failed == 0
+    finally:
+        signals.event_sent.disconnect(on_sent, sender=dispatcher)
+        dispatcher.close(0)
+
+
+def test_a_429_pauses_every_event_of_the_routing_key() -> None:
+    transport = ScriptedTransport(by_key={"first": [429]})
+    client = EventsClient(KEY, source="tests", retry=SLOW, transport=transport)
+    dispatcher = Dispatcher(client, rate_limit=None, rng=LongestBackoff())
+    times: list[float] = []
+    signals.event_retried.connect(lambda sender, **kw: times.append(time.monotonic()), weak=False)
+    dispatcher.submit(trigger("first"))
+    assert wait_until(lambda: bool(times), 30)
+    dispatcher.submit(trigger("second"))
+    assert dispatcher.flush(30)
+    delivered_at = time.monotonic()
+    # The 429 paused the key for 0.5 s (rate_limited_base_delay): "second" waited too.
+    assert delivered_at - times[0] >= 0.5
+    assert sorted(sent_keys(transport)) == ["first", "first", "second"]
+    dispatcher.close(0)
+
+
+def test_repeated_connection_failures_open_a_circuit_instead_of_hammering() -> None:
+    refused = [httpx.ConnectError("refused")] * 3
+    transport = ScriptedTransport(refused)
+    retry = RetryPolicy(base_delay=0.5, max_delay=1.0, rate_limited_base_delay=0.5)
+    client = EventsClient(KEY, source="tests", retry=retry, transport=transport)
+    dispatcher = Dispatcher(client, rate_limit=None, rng=LongestBackoff())
+    for key in "abcde":
+        dispatcher.submit(trigger(key))
+    assert wait_until(lambda: len(transport.requests) >= 3, 30)
+    third_failure = time.monotonic()
+    assert wait_until(lambda: len(transport.requests) >= 4, 30)
+    # Three failures in a row: the next request is a probe after the pause, not at once.
+    assert time.monotonic() - third_failure >= 0.5 - 0.05
+    assert dispatcher.flush(30)
+    assert sorted(set(sent_keys(transport))) == list("abcde")
+    dispatcher.close(0)
+
+
+def test_an_event_that_cannot_be_encoded_fails_loudly(caplog: pytest.LogCaptureFixture) -> None:
+    class Exploding(Scrubber):
+        def scrub(self, value: Any) -> Any:
+            raise RuntimeError("scrubber bug")
+
+    transport = ScriptedTransport()
+    client = EventsClient(
+        KEY, source="tests", retry=FAST, transport=transport, scrubber=Exploding()
+    )
+    dispatcher = Dispatcher(client, rate_limit=None)
+    failed: list[tuple[Any, Any]] = []
+    signals.event_failed.connect(
+        lambda sender, **kw: failed.append((kw["event"], kw["error"])),
+        sender=dispatcher,
+        weak=False,
+    )
+    with caplog.at_level(logging.ERROR, "pd_integrations.dispatch"):
+        assert not dispatcher.submit(trigger("poison"))
+    assert dispatcher.stats().failed == 1
+    ((event, error),) = failed
+    assert event.dedup_key == "poison"
+    assert "scrubber bug" in str(error)
+    assert "poison" in caplog.text
+    assert "not delivered" in caplog.text
+    dispatcher.close(0)
+
+
+def test_a_slow_object_costs_its_own_caller_not_other_alerts() -> None:
+    release = threading.Event()
+    encoding = threading.Event()
+
+    class Slow:
+        def __repr__(self) -> str:
+            encoding.set()
+            release.wait(30)
+            return "slow"
+
+    transport = ScriptedTransport()
+    dispatcher = make(transport)
+    poisoned = threading.Thread(
+        target=dispatcher.submit,
+        args=(
+            TriggerEvent("slow", "error", "tests", dedup_key="slow", custom_details={"v": Slow()}),
+        ),
+    )
+    poisoned.start()
+    try:
+        assert encoding.wait(10)
+        dispatcher.submit(trigger("healthy"))
+        assert wait_until(lambda: sent_keys(transport) == ["healthy"], 20)
+    finally:
+        release.set()
+        poisoned.join(10)
+    assert dispatcher.flush(10)
+    assert sent_keys(transport) == ["healthy", "slow"]
+    dispatcher.close(0)
+
+
+def test_what_is_sent_is_frozen_when_submitted(gate: threading.Event) -> None:
+    transport = ScriptedTransport(gate=gate)
+    dispatcher = make(transport)
+    dispatcher.submit(trigger("busy"))
+    assert transport.arrived.wait(10)
+    details = {"order": 1}
+    dispatcher.submit(TriggerEvent("s", "error", "tests", dedup_key="k", custom_details=details))
+    details["order"] = 2
+    details["card"] = "4111"
+    gate.set()
+    assert dispatcher.flush(10)
+    (body,) = [b for b in transport.bodies if b["dedup_key"] == "k"]
+    assert body["payload"]["custom_details"] == {"order": 1}
+    dispatcher.close(0)

@@ -27,10 +27,19 @@ class ScriptedTransport(httpx.BaseTransport):
     """Answers each request with the next scripted status/response/exception, then 202s.
 
     With ``gate`` set, every request first waits for it, like a hanging endpoint.
+    ``by_key`` scripts answers per dedup key instead (a key left out, or whose list is
+    used up, is answered from ``script``, then with 202s).
     """
 
-    def __init__(self, script: Iterable[Answer] = (), *, gate: threading.Event | None = None):
+    def __init__(
+        self,
+        script: Iterable[Answer] = (),
+        *,
+        gate: threading.Event | None = None,
+        by_key: dict[str, list[Answer]] | None = None,
+    ):
         self.script = list(script)
+        self.by_key = by_key or {}
         self.gate = gate
         self.requests: list[httpx.Request] = []
         self._lock = threading.Lock()
@@ -38,9 +47,13 @@ class ScriptedTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         request.read()
+        keyed = self.by_key.get(json.loads(request.content).get("dedup_key", ""))
         with self._lock:
             self.requests.append(request)
-            answer: Answer = self.script.pop(0) if self.script else 202
+            if keyed:
+                answer: Answer = keyed.pop(0)
+            else:
+                answer = self.script.pop(0) if self.script else 202
         self.arrived.set()
         if self.gate is not None:
             self.gate.wait(30)
