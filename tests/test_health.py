@@ -5,7 +5,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -16,6 +16,8 @@ from pd_integrations.testing import CapturedEvents
 
 from .spec import assert_valid_event
 from .transport import wait_until
+
+T = TypeVar("T")
 
 
 class Switch:
@@ -420,10 +422,10 @@ def waiting_for_a_check(thread: threading.Thread) -> bool:
 
 
 def overlapping_runs(
-    gate: Gate, n: int, run: Callable[[], HealthReport], *, open_gate: bool = True
-) -> list[HealthReport]:
-    """``n`` runs on threads, all started while ``gate``'s first call is under way."""
-    reports: list[HealthReport] = []
+    gate: Gate, n: int, run: Callable[[], T], *, open_gate: bool = True
+) -> list[T]:
+    """``n`` runs (or probes) on threads, all started while ``gate``'s first call is on."""
+    reports: list[T] = []
     first = threading.Thread(target=lambda: reports.append(run()))
     first.start()
     assert gate.entered.wait(10)
@@ -646,3 +648,15 @@ def test_a_sync_run_blocking_the_loop_does_not_wait_for_the_loops_call(
     report = asyncio.run(main())
     assert report["api"].healthy
     assert calls == [1, 1]
+
+
+def test_a_checks_own_timeout_error_is_its_error_not_its_time_limit(
+    health: HealthMonitor,
+) -> None:
+    async def api() -> bool:
+        raise TimeoutError("upstream read timed out")
+
+    health.register("api", api, timeout=60)
+    expected = "TimeoutError: upstream read timed out"
+    assert health.run()["api"].error == expected
+    assert asyncio.run(health.arun())["api"].error == expected
