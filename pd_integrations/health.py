@@ -13,6 +13,13 @@ resolve, so N workers checking one database page once and resolve once.
 A check may depend on others: while a dependency is failing, its dependents are not run
 and are reported as skipped, because the outage is the dependency's and one page is
 enough. The same report serves a health endpoint (:attr:`HealthReport.http_status`).
+
+Runs overlap all the time (probes from load balancers and orchestrators, the periodic
+runner): a run that finds a check's call in flight shares it instead of starting
+another, waits for it until that call's deadline at most, and reports what the call
+produced, its result or its timeout; one shared call counts once toward the streaks.
+Only a call still running past its deadline is a hung check: it is reported as such and
+not started again until it returns.
 """
 
 from __future__ import annotations
@@ -145,9 +152,10 @@ class _Check:
     level: int
     state_key: str
     """The check's alert dedup key, which also names its edge-trigger state."""
-    # A sync check still running in its thread after timing out: never start a second
-    # copy of a hung check, or each run would leak one more thread.
-    inflight: _ThreadCall | None = None
+    # The check's current call, which overlapping runs share rather than start another;
+    # once past its deadline it is a hung check, never started a second time (each run
+    # would leak one more thread).
+    inflight: _Call | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,41 +163,95 @@ class _Outcome:
     status: CheckStatus
     duration: float
     error: str | None = None
+    call: _Call | None = None
+    """The call this outcome came from: runs sharing it count it once toward a streak."""
 
 
-class _ThreadCall:
-    """Runs one check on a daemon thread (a hung check never blocks interpreter exit)."""
+class _Call:
+    """One call of a check, shared by every run that overlaps it until its deadline.
 
-    def __init__(
-        self,
-        fn: HealthCheck,
-        timeout: float,
-        on_done: Callable[[_ThreadCall], None] | None = None,
-    ) -> None:
-        self.fn = fn
-        self.timeout = timeout
-        self.on_done = on_done
+    Whoever waits for it waits until ``deadline`` at most, so every sharer sees the
+    same thing: the check's own result if it came in time, else a timeout.
+    """
+
+    def __init__(self, timeout: float, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.started = time.perf_counter()
+        self.deadline = self.started + timeout
+        self.loop = loop
+        """The event loop running the check as a task; ``None`` for a thread."""
+        self.task: asyncio.Task[object] | None = None
         self.done = threading.Event()
         self.result: object = None
         self.error: BaseException | None = None
-        self.started = time.perf_counter()
         self.finished = self.started
-        threading.Thread(target=self._run, name="pd_integrations-health-check", daemon=True).start()
+        # Guarded by the monitor's lock.
+        self.waiters = 0
+        self.counted = False
+        self.abandoned = False
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[], None]] = []
 
-    def _run(self) -> None:
-        try:
-            value: object = self.fn()
-            if inspect.isawaitable(value):
-                # An async check called from sync code: give it a loop of its own.
-                value = asyncio.run(_await(value, self.timeout))
-            self.result = value
-        except BaseException as exc:  # a check's failure, whatever it is, is a result
-            self.error = exc
-        finally:
-            self.finished = time.perf_counter()
+    def finish(self, result: object, error: BaseException | None) -> None:
+        self.result, self.error = result, error
+        self.finished = time.perf_counter()
+        with self._lock:
             self.done.set()
-            if self.on_done is not None:
-                self.on_done(self)
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # one waiter's trouble must not strand the others
+                _log.exception("a health check waiter failed")
+
+    def on_done(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (from any thread) once the call is done, now if it is."""
+        with self._lock:
+            if not self.done.is_set():
+                self._callbacks.append(callback)
+                return
+        callback()
+
+    def joinable(self) -> bool:
+        """Still running and worth waiting for (its task's loop can still run it)."""
+        if self.done.is_set() or self.abandoned:
+            return False
+        return self.loop is None or not self.loop.is_closed()
+
+
+def _call_in_thread(fn: HealthCheck, timeout: float) -> _Call:
+    """Run ``fn`` on a daemon thread (a hung check never blocks interpreter exit)."""
+    call = _Call(timeout)
+
+    def run() -> None:
+        result: object = None
+        error: BaseException | None = None
+        try:
+            result = fn()
+            if inspect.isawaitable(result):
+                # An async check called from sync code: give it a loop of its own.
+                result = asyncio.run(_await(result, timeout))
+        except BaseException as exc:  # a check's failure, whatever it is, is a result
+            error = exc
+        call.finish(result, error)
+
+    threading.Thread(target=run, name="pd_integrations-health-check", daemon=True).start()
+    return call
+
+
+def _call_as_task(fn: HealthCheck, timeout: float) -> _Call:
+    """Run the async check ``fn`` as a task on the running loop, cancelled at its deadline."""
+    loop = asyncio.get_running_loop()
+    call = _Call(timeout, loop)
+
+    def finished(task: asyncio.Task[object]) -> None:
+        try:
+            call.finish(task.result(), None)
+        except BaseException as exc:  # the check's own error (or its own CancelledError)
+            call.finish(None, exc)
+
+    call.task = loop.create_task(_await(_call_async(fn), timeout))
+    call.task.add_done_callback(finished)
+    return call
 
 
 class _CheckTimeout(Exception):
@@ -197,10 +259,14 @@ class _CheckTimeout(Exception):
 
 
 async def _await(awaitable: Awaitable[object], timeout: float) -> object:
+    scope = asyncio.timeout(timeout)
     try:
-        return await asyncio.wait_for(awaitable, timeout)
+        async with scope:
+            return await awaitable
     except TimeoutError:
-        raise _CheckTimeout from None
+        if scope.expired():
+            raise _CheckTimeout from None
+        raise  # the check's own TimeoutError: its error, not its time limit
 
 
 def _is_async(fn: object) -> bool:
@@ -394,14 +460,12 @@ class HealthMonitor(CheckDecorator):
         """
         outcomes: dict[str, _Outcome] = {}
         for level in self._levels():
-            started: list[tuple[_Check, _ThreadCall | _Outcome]] = []
+            started: list[tuple[_Check, _Call | _Outcome]] = []
             for check in level:
                 skipped = self._skip(check, outcomes)
-                started.append((check, skipped or self._start_thread(check)))
+                started.append((check, skipped or self._join(check)))
             for check, call in started:
-                outcomes[check.name] = (
-                    self._wait_thread(check, call) if isinstance(call, _ThreadCall) else call
-                )
+                outcomes[check.name] = self._wait(check, call) if isinstance(call, _Call) else call
         return self._record(outcomes, alert=alert)
 
     async def arun(self, *, alert: bool = True) -> HealthReport:
@@ -485,52 +549,70 @@ class HealthMonitor(CheckDecorator):
             return None
         return _Outcome(CheckStatus.SKIPPED, 0.0, f"dependency down: {', '.join(down)}")
 
-    def _start_thread(
-        self, check: _Check, notify: Callable[[], None] | None = None
-    ) -> _ThreadCall | _Outcome:
-        with self._lock:
-            hung = check.inflight
-            if hung is not None and not hung.done.is_set():
-                return _Outcome(
-                    CheckStatus.UNHEALTHY,
-                    time.perf_counter() - hung.started,
-                    f"still running after timing out earlier (timeout {check.timeout:g}s)",
-                )
-            call = _ThreadCall(check.fn, check.timeout, lambda c: self._done(check, c, notify))
-            check.inflight = call
-            return call
+    def _join(self, check: _Check, *, in_loop: bool = False) -> _Call | _Outcome:
+        """The call of ``check`` to wait for: the one in flight, else a new one.
 
-    def _done(self, check: _Check, call: _ThreadCall, notify: Callable[[], None] | None) -> None:
+        A call past its deadline and still running is a hung check: reported as such,
+        never joined and never started again. ``in_loop``: an async run, which runs
+        an async check as a task on its loop.
+        """
+        now = time.perf_counter()
+        with self._lock:
+            call = check.inflight
+            if call is not None and call.joinable():
+                if now >= call.deadline:
+                    return _Outcome(
+                        CheckStatus.UNHEALTHY,
+                        now - call.started,
+                        f"still running after timing out earlier (timeout {check.timeout:g}s)",
+                    )
+                if in_loop or call.loop is None or call.loop is not _running_loop():
+                    call.waiters += 1
+                    return call
+                # A sync run blocking the very loop that runs the call would wait for
+                # it in vain: this run gets a call of its own.
+                call = _call_in_thread(check.fn, check.timeout)
+                call.waiters += 1
+                return call
+            if in_loop and check.is_async:
+                call = _call_as_task(check.fn, check.timeout)
+            else:
+                call = _call_in_thread(check.fn, check.timeout)
+            call.waiters += 1
+            check.inflight = call
+        call.on_done(lambda: self._done(check, call))
+        return call
+
+    def _done(self, check: _Check, call: _Call) -> None:
         with self._lock:
             if check.inflight is call:
                 check.inflight = None
-        if notify is not None:
-            notify()
 
-    def _wait_thread(self, check: _Check, call: _ThreadCall) -> _Outcome:
-        remaining = check.timeout - (time.perf_counter() - call.started)
-        if not call.done.wait(max(0.0, remaining)):
-            return self._timed_out(check)
-        return self._outcome(check, call.finished - call.started, call.result, call.error)
+    def _leave(self, call: _Call) -> None:
+        """A waiter is through with ``call``; the last one to give up early cancels it."""
+        with self._lock:
+            call.waiters -= 1
+            abandon = (
+                call.waiters == 0
+                and call.task is not None
+                and not call.done.is_set()
+                and time.perf_counter() < call.deadline
+            )
+            if abandon:
+                call.abandoned = True
+        if abandon and call.loop is not None and call.task is not None:
+            # Every run waiting for it was cancelled (shutdown): so is the check.
+            with contextlib.suppress(RuntimeError):  # its loop has closed meanwhile
+                call.loop.call_soon_threadsafe(call.task.cancel)
 
-    async def _arun_one(self, check: _Check, outcomes: dict[str, _Outcome]) -> _Outcome:
-        skipped = self._skip(check, outcomes)
-        if skipped is not None:
-            return skipped
-        started = time.perf_counter()
-        if check.is_async:
-            try:
-                result = await asyncio.wait_for(_call_async(check.fn), check.timeout)
-            except TimeoutError:
-                return self._timed_out(check)
-            except asyncio.CancelledError as exc:
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    raise  # we are being cancelled (shutdown): not the check's result
-                return self._outcome(check, time.perf_counter() - started, None, exc)
-            except Exception as exc:
-                return self._outcome(check, time.perf_counter() - started, None, exc)
-            return self._outcome(check, time.perf_counter() - started, result, None)
+    def _wait(self, check: _Check, call: _Call) -> _Outcome:
+        try:
+            finished = call.done.wait(max(0.0, call.deadline - time.perf_counter()))
+        finally:
+            self._leave(call)
+        return self._result(check, call) if finished else self._timed_out(check, call)
+
+    async def _await_call(self, check: _Check, call: _Call) -> _Outcome:
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
 
@@ -539,31 +621,49 @@ class HealthMonitor(CheckDecorator):
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_set_done, waiter)
 
-        call = self._start_thread(check, wake)
+        try:
+            call.on_done(wake)
+            await asyncio.wait_for(waiter, max(0.0, call.deadline - time.perf_counter()))
+        except TimeoutError:
+            return self._timed_out(check, call)
+        finally:
+            self._leave(call)
+        return self._result(check, call)
+
+    async def _arun_one(self, check: _Check, outcomes: dict[str, _Outcome]) -> _Outcome:
+        skipped = self._skip(check, outcomes)
+        if skipped is not None:
+            return skipped
+        call = self._join(check, in_loop=True)
         if isinstance(call, _Outcome):
             return call
-        remaining = check.timeout - (time.perf_counter() - started)
-        try:
-            await asyncio.wait_for(waiter, max(0.0, remaining))
-        except TimeoutError:
-            return self._timed_out(check)
-        return self._outcome(check, call.finished - call.started, call.result, call.error)
+        return await self._await_call(check, call)
 
-    def _timed_out(self, check: _Check) -> _Outcome:
-        return _Outcome(CheckStatus.UNHEALTHY, check.timeout, f"timed out after {check.timeout:g}s")
+    def _result(self, check: _Check, call: _Call) -> _Outcome:
+        return self._outcome(check, call.finished - call.started, call.result, call.error, call)
+
+    def _timed_out(self, check: _Check, call: _Call) -> _Outcome:
+        return _Outcome(
+            CheckStatus.UNHEALTHY, check.timeout, f"timed out after {check.timeout:g}s", call
+        )
 
     def _outcome(
-        self, check: _Check, duration: float, result: object, error: BaseException | None
+        self,
+        check: _Check,
+        duration: float,
+        result: object,
+        error: BaseException | None,
+        call: _Call,
     ) -> _Outcome:
         if isinstance(error, _CheckTimeout):
-            return self._timed_out(check)
+            return self._timed_out(check, call)
         reason = _error_text(error) if error is not None else _judge(result)
         if reason is None:
-            return _Outcome(CheckStatus.HEALTHY, duration)
+            return _Outcome(CheckStatus.HEALTHY, duration, call=call)
         if self._scrubber is not None:
             # The report may be served by a public endpoint: no credentials in it.
             reason = self._scrubber.scrub_text(reason)
-        return _Outcome(CheckStatus.UNHEALTHY, duration, reason)
+        return _Outcome(CheckStatus.UNHEALTHY, duration, reason, call)
 
     # -- edge-triggered state -------------------------------------------------------------
 
@@ -602,9 +702,17 @@ class HealthMonitor(CheckDecorator):
             return HealthState()
 
     def _transition(self, check: _Check, outcome: _Outcome) -> HealthState | None:
-        """Count the run; ``None`` for a skipped check (the dependency's outage, not its own)."""
+        """Count the run's call; ``None`` if it does not count.
+
+        A skipped check's outage is the dependency's, not its own; a call already
+        counted for another run that shared it is one result, not one per run.
+        """
         if outcome.status is CheckStatus.SKIPPED:
             return None
+        if outcome.call is not None:
+            if outcome.call.counted:
+                return None
+            outcome.call.counted = True
         try:
             state = self.alerts.state.observe_health(
                 check.state_key,
@@ -673,6 +781,13 @@ async def _call_async(fn: HealthCheck) -> object:
     if inspect.isawaitable(value):
         value = await value
     return value
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _set_done(future: asyncio.Future[None]) -> None:

@@ -1,19 +1,23 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import pytest
 
 from pd_integrations import AlertManager
-from pd_integrations.health import CheckStatus, HealthMonitor, OverallStatus
+from pd_integrations import health as health_module
+from pd_integrations.health import CheckStatus, HealthMonitor, HealthReport, OverallStatus
 from pd_integrations.testing import CapturedEvents
 
 from .spec import assert_valid_event
 from .transport import wait_until
+
+T = TypeVar("T")
 
 
 class Switch:
@@ -378,3 +382,281 @@ def test_a_report_only_run_neither_pages_nor_moves_the_counts(
     assert pagerduty_events.events == []
     assert health.run()["db"].alerting  # a normal run still pages on the first failure
     assert len(pagerduty_events.triggers) == 1
+
+
+# -- overlapping runs ---------------------------------------------------------------------
+
+
+class Gate:
+    """A sync check that blocks until the test opens it, then passes or raises."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error
+        self.calls = 0
+        self.entered = threading.Event()
+        self.opened = threading.Event()
+
+    def __call__(self) -> bool:
+        self.calls += 1
+        self.entered.set()
+        self.opened.wait(30)
+        if self.error is not None:
+            raise self.error
+        return True
+
+
+def waiting_for_a_check(thread: threading.Thread) -> bool:
+    """``thread`` is blocked in the health monitor, waiting for a check's call to end."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    while frame is not None:
+        caller = frame.f_back
+        if (
+            frame.f_code.co_name == "wait"
+            and frame.f_code.co_filename == threading.__file__
+            and caller is not None
+            and caller.f_code.co_filename == health_module.__file__
+        ):
+            return True
+        frame = caller
+    return False
+
+
+def overlapping_runs(
+    gate: Gate, n: int, run: Callable[[], T], *, open_gate: bool = True
+) -> list[T]:
+    """``n`` runs (or probes) on threads, all started while ``gate``'s first call is on."""
+    reports: list[T] = []
+    first = threading.Thread(target=lambda: reports.append(run()))
+    first.start()
+    assert gate.entered.wait(10)
+    others = [threading.Thread(target=lambda: reports.append(run())) for _ in range(n - 1)]
+    for thread in others:
+        thread.start()
+    # Every run has either joined the call (and waits) or is already done.
+    assert wait_until(lambda: all(waiting_for_a_check(t) or not t.is_alive() for t in others))
+    if open_gate:
+        gate.opened.set()
+    for thread in [first, *others]:
+        thread.join(30)
+    assert len(reports) == n
+    return reports
+
+
+@pytest.mark.parametrize("probes", [3, 20])
+def test_overlapping_runs_share_the_call_in_flight(
+    health: HealthMonitor, pagerduty_events: CapturedEvents, probes: int
+) -> None:
+    db = health.register("db", Gate())
+    reports = overlapping_runs(db, probes, health.run)
+    assert [r.http_status for r in reports] == [200] * probes
+    assert all(r["db"].healthy and r["db"].error is None for r in reports)
+    assert db.calls == 1
+    assert pagerduty_events.events == []
+
+
+@pytest.mark.parametrize("probes", [3, 20])
+def test_overlapping_async_runs_share_a_sync_check_in_flight(
+    health: HealthMonitor, pagerduty_events: CapturedEvents, probes: int
+) -> None:
+    db = health.register("db", Gate())
+
+    async def main() -> list[HealthReport]:
+        runs = [asyncio.create_task(health.arun()) for _ in range(probes)]
+        for _ in range(20):  # lets every run reach the check (no thread involved)
+            await asyncio.sleep(0)
+        db.opened.set()
+        return await asyncio.gather(*runs)
+
+    reports = asyncio.run(main())
+    assert [r.http_status for r in reports] == [200] * probes
+    assert db.calls == 1
+    assert pagerduty_events.events == []
+
+
+def test_a_failure_shared_by_overlapping_runs_is_one_failure(
+    health: HealthMonitor, pagerduty_events: CapturedEvents
+) -> None:
+    db = health.register("db", Gate(ConnectionError("refused by db:5432")))  # threshold 2
+    reports = overlapping_runs(db, 3, health.run)
+    assert [r.http_status for r in reports] == [503] * 3
+    assert {r["db"].error for r in reports} == {"ConnectionError: refused by db:5432"}
+    assert db.calls == 1
+    # One call failed once: below the threshold of two, however many runs shared it.
+    assert pagerduty_events.events == []
+    assert health.run()["db"].consecutive_failures == 2
+    (trigger,) = pagerduty_events.triggers
+    assert trigger["payload"]["custom_details"]["consecutive_failures"] == 2
+
+
+def test_overlapping_runs_of_a_slow_check_all_time_out(
+    health: HealthMonitor, pagerduty_events: CapturedEvents
+) -> None:
+    db = health.register("db", Gate(), timeout=0.5, failure_threshold=1)
+    try:
+        reports = overlapping_runs(db, 3, health.run, open_gate=False)
+        errors = [r["db"].error or "" for r in reports]
+        assert "timed out after 0.5s" in errors
+        # A run that joined in time times out with the call; one too late for that (a
+        # busy machine) finds the call hung: neither reports a failure that is not one.
+        assert all(
+            e == "timed out after 0.5s" or e.startswith("still running after timing out")
+            for e in errors
+        )
+        later = health.run()["db"]
+        assert later.error == "still running after timing out earlier (timeout 0.5s)"
+        assert db.calls == 1  # no second copy of a hung check
+        assert len(pagerduty_events.triggers) == 1
+    finally:
+        db.opened.set()
+    assert wait_until(lambda: health.run()["db"].healthy)
+    assert db.calls == 2
+
+
+class AsyncGate:
+    """An async check that waits, on the loop that runs it, until the test opens it."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error
+        self.calls = 0
+        self.cancelled = 0
+        self.opened: asyncio.Event | None = None
+
+    async def __call__(self) -> bool:
+        self.calls += 1
+        if self.opened is None:
+            self.opened = asyncio.Event()
+        try:
+            await self.opened.wait()
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        if self.error is not None:
+            raise self.error
+        return True
+
+    def open(self) -> None:
+        assert self.opened is not None
+        self.opened.set()
+
+
+async def yield_to_the_loop(times: int = 20) -> None:
+    for _ in range(times):
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("error", [None, TimeoutError("upstream read timed out")])
+def test_overlapping_async_runs_share_an_async_check_in_flight(
+    health: HealthMonitor, pagerduty_events: CapturedEvents, error: Exception | None
+) -> None:
+    api = health.register("api", AsyncGate(error), failure_threshold=2)
+
+    async def main() -> list[HealthReport]:
+        runs = [asyncio.create_task(health.arun()) for _ in range(20)]
+        await yield_to_the_loop()
+        api.open()
+        return await asyncio.gather(*runs)
+
+    reports = asyncio.run(main())
+    assert api.calls == 1
+    if error is None:
+        assert [r.http_status for r in reports] == [200] * 20
+    else:
+        assert {r["api"].error for r in reports} == {"TimeoutError: upstream read timed out"}
+    assert pagerduty_events.events == []  # one failed call is one failure
+
+
+def test_overlapping_async_runs_of_a_slow_async_check_time_out(
+    health: HealthMonitor, pagerduty_events: CapturedEvents
+) -> None:
+    api = health.register("api", AsyncGate(), timeout=0.3, failure_threshold=1)
+
+    async def main() -> list[HealthReport]:
+        runs = [asyncio.create_task(health.arun()) for _ in range(3)]
+        reports = await asyncio.gather(*runs)
+        await yield_to_the_loop()  # the check's own cancellation at its deadline
+        return reports
+
+    reports = asyncio.run(main())
+    assert {r["api"].error for r in reports} == {"timed out after 0.3s"}
+    assert api.calls == 1
+    assert api.cancelled == 1
+    assert len(pagerduty_events.triggers) == 1
+
+
+def test_a_cancelled_async_run_cancels_the_check_it_alone_waited_for(
+    health: HealthMonitor,
+) -> None:
+    api = health.register("api", AsyncGate())
+
+    async def main() -> None:
+        run = asyncio.create_task(health.arun())
+        await yield_to_the_loop()
+        assert api.calls == 1
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+        await yield_to_the_loop()
+
+    asyncio.run(main())
+    assert api.cancelled == 1
+
+
+def test_a_sync_run_joins_an_async_run_in_flight(health: HealthMonitor) -> None:
+    api = health.register("api", AsyncGate())
+
+    async def main() -> tuple[HealthReport, HealthReport]:
+        run = asyncio.create_task(health.arun())
+        await yield_to_the_loop()
+        reports: list[HealthReport] = []
+        sync_run = threading.Thread(target=lambda: reports.append(health.run()))
+        sync_run.start()
+        while not (waiting_for_a_check(sync_run) or not sync_run.is_alive()):
+            await asyncio.sleep(0.01)  # polling, the loop keeps running the check
+        api.open()
+        report = await run
+        await asyncio.to_thread(sync_run.join, 30)
+        return report, reports[0]
+
+    first, second = asyncio.run(main())
+    assert first["api"].healthy
+    assert second["api"].healthy
+    assert api.calls == 1
+
+
+def test_a_sync_run_blocking_the_loop_does_not_wait_for_the_loops_call(
+    health: HealthMonitor,
+) -> None:
+    calls: list[int] = []
+
+    async def api() -> bool:
+        calls.append(1)
+        if len(calls) == 1:
+            await asyncio.sleep(30)
+        return True
+
+    health.register("api", api, timeout=60)
+
+    async def main() -> HealthReport:
+        run = asyncio.create_task(health.arun())
+        await yield_to_the_loop()
+        assert calls == [1]
+        try:
+            return health.run()  # blocks this loop: waiting for its task would time out
+        finally:
+            run.cancel()
+
+    report = asyncio.run(main())
+    assert report["api"].healthy
+    assert calls == [1, 1]
+
+
+def test_a_checks_own_timeout_error_is_its_error_not_its_time_limit(
+    health: HealthMonitor,
+) -> None:
+    async def api() -> bool:
+        raise TimeoutError("upstream read timed out")
+
+    health.register("api", api, timeout=60)
+    expected = "TimeoutError: upstream read timed out"
+    assert health.run()["api"].error == expected
+    assert asyncio.run(health.arun())["api"].error == expected

@@ -13,6 +13,7 @@ from pd_integrations.health import HealthMonitor
 from pd_integrations.testing import CapturedEvents
 from tests.clock import FakeClock
 from tests.spec import assert_valid_event
+from tests.test_health import Gate, overlapping_runs
 from tests.transport import wait_until
 
 from .conftest import build_app, json_of
@@ -155,3 +156,16 @@ def test_shared_health_monitor(pagerduty_events: CapturedEvents) -> None:
         assert get_state(app).health is monitor
         assert monitor.names == ["direct", "via_extension"]
         assert json_of(app.test_client().get("/health"))["status"] == "healthy"
+
+
+def test_overlapping_probes_share_one_run_of_a_slow_check(
+    make_app: MakeApp, pagerduty_events: CapturedEvents
+) -> None:
+    """Three probes at once on a healthy check still running: three 200s, no page."""
+    ext = PagerDuty()
+    db = ext.health.register("db", Gate(), failure_threshold=1)
+    app = make_app(ext=ext)
+    responses = overlapping_runs(db, 3, lambda: app.test_client().get("/health"))
+    assert [r.status_code for r in responses] == [200, 200, 200]
+    assert db.calls == 1
+    assert pagerduty_events.events == []

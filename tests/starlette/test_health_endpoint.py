@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from typing import Any
 
 import pytest
@@ -10,10 +12,11 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from pd_integrations import AlertManager
-from pd_integrations.health import HealthMonitor
+from pd_integrations.health import HealthMonitor, HealthReport
 from pd_integrations.starlette import health_endpoint, health_route
 from pd_integrations.testing import CapturedEvents
 from tests.clock import FakeClock
+from tests.test_health import Gate
 
 from .apps import timed_by
 from .conftest import valid_triggers
@@ -120,3 +123,41 @@ def test_a_recent_report_is_served_without_running_the_checks(
         assert client.get("/health").status_code == 200
 
     assert switch.calls == 1
+
+
+def test_overlapping_probes_share_one_run_of_a_slow_check(
+    alerts: AlertManager,
+    pagerduty_events: CapturedEvents,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Three probes at once on a healthy check still running: three 200s, no page."""
+    health = HealthMonitor(alerts, failure_threshold=1)
+    db = health.register("db", Gate())
+    entered = threading.Semaphore(0)
+    arun = health.arun
+
+    async def arun_then_signal(*, alert: bool = True) -> HealthReport:
+        run = asyncio.ensure_future(arun(alert=alert))
+        for _ in range(20):  # lets the run reach the check: it is in flight from here
+            await asyncio.sleep(0)
+        entered.release()
+        return await run
+
+    monkeypatch.setattr(health, "arun", arun_then_signal)
+    statuses: list[int] = []
+    with TestClient(build("fastapi-add-route", health, clock)) as client:
+        probes = [
+            threading.Thread(target=lambda: statuses.append(client.get("/health").status_code))
+            for _ in range(3)
+        ]
+        for probe in probes:
+            probe.start()
+        assert all(entered.acquire(timeout=30) for _ in probes)
+        db.opened.set()
+        for probe in probes:
+            probe.join(30)
+
+    assert statuses == [200, 200, 200]
+    assert db.calls == 1
+    assert pagerduty_events.events == []
