@@ -69,8 +69,8 @@ DedupBy = Literal["fingerprint", "route"]
 
 _REPORTED_ATTR = "__pd_integrations_alert_key__"
 _METHOD_NAMES: dict[str, str] = {name: name for name in (*STANDARD_METHODS, UNKNOWN_METHOD)}
-# Only a name this short can be a standard method in another case: longer text is never
-# copied to upper case, whatever its length.
+# Only text this short can be a standard method written in another case, so longer text
+# (a client may send kilobytes) is never copied to upper case.
 _LONGEST_METHOD = max(map(len, STANDARD_METHODS))
 
 
