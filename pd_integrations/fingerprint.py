@@ -109,9 +109,14 @@ def type_name(exc: BaseException | type[BaseException]) -> str:
 
 
 def message(exc: BaseException, limit: int = MAX_MESSAGE) -> str:
-    """``str(exc)``, bounded, and never raising (a broken ``__str__`` must not hide the error)."""
+    """``str(exc)``, bounded, and never raising (a broken ``__str__`` must not hide the error).
+
+    Calls ``__str__`` exactly once; callers read it once per alert and reuse the text.
+    The result is a plain ``str`` even when ``__str__`` returns a subclass, whose own
+    ``strip`` or ``__len__`` could otherwise raise later, outside this guard.
+    """
     try:
-        text = str(exc)
+        text = str.__str__(str(exc))
     except Exception:
         text = f"<{type(exc).__name__}: unprintable message>"
     return text if len(text) <= limit else text[: limit - 1] + "…"

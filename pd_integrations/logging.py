@@ -86,6 +86,21 @@ class PagerDutyHandler(logging.Handler):
                 return severity
         return self._severities[-1][1] if self._severities else Severity.ERROR
 
+    def handle(self, record: logging.LogRecord) -> bool:
+        """Filter, then :meth:`emit` *without* the handler's lock.
+
+        ``logging.Handler.handle`` holds the lock around ``emit``, which reads the
+        record's message and its exception's ``str()``: user code that may be slow. Under
+        the lock, one slow ``__str__`` would stall every other thread logging an error.
+        Nothing here needs it: the alert manager and the fingerprinter are thread-safe.
+        """
+        passed = self.filter(record)
+        if isinstance(passed, logging.LogRecord):  # a filter may hand back a new record
+            record = passed
+        if passed:
+            self.emit(record)
+        return bool(passed)
+
     def emit(self, record: logging.LogRecord) -> None:
         if record.name == _OWN_LOGGERS or record.name.startswith(_OWN_LOGGERS + "."):
             return

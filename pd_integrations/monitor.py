@@ -38,6 +38,14 @@ EXCEPTION_ALERT = "exception"
 HTTP_ERROR_ALERT = "http_error"
 SLOW_REQUEST_ALERT = "slow_request"
 UNMATCHED_ROUTE = "<unmatched>"
+# The request methods of RFC 9110 (and PATCH, RFC 5789). Any other method name is the
+# client's own text: Django function views and mounted ASGI/WSGI apps accept whatever a
+# client sends, so it never enters a dedup key, a summary or the details as such.
+STANDARD_METHODS: frozenset[str] = frozenset(
+    ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
+)
+OTHER_METHOD = "OTHER"
+UNKNOWN_METHOD = "?"  # the request could not be described at all
 
 DEFAULT_EXCLUDE_PATHS: tuple[str, ...] = ("/health", "/healthz", "/livez", "/readyz", "/metrics")
 # Headers that help a responder and carry no credentials or personal data. Anything
@@ -60,6 +68,10 @@ RunbookMap = Mapping[str, str | Link]
 DedupBy = Literal["fingerprint", "route"]
 
 _REPORTED_ATTR = "__pd_integrations_alert_key__"
+_METHOD_NAMES: dict[str, str] = {name: name for name in (*STANDARD_METHODS, UNKNOWN_METHOD)}
+# Only text this short can be a standard method written in another case, so longer text
+# (a client may send kilobytes) is never copied to upper case.
+_LONGEST_METHOD = max(map(len, STANDARD_METHODS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +132,24 @@ def reported_key(exc: BaseException) -> str | None:
 
 
 # -- helpers that run only when an alert fires ------------------------------------------
+
+
+def normalise_method(method: object) -> str:
+    """The method as alerts show it: a standard one in upper case, else ``OTHER``.
+
+    Requests ``X0 /pay``, ``X1 /pay``... are one incident, not one per method name: the
+    method is part of route dedup keys, so a client choosing it could otherwise open any
+    number of incidents and push real alerts out of the queue. ``get`` is ``GET``; the
+    library's own ``?`` (an undescribable request) stays ``?``. Runs only on the path
+    of an alert about to fire, never for a healthy request.
+    """
+    if isinstance(method, str):
+        known = _METHOD_NAMES.get(method)  # the common case: one lookup, no copy
+        if known is not None:
+            return known
+        if len(method) <= _LONGEST_METHOD:
+            return _METHOD_NAMES.get(method.upper(), OTHER_METHOD)
+    return OTHER_METHOD
 
 
 def _text(value: str | bytes) -> str:
@@ -348,7 +378,7 @@ class RequestMonitor:
         """The slow-request threshold for a route, in seconds; ``None``: never slow."""
         thresholds = self._route_thresholds
         if route is not None:
-            for key in (f"{method.upper()} {route}", route):
+            for key in (f"{normalise_method(method)} {route}", route):
                 if key in thresholds:
                     return thresholds[key]
         return None if self.slow_request_ms is None else self.slow_request_ms / 1000.0
@@ -398,17 +428,21 @@ class RequestMonitor:
             return None
         info = lazy.get()
         route = info.route or UNMATCHED_ROUTE
-        method = info.method.upper()
+        method = normalise_method(info.method)
         if self.dedup_by == "route":
             alert_type, identifier, fp = HTTP_ERROR_ALERT, f"{method} {route}", None
         else:
             fp = self._fingerprinter.fingerprint(exc)
             alert_type, identifier = EXCEPTION_ALERT, fp.digest
 
+        # The exception's own text, read once for the summary and the details: its
+        # ``__str__`` is user code that may be slow or raise (then a placeholder).
+        text = message(exc)
+
         def details() -> dict[str, Any]:
             built: dict[str, Any] = {
                 "exception_type": type_name(exc),
-                "exception_message": message(exc),
+                "exception_message": text,
             }
             if fp is not None:
                 built["fingerprint"] = fp.readable
@@ -425,7 +459,7 @@ class RequestMonitor:
             names = [name for cls in classes for name in (type_name(cls), cls.__name__)]
             return (*names, f"{method} {route}", route, alert_type)
 
-        summary = _exception_summary(exc, status, method, route)
+        summary = _exception_summary(type(exc).__name__, text, status, method, route)
         key = self._raise(summary, severity, alert_type, identifier, details, runbook_names)
         mark_reported(exc, key)
         return key
@@ -439,7 +473,7 @@ class RequestMonitor:
             # A health endpoint answers 503 by design: its checks page for themselves.
             return None
         route = info.route or UNMATCHED_ROUTE
-        method = info.method.upper()
+        method = normalise_method(info.method)
         identifier = f"{method} {route}"
         return self._raise(
             f"[{status}] response from {method} {route}",
@@ -452,7 +486,7 @@ class RequestMonitor:
 
     def _slow(self, lazy: _Lazy, status: int, elapsed: float) -> str | None:
         info = lazy.get()
-        method = info.method.upper()
+        method = normalise_method(info.method)
         threshold = self.slow_threshold(method, info.route)
         if threshold is None or elapsed < threshold or self.is_excluded(info):
             return None
@@ -510,7 +544,7 @@ class RequestMonitor:
     def _request_details(
         self, info: RequestInfo, status: int, duration: float | None
     ) -> dict[str, Any]:
-        details: dict[str, Any] = {"method": info.method.upper(), "route": info.route}
+        details: dict[str, Any] = {"method": normalise_method(info.method), "route": info.route}
         if info.route is None and info.path:
             details["path"] = info.path
         details["status"] = status
@@ -640,13 +674,12 @@ class _Lazy:
                 except Exception:
                     # Alert without request details rather than not at all.
                     _log.exception("could not describe the request for an alert")
-                    self._info = RequestInfo(method="?")
+                    self._info = RequestInfo(method=UNKNOWN_METHOD)
         return self._info
 
 
-def _exception_summary(exc: BaseException, status: int, method: str, route: str) -> str:
-    text = message(exc, MAX_SUMMARY_MESSAGE).strip().splitlines()
-    first = text[0] if text else ""
-    name = type(exc).__name__
+def _exception_summary(name: str, text: str, status: int, method: str, route: str) -> str:
+    lines = _bounded(text, MAX_SUMMARY_MESSAGE).strip().splitlines()
+    first = lines[0] if lines else ""
     what = f"{name}: {first}" if first else name
     return f"[{status}] {what} - {method} {route}"

@@ -24,7 +24,7 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Match, Mount, Route
+from starlette.routing import Host, Match, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import config
@@ -283,7 +283,8 @@ def _match_again(scope: Scope, base: str) -> tuple[Any, str, str]:
     """Replay the routing from the top router: the route, the mount templates, the root.
 
     Like Starlette's router: the first full match wins, else the first partial one
-    (a known path with another method). Descends into mounts whose app has routes.
+    (a known path with another method). Descends into mounts and host routes whose app
+    has routes.
     """
     routes = getattr(scope.get("router"), "routes", None) or ()
     probe: dict[str, Any] = {
@@ -299,9 +300,12 @@ def _match_again(scope: Scope, base: str) -> tuple[Any, str, str]:
         for candidate in routes:
             match, child = candidate.matches(probe)
             if match is Match.FULL:
-                if not isinstance(candidate, Mount):
+                if not isinstance(candidate, Mount | Host):
                     return candidate, template, probe["root_path"]
-                template += candidate.path
+                # A host route adds nothing to the path but may hold mounts: descend, or
+                # their matched text (the client's values) would end up in the route.
+                if isinstance(candidate, Mount):
+                    template += candidate.path
                 probe.update(child)
                 routes = candidate.routes
                 if not routes:

@@ -254,6 +254,27 @@ def test_names_and_messages() -> None:
     assert len(message(ValueError("x" * 5000))) == 1000
 
 
+def test_a_message_is_read_once_and_is_a_plain_str() -> None:
+    class Text(str):
+        def strip(self, chars: str | None = None) -> str:
+            raise RuntimeError("strip is broken")
+
+        def __len__(self) -> int:
+            raise RuntimeError("len is broken")
+
+    reads: list[int] = []
+
+    class Odd(Exception):
+        def __str__(self) -> str:
+            reads.append(1)
+            return Text("odd text")
+
+    text = message(Odd())
+    assert type(text) is str
+    assert text.strip() == "odd text"
+    assert reads == [1]
+
+
 def test_configuration_is_validated() -> None:
     with pytest.raises(ValueError, match="depth"):
         Fingerprinter(depth=0)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 import logging.config
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -134,3 +135,94 @@ def test_a_failing_manager_does_not_break_logging(
 def test_unknown_level_names_are_a_clear_error() -> None:
     with pytest.raises(ValueError, match="unknown log level 'LOUD'"):
         PagerDutyHandler(alerts=AlertManager(source="x"), severities={"LOUD": "critical"})
+
+
+# -- the exception's own text: user code, never under the handler's lock ---------------------
+
+WAIT = 30.0  # seconds a test waits for another thread: generous on a busy machine
+
+
+@pytest.fixture
+def lone(pagerduty_events: CapturedEvents) -> Iterator[tuple[logging.Logger, PagerDutyHandler]]:
+    """A logger outside the logging tree with only the handler: no capture handler of
+    pytest's reads the records too."""
+    log = logging.Logger("tests.text", logging.DEBUG)
+    handler = PagerDutyHandler(alerts=AlertManager(source="orders"))
+    log.addHandler(handler)
+    yield log, handler
+    handler.close()
+    handler.alerts.close()
+
+
+def test_a_slow_exception_text_does_not_stall_other_threads(
+    lone: tuple[logging.Logger, PagerDutyHandler], pagerduty_events: CapturedEvents
+) -> None:
+    logger, _ = lone
+    reading = threading.Event()
+    release = threading.Event()
+
+    class SlowTextError(Exception):
+        def __str__(self) -> str:
+            reading.set()
+            release.wait(WAIT)
+            return "finally"
+
+    def log_slow() -> None:
+        try:
+            raise SlowTextError()
+        except SlowTextError:
+            logger.exception("charge failed")
+
+    stuck = threading.Thread(target=log_slow)
+    stuck.start()
+    try:
+        assert reading.wait(WAIT)
+        other = threading.Thread(target=logger.error, args=("ledger %s out of balance", "l-1"))
+        other.start()
+        other.join(WAIT)
+        assert not other.is_alive(), "an error record waited for another record's __str__"
+        assert stuck.is_alive()  # still inside __str__
+        (event,) = pagerduty_events.triggers
+        assert event["payload"]["summary"] == "ERROR tests.text: ledger l-1 out of balance"
+    finally:
+        release.set()
+        stuck.join(WAIT)
+    assert not stuck.is_alive()
+    assert len(pagerduty_events.triggers) == 2
+
+
+def test_the_exception_text_is_read_once_and_a_broken_one_is_a_placeholder(
+    lone: tuple[logging.Logger, PagerDutyHandler], pagerduty_events: CapturedEvents
+) -> None:
+    logger, _ = lone
+    reads: list[int] = []
+
+    class CountedError(Exception):
+        def __str__(self) -> str:
+            reads.append(1)
+            return "counted"
+
+    class UnprintableError(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no text for you")
+
+    for error in (CountedError(), UnprintableError()):
+        try:
+            raise error
+        except Exception:
+            logger.exception("job failed")
+    assert reads == [1]
+    counted, unprintable = (t["payload"]["custom_details"] for t in pagerduty_events.triggers)
+    assert counted["exception_message"] == "counted"
+    assert unprintable["exception_message"] == "<UnprintableError: unprintable message>"
+
+
+def test_filters_still_apply(
+    lone: tuple[logging.Logger, PagerDutyHandler], pagerduty_events: CapturedEvents
+) -> None:
+    logger, handler = lone
+    handler.addFilter(lambda record: "noise" not in record.getMessage())
+    logger.error("noise from a bot")
+    logger.error("real trouble")
+    (event,) = pagerduty_events.triggers
+    assert event["payload"]["summary"] == "ERROR tests.text: real trouble"

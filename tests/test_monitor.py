@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -10,12 +11,20 @@ import pytest
 from pd_integrations import AlertManager, Scrubber
 from pd_integrations.events import Link
 from pd_integrations.fingerprint import DEFAULT_STACK_LIMIT, Fingerprinter
-from pd_integrations.monitor import RequestInfo, RequestMonitor, mark_reported, reported_key
+from pd_integrations.monitor import (
+    RequestInfo,
+    RequestMonitor,
+    mark_reported,
+    normalise_method,
+    reported_key,
+)
 from pd_integrations.state import AlertRecord, MemoryState, Raised
 from pd_integrations.testing import TEST_ROUTING_KEY, CapturedEvents
 
 from .clock import FakeClock
 from .spec import assert_valid_event
+
+WAIT = 30.0  # seconds a test waits for another thread: generous on a busy machine
 
 
 @pytest.fixture
@@ -713,6 +722,175 @@ def test_details_that_cannot_be_built_still_send_the_trigger(
     assert event["payload"]["summary"].startswith("[500] ZeroDivisionError")
     assert details_of(event) == {"alert_type": "exception"}
     assert "could not build the details of a PagerDuty alert" in caplog.text
+
+
+# -- request methods: a client's text never multiplies incidents --------------------------
+
+ODD_METHODS = [f"X{n}" for n in range(50)]
+
+
+@pytest.mark.parametrize(
+    ("method", "shown"),
+    [
+        ("GET", "GET"),
+        ("post", "POST"),
+        ("Patch", "PATCH"),
+        ("CONNECT", "CONNECT"),
+        ("?", "?"),
+        ("X0", "OTHER"),
+        ("PROPFIND", "OTHER"),
+        ("get ", "OTHER"),
+        ("G" * 100_000, "OTHER"),
+        ("", "OTHER"),
+        (None, "OTHER"),
+        (b"GET", "OTHER"),
+    ],
+)
+def test_a_method_is_standard_or_other(method: object, shown: str) -> None:
+    assert normalise_method(method) == shown
+
+
+def test_fifty_odd_methods_on_a_route_are_one_incident(
+    make_monitor: Callable[..., RequestMonitor],
+    alerts: AlertManager,
+    pagerduty_events: CapturedEvents,
+) -> None:
+    monitor = make_monitor(dedup_by="route")
+    keys = {monitor.exception(divide(), request(route="/pay", method=m)) for m in ODD_METHODS}
+    assert keys == {"prod:http_error:OTHER /pay"}
+    (event,) = pagerduty_events.triggers
+    assert event["payload"]["summary"] == "[500] ZeroDivisionError: division by zero - OTHER /pay"
+    assert details_of(event)["method"] == "OTHER"
+    alert = alerts.get_alert("prod:http_error:OTHER /pay")
+    assert alert is not None
+    assert alert.occurrences == len(ODD_METHODS)
+    # A standard method is its own incident still.
+    assert monitor.exception(divide(), request(route="/pay", method="post")) == (
+        "prod:http_error:POST /pay"
+    )
+
+
+def test_fifty_odd_methods_answered_with_a_handled_5xx_are_one_incident(
+    make_monitor: Callable[..., RequestMonitor], pagerduty_events: CapturedEvents
+) -> None:
+    monitor = make_monitor(alert_on_handled_5xx=True)
+    keys = {
+        monitor.request_finished(RequestInfo(method=m, path=f"/{m}"), 503, monitor.clock())
+        for m in ODD_METHODS
+    }
+    assert keys == {"prod:http_error:OTHER <unmatched>"}
+    (event,) = pagerduty_events.triggers
+    assert event["payload"]["summary"] == "[503] response from OTHER <unmatched>"
+
+
+def test_a_slow_request_with_an_odd_method_shows_other(
+    make_monitor: Callable[..., RequestMonitor],
+    clock: FakeClock,
+    pagerduty_events: CapturedEvents,
+) -> None:
+    monitor = make_monitor(slow_request_ms=100, slow_routes={"OTHER /dav": 50})
+    assert slow(monitor, clock, 0.07, request(route="/dav", method="PROPFIND")) is not None
+    (event,) = pagerduty_events.triggers
+    assert event["payload"]["summary"].startswith("Slow request: OTHER /dav took 70 ms")
+    assert details_of(event)["method"] == "OTHER"
+
+
+# -- the exception's own text: user code, read once -------------------------------------
+
+
+class CountedError(Exception):
+    """Counts how often its text is read."""
+
+    reads = 0
+
+    def __str__(self) -> str:
+        CountedError.reads += 1
+        return "counted"
+
+
+class _PoisonedText(str):
+    """A str whose methods raise: what a hostile or buggy ``__str__`` may return."""
+
+    def strip(self, chars: str | None = None) -> str:
+        raise RuntimeError("strip is broken")
+
+    def splitlines(self, keepends: bool = False) -> list[str]:
+        raise RuntimeError("splitlines is broken")
+
+    def __len__(self) -> int:
+        raise RuntimeError("len is broken")
+
+
+class PoisonedTextError(Exception):
+    def __str__(self) -> str:
+        return _PoisonedText("poisoned text")
+
+
+class UnprintableError(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no text for you")
+
+
+def test_the_exception_text_is_read_once_per_alert(
+    make_monitor: Callable[..., RequestMonitor], pagerduty_events: CapturedEvents
+) -> None:
+    CountedError.reads = 0
+    monitor = make_monitor()
+    assert monitor.exception(fail(CountedError()), request()) is not None
+    (event,) = pagerduty_events.triggers
+    assert CountedError.reads == 1
+    assert event["payload"]["summary"].startswith("[500] CountedError: counted - ")
+    assert details_of(event)["exception_message"] == "counted"
+
+
+def test_an_exception_whose_text_is_a_broken_str_still_pages(
+    make_monitor: Callable[..., RequestMonitor], pagerduty_events: CapturedEvents
+) -> None:
+    key = make_monitor().exception(fail(PoisonedTextError()), request())
+    assert key is not None
+    (event,) = pagerduty_events.triggers
+    assert event["payload"]["summary"].startswith("[500] PoisonedTextError: poisoned text - ")
+    assert details_of(event)["exception_message"] == "poisoned text"
+
+
+def test_an_exception_whose_str_raises_pages_with_a_placeholder(
+    make_monitor: Callable[..., RequestMonitor], pagerduty_events: CapturedEvents
+) -> None:
+    assert make_monitor().exception(fail(UnprintableError()), request()) is not None
+    (event,) = pagerduty_events.triggers
+    placeholder = "<UnprintableError: unprintable message>"
+    assert event["payload"]["summary"].startswith(f"[500] UnprintableError: {placeholder} - ")
+    assert details_of(event)["exception_message"] == placeholder
+
+
+def test_a_slow_exception_text_stalls_no_other_alert(
+    make_monitor: Callable[..., RequestMonitor], pagerduty_events: CapturedEvents
+) -> None:
+    """``__str__`` runs outside every lock: a second thread alerts while the first waits."""
+    reading = threading.Event()
+    release = threading.Event()
+
+    class SlowTextError(Exception):
+        def __str__(self) -> str:
+            reading.set()
+            release.wait(WAIT)
+            return "finally"
+
+    monitor = make_monitor(dedup_by="route")
+    stuck = threading.Thread(
+        target=monitor.exception, args=(fail(SlowTextError()), request(route="/slow-text"))
+    )
+    stuck.start()
+    try:
+        assert reading.wait(WAIT)
+        # The same route (one state entry) and another one: neither waits for the first.
+        assert monitor.exception(divide(), request(route="/slow-text")) is not None
+        assert monitor.exception(divide(), request(route="/other")) is not None
+        assert stuck.is_alive()  # still inside __str__: nothing waited for it
+    finally:
+        release.set()
+        stuck.join(WAIT)
+    assert not stuck.is_alive()
 
 
 # -- never raises -------------------------------------------------------------------------

@@ -225,6 +225,22 @@ def test_dedup_by_route_keys_on_method_and_route(events: CapturedEvents, client:
     assert event["dedup_key"] == "http_error:GET /boom/"
 
 
+def test_fifty_odd_methods_on_a_function_view_are_one_incident(
+    events: CapturedEvents, client: Client
+) -> None:
+    # A function view accepts any method: the client's method names must not each open
+    # an incident (and fill the queue ahead of real alerts).
+    with pagerduty(DEDUP_BY="route", ALERT_ON_HANDLED_5XX=True):
+        for n in range(50):
+            assert client.generic(f"X{n}", "/status/503/").status_code == 503
+            assert client.generic(f"X{n}", "/boom/").status_code == 500
+        handled, crashed = events.triggers
+    assert handled["dedup_key"] == "http_error:OTHER /status/<int:code>/"
+    assert handled["payload"]["summary"] == "[503] response from OTHER /status/<int:code>/"
+    assert crashed["dedup_key"] == "http_error:OTHER /boom/"
+    assert details(crashed)["method"] == "OTHER"
+
+
 # -- slow requests ------------------------------------------------------------------------------
 # The monitor times these requests on a fake clock (see timing.py): the slow views take
 # exactly their ?ms= on it, and every other request takes none, even on a busy machine.

@@ -99,6 +99,30 @@ def test_dedup_by_route_groups_every_error_of_a_route(
     assert event["dedup_key"] == "http_error:GET /fail/<kind>"
 
 
+def test_fifty_odd_methods_are_one_incident(
+    make_app: MakeApp, pagerduty_events: CapturedEvents
+) -> None:
+    # Hooks run for any method, before routing refuses it: a maintenance answer sees
+    # the client's method names, which must not each open an incident.
+    app = make_app(PAGERDUTY_ALERT_ON_HANDLED_5XX=True)
+
+    @app.before_request
+    def maintenance() -> tuple[str, int]:
+        return "down for maintenance", 503
+
+    client = app.test_client()
+    for n in range(50):
+        assert client.open("/orders/1", method=f"X{n}").status_code == 503
+
+    (event,) = pagerduty_events.triggers
+    assert event["dedup_key"] == "http_error:OTHER <unmatched>"
+    assert event["payload"]["summary"] == "[503] response from OTHER <unmatched>"
+    assert details(event)["method"] == "OTHER"
+    alert = get_state(app).alerts.get_alert(event["dedup_key"])
+    assert alert is not None
+    assert alert.occurrences == 50
+
+
 @pytest.mark.parametrize(
     ("url", "status"),
     [

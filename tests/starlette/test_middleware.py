@@ -10,7 +10,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount
+from starlette.routing import Host, Mount, Route, Router
 from starlette.testclient import TestClient
 from starlette.types import Receive, Scope, Send
 
@@ -319,6 +319,57 @@ def test_a_mounted_app_without_routes_is_grouped_under_its_mount(
 
     (event,) = valid_triggers(pagerduty_events)
     assert event["payload"]["custom_details"]["route"] == "/legacy/{version}/{path}"
+
+
+def test_fifty_odd_methods_on_a_mounted_app_are_one_incident(
+    alerts: AlertManager, pagerduty_events: CapturedEvents
+) -> None:
+    # A mounted app takes any method: the client's method names must not each open an
+    # incident (and fill the queue ahead of real alerts).
+    async def legacy(scope: Scope, receive: Receive, send: Send) -> None:
+        raise Disaster("legacy app failed")
+
+    app = Starlette(routes=[Mount("/legacy", app=legacy)])
+    app.add_middleware(PagerDutyMiddleware, alerts=alerts, dedup_by="route")
+    client = TestClient(app, raise_server_exceptions=False)
+
+    for n in range(50):
+        assert client.request(f"X{n}", "/legacy/pay").status_code == 500
+
+    (event,) = valid_triggers(pagerduty_events)
+    assert event["dedup_key"] == "http_error:OTHER /legacy/{path}"
+    assert event["payload"]["summary"].endswith(" - OTHER /legacy/{path}")
+    assert event["payload"]["custom_details"]["method"] == "OTHER"
+
+
+def test_mounts_under_a_host_route_are_grouped_by_their_templates(
+    alerts: AlertManager, pagerduty_events: CapturedEvents
+) -> None:
+    # The mount templates behind a host route, not the values a client put in the URL.
+    async def boom(request: Request) -> Response:
+        raise Disaster("tenant lookup failed")
+
+    async def legacy(scope: Scope, receive: Receive, send: Send) -> None:
+        raise Disaster("legacy app failed")
+
+    tenants = Router(
+        [
+            Mount("/tenants/{tenant}", routes=[Route("/pay", boom)]),
+            Mount("/legacy/{version}", app=legacy),
+        ]
+    )
+    app = Starlette(routes=[Host("{team}.example.com", app=tenants)])
+    app.add_middleware(PagerDutyMiddleware, alerts=alerts, dedup_by="route")
+    client = TestClient(app, raise_server_exceptions=False)
+
+    for name in ("acme", "x0", "x1"):
+        assert client.get(f"http://{name}.example.com/tenants/{name}/pay").status_code == 500
+        assert client.get(f"http://{name}.example.com/legacy/{name}/a").status_code == 500
+
+    assert [e["dedup_key"] for e in valid_triggers(pagerduty_events)] == [
+        "http_error:GET /tenants/{tenant}/pay",
+        "http_error:GET /legacy/{version}/{path}",
+    ]
 
 
 def test_an_unmatched_path_is_reported_raw(
