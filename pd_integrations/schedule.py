@@ -232,9 +232,7 @@ class Schedule(Generic[T]):
     def _compact(self) -> None:
         """Rebuild both heaps from the live heads: dropped slots must not pile up in them."""
         heads = [
-            slot
-            for slot in self._slots.values()
-            if not slot.in_flight and self._is_head(slot)
+            slot for slot in self._slots.values() if not slot.in_flight and self._is_head(slot)
         ]
         self._ready = [(-s.rank, s.seq) for s in heads if s.ready_at <= 0]
         self._waiting = [(s.ready_at, s.seq) for s in heads if s.ready_at > 0]
