@@ -659,56 +659,72 @@ class Dispatcher:
                 if blocked > 0:
                     self._stopping.wait(blocked)
                     continue
+                # Counted before the claim: close() must not close the file under a claim.
+                self._spool_inflight += 1
             try:
-                claimed = spool.claim()
-                if claimed is None:
-                    # Rows other processes hold count too: one of them may have died
-                    # holding a claim, which this process takes over once it runs out.
-                    empty = spool.pending_count() == 0
-                    due = None if empty else spool.next_due()
-                elif (delay := self._budget_delay()) > 0:
-                    # Given back while the budget is scarce, so that the most important
-                    # row, not this one, goes out when it allows a send again.
-                    spool.release(claimed)
-                    with self._lock:
-                        self._stopping.wait(min(delay, BUDGET_RECHECK_SECONDS))
-                    continue
+                claimed = self._claim(spool)
             except SpoolError as error:
+                self._spool_settled()
                 self._spool_failed(spool, error, [])
                 return
-            if claimed is None:
-                with self._lock:
-                    if self._written == written:
-                        if empty and not len(self._schedule) and not self._writing:
-                            self._drained = True
-                            self._idle.notify_all()
-                        if not self._closed:
-                            # Woken by the writer; the timeout finds rows whose retry came
-                            # due and rows other processes wrote or abandoned.
-                            poll = (
-                                SPOOL_POLL_SECONDS if due is None else min(due, SPOOL_POLL_SECONDS)
-                            )
-                            self._spooled.wait(poll)
+            if isinstance(claimed, SpooledEvent):
+                self._send_claimed(claimed)
+                self._spool_settled()
                 continue
+            self._spool_settled()
             with self._lock:
-                self._spool_inflight += 1
-                self._drained = False
-            item = _Item(
-                PreparedEvent(claimed.event, claimed.body),
-                claimed.enqueued_at,
-                claimed.occurrences,
-                claimed,
-            )
-            retry_in = self._attempt(item, claimed.attempts + 1)
-            if retry_in is not None:
-                if self._closed:
-                    self._settle(item, "release")
-                else:
-                    self._settle(item, "retry", when=time.time() + retry_in)
-            with self._lock:
-                self._spool_inflight -= 1
-                if not self._busy():
-                    self._idle.notify_all()
+                if claimed is None:
+                    self._stopping.wait(BUDGET_RECHECK_SECONDS)
+                elif self._written == written:
+                    empty, due = claimed
+                    if empty and not len(self._schedule) and not self._writing:
+                        self._drained = True
+                        self._idle.notify_all()
+                    if not self._closed:
+                        # Woken by the writer; the timeout finds rows whose retry came
+                        # due and rows other processes wrote or abandoned.
+                        poll = SPOOL_POLL_SECONDS if due is None else min(due, SPOOL_POLL_SECONDS)
+                        self._spooled.wait(poll)
+
+    def _claim(self, spool: Spool) -> SpooledEvent | tuple[bool, float | None] | None:
+        """A claimed row; ``None`` when the budget is scarce; else (file empty, next due)."""
+        claimed = spool.claim()
+        if claimed is None:
+            # Rows other processes hold count too: one of them may have died holding a
+            # claim, which this process takes over once it runs out.
+            empty = spool.pending_count() == 0
+            return empty, None if empty else spool.next_due()
+        if self._closed:
+            spool.release(claimed)
+            return False, None
+        if self._budget_delay() > 0:
+            # Given back while the budget is scarce, so that the most important row, not
+            # this one, goes out when it allows a send again.
+            spool.release(claimed)
+            return None
+        with self._lock:
+            self._drained = False
+        return claimed
+
+    def _send_claimed(self, claimed: SpooledEvent) -> None:
+        item = _Item(
+            PreparedEvent(claimed.event, claimed.body),
+            claimed.enqueued_at,
+            claimed.occurrences,
+            claimed,
+        )
+        retry_in = self._attempt(item, claimed.attempts + 1)
+        if retry_in is not None:
+            if self._closed:
+                self._settle(item, "release")
+            else:
+                self._settle(item, "retry", when=time.time() + retry_in)
+
+    def _spool_settled(self) -> None:
+        with self._lock:
+            self._spool_inflight -= 1
+            if not self._busy():
+                self._idle.notify_all()
 
     def _spool_failed(self, spool: Spool, error: SpoolError, unsent: list[Slot[_Item]]) -> None:
         """Warn once and carry on in memory with what had not reached the file."""
