@@ -8,6 +8,7 @@ long to back off) in :class:`_ClientBase`, so only the I/O loop differs between 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import os
@@ -50,6 +51,7 @@ from .events import (
     new_dedup_key,
 )
 from .scrub import DEFAULT_SCRUBBER, Scrubber
+from .state import safe_url
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -226,9 +228,41 @@ def resolve_base_url(explicit: str | None = None) -> str:
     if not valid:
         raise ConfigurationError(
             f"the PagerDuty events base URL must be an http:// or https:// URL with a host "
-            f"(such as {DEFAULT_BASE_URL}), got {url!r}"
+            f"(such as {DEFAULT_BASE_URL}), got {safe_url(url)!r}"
         )
+    _warn_if_plain_http(url)
     return url
+
+
+_plain_http_warned: set[str] = set()
+_plain_http_lock = threading.Lock()
+
+
+def _warn_if_plain_http(url: str) -> None:
+    """Warn once per URL about http:// to a host other than this machine.
+
+    Events and REST calls carry the routing key or API key, readable on the way. An
+    emulator on a loopback address is the normal case for http:// and says nothing.
+    """
+    parts = urlsplit(url)
+    host = (parts.hostname or "").rstrip(".")
+    if parts.scheme != "http" or host == "localhost" or host.endswith(".localhost"):
+        return
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return
+    except ValueError:
+        pass
+    shown = safe_url(url)
+    with _plain_http_lock:
+        if shown in _plain_http_warned:
+            return
+        _plain_http_warned.add(shown)
+    _log.warning(
+        "the PagerDuty base URL %s is plain http:// to another machine: keys and events "
+        "travel unencrypted; use https:// (http:// is meant for a local emulator)",
+        shown,
+    )
 
 
 def _json_object(content: bytes) -> dict[str, Any]:
@@ -300,7 +334,7 @@ class _ClientBase(ABC, Generic[_R]):
     def __repr__(self) -> str:
         return (
             f"<{type(self).__name__} routing_key={mask_key(self._routing_key)} "
-            f"base_url={self.base_url!r}{' closed' if self._closed else ''}>"
+            f"base_url={safe_url(self.base_url)!r}{' closed' if self._closed else ''}>"
         )
 
     # -- the public calls, identical for both clients --------------------------------
@@ -399,7 +433,7 @@ class _ClientBase(ABC, Generic[_R]):
     def _log_attempt(self, request: _Request, attempt: int) -> None:
         _log.debug(
             "POST %s: %s event, dedup key %s, routing key %s (attempt %d of at most %d)",
-            request.url,
+            safe_url(request.url),
             request.event.action,
             request.event.dedup_key,
             mask_key(self._routing_key),
@@ -442,15 +476,16 @@ class _ClientBase(ABC, Generic[_R]):
         # A redirect or informational answer: a misconfigured base URL, not a flaky one.
         raise PagerDutyError(
             f"unexpected answer from PagerDuty (HTTP {status} {reason}); "
-            f"check the base URL {self.base_url}"
+            f"check the base URL {safe_url(self.base_url)}"
         )
 
     def _request_failed(self, exc: Exception) -> PagerDutyError:
         """Translate an exception from the HTTP call; re-raise what is not ours."""
         if isinstance(exc, httpx.HTTPError):
-            detail = self._redact(str(exc)) or "no details"
+            shown = safe_url(self.base_url)
+            detail = self._redact(str(exc)).replace(self.base_url, shown) or "no details"
             return DeliveryError(
-                f"could not reach PagerDuty at {self.base_url}: {type(exc).__name__}: {detail}"
+                f"could not reach PagerDuty at {shown}: {type(exc).__name__}: {detail}"
             )
         if self._closed:
             # close() from another thread while this request was in flight.

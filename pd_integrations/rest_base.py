@@ -13,6 +13,7 @@ from .errors import ConfigurationError, PagerDutyError
 from .events import mask_key
 from .rest_operations import Request
 from .rest_retry import RestCall
+from .state import safe_url
 
 __all__ = ["DEFAULT_REST_BASE_URL", "Ids", "RestBase", "When"]
 
@@ -57,7 +58,7 @@ def _resolve_rest_base_url(explicit: str | None) -> str:
     except ConfigurationError:
         raise ConfigurationError(
             "the PagerDuty REST base URL must be an http:// or https:// URL with a host "
-            f"and no query (such as {DEFAULT_REST_BASE_URL}), got {url!r}"
+            f"and no query (such as {DEFAULT_REST_BASE_URL}), got {safe_url(url)!r}"
         ) from None
 
 
@@ -108,7 +109,7 @@ class RestBase:
     def __repr__(self) -> str:
         return (
             f"<{type(self).__name__} api_key={mask_key(self._api_key)} "
-            f"from_email={self.from_email!r} base_url={self.base_url!r}"
+            f"from_email={self.from_email!r} base_url={safe_url(self.base_url)!r}"
             f"{' closed' if self._closed else ''}>"
         )
 

@@ -186,7 +186,9 @@ class Spool:
     """The pending events of one routing key in an SQLite file shared by any number of
     processes. Thread-safe; every method raises :class:`SpoolError` when the file fails.
 
-    :param path: the SQLite file; created (with its directory's permissions) if missing.
+    :param path: the SQLite file; created with mode ``0600`` if missing (SQLite gives
+        its ``-wal`` and ``-shm`` files the same mode). An existing file of this user's
+        loses only the access of every other user; someone else's is left as it is.
     :param routing_key: whose events these are; only its rows are read and written.
     :param scrubber: applied to what is written, as the client applies it to what it sends.
     :param lease: seconds a claim stays valid without renewal before another process
@@ -229,6 +231,7 @@ class Spool:
 
     def _connect(self) -> sqlite3.Connection:
         try:
+            _create_private(self.path)
             conn = sqlite3.connect(
                 self.path,
                 timeout=self.busy_timeout,
@@ -583,6 +586,50 @@ class Spool:
     @property
     def closed(self) -> bool:
         return self._closed
+
+
+PRIVATE_MODE: Final = 0o600
+_OTHERS: Final = 0o007
+
+
+def _create_private(path: Path) -> None:
+    """Create the spool file readable and writable by its owner only, whatever the umask.
+
+    An existing file (and its ``-wal``/``-shm``) keeps its owner and group bits: a group
+    of processes under several users may share it on purpose. What is taken away, from
+    a file this user owns, is access for every other user (a spool created by an older
+    version under umask 022 was world-readable); someone else's file is only reported.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE)
+    except FileExistsError:
+        for file in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            _restrict_others(file)
+        return
+    try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, PRIVATE_MODE)  # the umask may have taken bits from os.open's mode
+    finally:
+        os.close(fd)
+
+
+def _restrict_others(file: Path) -> None:
+    try:
+        info = file.stat()
+    except FileNotFoundError:
+        return
+    mode = info.st_mode & 0o777
+    if not mode & _OTHERS:
+        return
+    if hasattr(os, "getuid") and info.st_uid == os.getuid():
+        file.chmod(mode & ~_OTHERS)
+        _log.info("the PagerDuty spool file %s was open to every user: mode %o now", file, mode)
+    else:
+        _log.warning(
+            "the PagerDuty spool file %s (not this user's) is open to every user (mode %o)",
+            file,
+            mode,
+        )
 
 
 def _new_owner() -> str:

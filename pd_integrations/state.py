@@ -360,12 +360,18 @@ def routing_key_hash(routing_key: str) -> str:
 
 
 def safe_url(url: str) -> str:
-    """``url`` without its password, for logs and reprs."""
+    """``url`` without its password, for logs, reprs and error messages.
+
+    ``user:pass@`` becomes ``user:****@``; a user name alone (``token@host``, how some
+    services take a key) becomes ``****@``.
+    """
     try:
         parts = urlsplit(url)
-        if parts.password is None:
+        if "@" not in parts.netloc:
             return url
         netloc = parts.netloc.rsplit("@", 1)[1]
+        if parts.password is None:
+            return urlunsplit(parts._replace(netloc=f"****@{netloc}"))
         user = f"{parts.username}:" if parts.username else ":"
         return urlunsplit(parts._replace(netloc=f"{user}****@{netloc}"))
     except ValueError:

@@ -25,7 +25,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, ClassVar, Literal, Protocol, TypeVar, overload
@@ -115,34 +115,46 @@ def _error(status: int, message: str) -> WebhookResult:
 # -- redelivery memory ------------------------------------------------------------------
 
 _DONE, _IN_FLIGHT = True, False
+_KEYS_PER_DELIVERY = 2
 Claim = Literal["new", "in-flight", "done"]
 
 
 class _Deliveries:
-    """The last ``size`` delivery ids seen, least recently used dropped first."""
+    """The keys of the last ``size`` deliveries seen, least recently used dropped first.
+
+    A delivery is known by several keys (its ``X-Webhook-Id`` and the id of each event
+    in its signed body) and is a redelivery when any of them was seen.
+    """
 
     def __init__(self, size: int) -> None:
         self.size = size
         self._ids: OrderedDict[str, bool] = OrderedDict()
         self._lock = threading.Lock()
 
-    def claim(self, key: str) -> Claim:
+    def claim(self, keys: Sequence[str]) -> Claim:
         with self._lock:
-            state = self._ids.get(key)
-            if state is not None:
-                self._ids.move_to_end(key)
-                return "done" if state is _DONE else "in-flight"
-            self._ids[key] = _IN_FLIGHT
-            while len(self._ids) > self.size:
+            states = [self._ids.get(key) for key in keys]
+            for key, state in zip(keys, states, strict=True):
+                if state is not None:
+                    self._ids.move_to_end(key)
+            if _DONE in states:
+                return "done"
+            if _IN_FLIGHT in states:
+                return "in-flight"
+            for key in keys:
+                self._ids[key] = _IN_FLIGHT
+            # Bounded by keys, with room for a webhook id and an event id per delivery.
+            while len(self._ids) > self.size * _KEYS_PER_DELIVERY:
                 self._ids.popitem(last=False)
             return "new"
 
-    def finish(self, key: str, *, handled: bool) -> None:
+    def finish(self, keys: Sequence[str], *, handled: bool) -> None:
         with self._lock:
-            if not handled:
-                self._ids.pop(key, None)  # so that PagerDuty's retry is handled
-            elif key in self._ids:
-                self._ids[key] = _DONE
+            for key in keys:
+                if not handled:
+                    self._ids.pop(key, None)  # so that PagerDuty's retry is handled
+                elif key in self._ids:
+                    self._ids[key] = _DONE
 
     def clear(self) -> None:
         with self._lock:
@@ -162,6 +174,7 @@ class _Registration:
 @dataclass(frozen=True, slots=True)
 class _Delivery:
     key: str | None
+    claims: tuple[str, ...]
     events: tuple[WebhookEvent, ...]
     foreground: list[tuple[Handler, WebhookEvent]]
     background: list[tuple[Handler, WebhookEvent]]
@@ -174,8 +187,10 @@ class WebhookReceiver(DefaultHandlers):
         callable returning them per request (framework settings); by default
         ``PAGERDUTY_WEBHOOK_SECRET`` (several separated by commas or whitespace).
     :param max_body_bytes: larger bodies are answered 413 without being read whole.
-    :param redelivery_memory: how many delivery ids (``X-Webhook-Id``) to remember
-        so that a redelivery is not handled twice; 0 turns this off.
+    :param redelivery_memory: how many deliveries to remember so that a redelivery is
+        not handled twice; 0 turns this off. A delivery is remembered by its
+        ``X-Webhook-Id`` and by the ids of the events in its signed body, so a captured
+        body replayed under a fresh ``X-Webhook-Id`` is a redelivery too.
     :param default_handlers: log a line for the six common incident events when no
         handler of yours matches them (see :meth:`on_incident_triggered`).
     :raises ConfigurationError: no secret given or found in the environment.
@@ -285,7 +300,7 @@ class WebhookReceiver(DefaultHandlers):
         self.forget_deliveries()
 
     def forget_deliveries(self) -> None:
-        """Forget the delivery ids seen: the next delivery of any of them is handled."""
+        """Forget the deliveries seen: the next delivery of any of them is handled."""
         if self._deliveries is not None:
             self._deliveries.clear()
 
@@ -382,9 +397,17 @@ class WebhookReceiver(DefaultHandlers):
         except WebhookError as error:
             _log.warning("PagerDuty webhook refused: %s", error)
             return _error(400, f"malformed webhook: {error}")
-        key = _header(headers, WEBHOOK_ID_HEADER) or ",".join(e.id for e in events)
+        webhook_id = _header(headers, WEBHOOK_ID_HEADER)
+        key = webhook_id or ",".join(e.id for e in events)
+        # The header is not signed, the body is: a v3 event id cannot be changed by
+        # whoever replays a captured delivery. (A v2 message may lack an id, which the
+        # parser then makes up from the incident; that is no key to refuse events by.)
+        claims = [f"webhook:{webhook_id}"] if webhook_id else []
+        claims += [f"event:{event.id}" for event in events if event.version == "v3"]
+        if not claims:
+            claims = [f"events:{key}"]
         if self._deliveries is not None:
-            claim = self._deliveries.claim(key)
+            claim = self._deliveries.claim(claims)
             if claim == "done":
                 _log.info("PagerDuty webhook %s is a redelivery: already handled", key)
                 return WebhookResult(200, {"status": "duplicate"}, events, duplicate=True)
@@ -397,7 +420,9 @@ class WebhookReceiver(DefaultHandlers):
             for registration in self._matching(event):
                 queue = background if registration.background else foreground
                 queue.append((registration.handler, event))
-        return _Delivery(key if self._deliveries else None, events, foreground, background)
+        return _Delivery(
+            key if self._deliveries else None, tuple(claims), events, foreground, background
+        )
 
     def _matching(self, event: WebhookEvent) -> list[_Registration]:
         found = [r for r in self._registrations if fnmatchcase(event.event_type, r.pattern)]
@@ -414,7 +439,7 @@ class WebhookReceiver(DefaultHandlers):
             delivery.key,
         )
         if delivery.key is not None and self._deliveries is not None:
-            self._deliveries.finish(delivery.key, handled=False)
+            self._deliveries.finish(delivery.claims, handled=False)
         return _error(500, "a webhook handler failed")
 
     def _succeeded(self, delivery: _Delivery, started: float) -> WebhookResult:
@@ -426,7 +451,7 @@ class WebhookReceiver(DefaultHandlers):
                 elapsed,
             )
         if delivery.key is not None and self._deliveries is not None:
-            self._deliveries.finish(delivery.key, handled=True)
+            self._deliveries.finish(delivery.claims, handled=True)
         for event in delivery.events:
             emit(webhook_received, self, event=event, webhook_id=delivery.key)
         return WebhookResult(

@@ -570,6 +570,92 @@ def test_without_a_webhook_id_the_event_id_dedupes(receiver: WebhookReceiver) ->
     assert len(calls) == 1
 
 
+def test_a_replayed_body_with_a_fresh_webhook_id_is_a_redelivery(
+    receiver: WebhookReceiver,
+) -> None:
+    # X-Webhook-Id is not signed: a captured delivery replayed under a new id must not
+    # run the handlers again, because the signed event id is the same.
+    calls: list[str] = []
+    receiver.on_any(lambda event: calls.append(event.id))
+    body, headers = delivery(webhook_id="original")
+    assert receiver.handle(body, headers).status == 200
+    replayed = receiver.handle(body, {**headers, WEBHOOK_ID_HEADER: "forged-fresh-id"})
+    assert (replayed.status, replayed.duplicate) == (200, True)
+    assert asyncio.run(receiver.ahandle(body, {**headers, WEBHOOK_ID_HEADER: "another"})).duplicate
+    assert len(calls) == 1
+
+
+def test_a_replay_of_a_delivery_in_flight_under_a_fresh_id_waits(
+    receiver: WebhookReceiver,
+) -> None:
+    started, release = threading.Event(), threading.Event()
+    calls: list[str] = []
+
+    @receiver.on_any
+    def slow(event: WebhookEvent) -> None:
+        calls.append(event.id)
+        started.set()
+        release.wait(30)
+
+    body, headers = delivery(webhook_id="first")
+    worker = threading.Thread(target=lambda: receiver.handle(body, headers))
+    worker.start()
+    try:
+        assert started.wait(30)
+        fresh = {**headers, WEBHOOK_ID_HEADER: "fresh"}
+        assert receiver.handle(body, fresh).status == 503
+    finally:
+        release.set()
+        worker.join(30)
+    assert receiver.handle(body, {**headers, WEBHOOK_ID_HEADER: "fresh"}).duplicate
+    assert len(calls) == 1
+
+
+def test_a_failed_delivery_is_retried_under_either_id(receiver: WebhookReceiver) -> None:
+    attempts: list[str] = []
+
+    @receiver.on_any
+    def flaky(event: WebhookEvent) -> None:
+        attempts.append(event.id)
+        if len(attempts) == 1:
+            raise RuntimeError("not yet")
+
+    body, headers = delivery(webhook_id="first")
+    assert receiver.handle(body, headers).status == 500
+    # Neither key is kept after a failure: the retry runs the handlers.
+    assert receiver.handle(body, {**headers, WEBHOOK_ID_HEADER: "second"}).status == 200
+    assert receiver.handle(body, headers).duplicate
+    assert len(attempts) == 2
+
+
+def test_distinct_events_under_distinct_ids_are_all_handled(receiver: WebhookReceiver) -> None:
+    calls: list[str] = []
+    receiver.on_any(lambda event: calls.append(event.id))
+    for n in range(3):
+        body, headers = delivery(webhook_id=f"w-{n}")
+        assert not receiver.handle(body, headers).duplicate
+    assert len(set(calls)) == 3
+
+
+def test_v2_messages_without_an_id_are_not_deduplicated_by_their_made_up_id(
+    receiver: WebhookReceiver,
+) -> None:
+    calls: list[str] = []
+    receiver.on_any(lambda event: calls.append(event.event_type))
+    message = {
+        "event": "incident.acknowledge",
+        "created_on": "2020-01-02T03:04:05Z",
+        "incident": {"id": "PLEGACY"},
+    }
+    body = encode({"messages": [message]})
+    # Acknowledged twice (unacknowledged by a timeout in between): two deliveries whose
+    # made-up event ids are the same.
+    assert not receiver.handle(body, signed_headers(body, webhook_id="v2-a")).duplicate
+    assert not receiver.handle(body, signed_headers(body, webhook_id="v2-b")).duplicate
+    assert receiver.handle(body, signed_headers(body, webhook_id="v2-b")).duplicate
+    assert len(calls) == 2
+
+
 def test_redelivery_memory_is_bounded() -> None:
     receiver = WebhookReceiver(SECRET, redelivery_memory=2)
     calls: list[str] = []

@@ -59,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help=f"port, 0 for any (default {DEFAULT_PORT})"
     )
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a further host name requests may use (such as a container's service name); "
+        "repeat for several (default: only loopback names and --host)",
+    )
     parser.add_argument("--tls", action="store_true", help="serve HTTPS (throwaway CA)")
     parser.add_argument("--ca-file", help="with --tls: write the CA certificate (PEM) here")
     parser.add_argument(
@@ -140,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             api_token=args.api_token,
             webhook_url=args.webhook_url,
             webhook_secret=secrets or None,
+            allowed_hosts=args.allowed_host,
         )
         emulator.start()
     except (OSError, ValueError, ImportError) as error:

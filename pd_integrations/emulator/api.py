@@ -103,7 +103,8 @@ class App:
 
     ``rest`` answers ``/rest/*`` (a 404 without it); ``webhooks`` is the sender whose
     deliveries ``GET /api/webhooks`` shows; the console's buttons act as the user
-    ``console_user``.
+    ``console_user``; ``guard`` sees every request first and may refuse it (see
+    :mod:`.guard`).
     """
 
     def __init__(
@@ -116,6 +117,7 @@ class App:
         rest: Callable[[Request], Response] | None = None,
         webhooks: WebhookSender | None = None,
         console_user: str | None = None,
+        guard: Callable[[Request], Response | None] | None = None,
     ) -> None:
         self.store = store
         self.faults = faults
@@ -123,6 +125,7 @@ class App:
         self.rest = rest
         self.webhooks = webhooks
         self.console_user = console_user
+        self.guard = guard
         self._console = console_html.encode()
         scripts = " ".join(_inline_hashes(console_html, "script"))
         styles = " ".join(_inline_hashes(console_html, "style"))
@@ -151,6 +154,9 @@ class App:
         }
 
     def handle(self, request: Request) -> Response:
+        refused = self.guard(request) if self.guard is not None else None
+        if refused is not None:
+            return refused
         path = request.path
         if path == "/v2" or path.startswith("/v2/"):
             return self._events_api(request)

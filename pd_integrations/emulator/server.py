@@ -16,6 +16,7 @@ from typing import Any
 
 from .api import App
 from .faults import FaultConfig, FaultInjector, OutageMode
+from .guard import RequestGuard
 from .httpserver import EmulatorServer
 from .resources import Resources
 from .rest import RestApi
@@ -73,6 +74,10 @@ class Emulator:
     :param webhook_timeout: seconds to wait for the webhook receiver.
     :param webhook_retry_delays: seconds before each retry of a webhook answered 5xx
         or 429, or not answered; their number bounds the retries.
+    :param allowed_hosts: host names (or addresses) besides ``localhost``,
+        ``127.0.0.1``, ``[::1]`` and ``host`` that requests may name in their ``Host``
+        header, such as a container's service name; any other name gets 403, so that a
+        web page cannot reach the emulator through DNS rebinding (see :mod:`.guard`).
     """
 
     def __init__(
@@ -100,6 +105,7 @@ class Emulator:
         webhook_secret: str | Sequence[str] | None = None,
         webhook_timeout: float = DEFAULT_TIMEOUT,
         webhook_retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
+        allowed_hosts: Sequence[str] = (),
     ) -> None:
         monotonic = clock or time.monotonic
         faults = FaultConfig(
@@ -122,6 +128,7 @@ class Emulator:
         self._faults = FaultInjector(faults, seed=seed, clock=monotonic)
         self._window = SlidingWindow(rate_limit_per_minute, clock=monotonic)
         self._rest = RestApi(self._store, self._resources, token=api_token)
+        guard = RequestGuard(host, lambda: self.port, "https" if tls else "http", allowed_hosts)
         self._app = App(
             self._store,
             self._faults,
@@ -130,6 +137,7 @@ class Emulator:
             rest=self._rest.handle,
             webhooks=self._webhooks,
             console_user=roster.console_user,
+            guard=guard.check,
         )
         self._tls = TLSMaterial(host, ca_file) if tls else None
         self._server: EmulatorServer | None = None

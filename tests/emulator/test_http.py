@@ -27,7 +27,11 @@ BODY = json.dumps(trigger_body("raw")).encode()
 
 
 def exchange(emulator: Emulator, data: bytes, *, half_close: bool = False) -> bytes:
-    """Send raw bytes and read until the server closes the connection."""
+    """Send raw bytes and read until the server closes the connection.
+
+    ``Host: x`` in ``data`` becomes the emulator's address (others are refused).
+    """
+    data = data.replace(b"\r\nHost: x\r\n", b"\r\nHost: 127.0.0.1:%d\r\n" % emulator.port)
     with socket.create_connection(("127.0.0.1", emulator.port), timeout=5) as sock:
         sock.sendall(data)
         if half_close:
