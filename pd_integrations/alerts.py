@@ -1,10 +1,16 @@
-"""AlertManager: deterministic dedup keys, suppression of open alerts, auto-resolve.
+"""AlertManager: deterministic dedup keys, suppression of open alerts, refresh, auto-resolve.
 
 ``alert()`` returns the dedup key at once; delivery happens on the dispatcher's worker
 thread. An alert that is already open is not sent again (its occurrence count grows),
 unless it comes back more severe, so a problem that repeats a thousand times pages once.
-Which alerts are open is kept in a :class:`~pd_integrations.state.StateBackend`: this
-process's memory by default, or Redis shared by every worker (``state_url=``).
+While it keeps occurring, its trigger is sent again at most once per ``refresh_after``
+(the same dedup key, with the occurrence count and last-seen time): PagerDuty adds that
+to its incident if open, and opens a new one if a responder resolved it meanwhile, so a
+premature resolve cannot silence a problem that goes on. Which alerts are open is kept in
+a :class:`~pd_integrations.state.StateBackend`: this process's memory by default, or
+Redis shared by every worker (``state_url=``). What responders do in PagerDuty reaches it
+through :meth:`AlertManager.mark_resolved` and :meth:`AlertManager.mark_acknowledged`,
+which the webhook receiver calls.
 """
 
 from __future__ import annotations
@@ -45,6 +51,9 @@ from .state import DEFAULT_ALERT_TTL, AlertRecord, StateBackend, open_state
 _log = logging.getLogger("pd_integrations.alerts")
 
 DEFAULT_AUTO_RESOLVE_AFTER = 1800.0
+DEFAULT_REFRESH_AFTER = config.DEFAULT_REFRESH_AFTER
+LAST_SEEN_KEY = "last_seen"
+"""The ``custom_details`` key of a re-sent trigger's last occurrence (RFC 3339, UTC)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +124,10 @@ class AlertManager:
     PagerDuty accepted them, so a crash or a kill loses nothing (see the "Delivery
     guarantees" page); ``shutdown_timeout`` (else ``PAGERDUTY_FLUSH_TIMEOUT``, else 2)
     bounds, in seconds, the flush at exit and on SIGTERM.
+
+    ``refresh_after`` (else ``PAGERDUTY_REFRESH_AFTER``, else 300) is the least number of
+    seconds between two triggers of an open alert that keeps occurring; ``0`` or
+    ``"off"`` sends none but the first (and escalations).
     """
 
     def __init__(
@@ -135,11 +148,14 @@ class AlertManager:
         state: StateBackend | None = None,
         spool: str | os.PathLike[str] | None = None,
         shutdown_timeout: float | None = None,
+        refresh_after: float | str | None = None,
     ) -> None:
         key = client.routing_key if client is not None else config.routing_key(routing_key)
         self.source = client.source if client is not None and not source else config.source(source)
         self.dedup_key_prefix = config.environment(dedup_key_prefix)
         self.auto_resolve_after = auto_resolve_after
+        # Seconds between triggers of an open alert that keeps occurring; 0: never.
+        self.refresh_after = config.resolve_refresh_after(refresh_after)
         self.client_url = config.client_url(client_url)
         self._dispatcher: Dispatcher | None = None
         if key:
@@ -231,6 +247,7 @@ class AlertManager:
                 auto_resolve,
             ),
             self._ttl(auto_resolve),
+            self.refresh_after,
         )
         occurrences = raised.occurrences
         resolve_later = auto_resolve and self.auto_resolve_after is not None
@@ -250,10 +267,17 @@ class AlertManager:
                     occurrences=occurrences,
                 )
             return key
+        if raised.severity is not None:
+            level = raised.severity  # a refresh keeps the worst severity it was raised with
+        if occurrences > 1:
+            # Came back more severe, or a refresh: say how often and when it last happened.
+            details = dict(custom_details or {})
+            details[LAST_SEEN_KEY] = datetime.fromtimestamp(now, UTC).isoformat()
+            custom_details = details
         event = self._trigger(
             summary, level, key, component, custom_details, alert_type, links, images
         )
-        if occurrences > 1:  # came back more severe: say how often it happened so far
+        if occurrences > 1:
             event = with_occurrences(event, occurrences)
         self._send(event)
         if resolve_later:
@@ -363,6 +387,23 @@ class AlertManager:
         self._state.resolve(dedup_key)
         self._resolver.cancel(dedup_key)
         self._send(event)
+
+    def mark_resolved(self, dedup_key: str) -> bool:
+        """Record that PagerDuty closed the alert, without sending anything.
+
+        Its next occurrence then triggers at once (PagerDuty opens a new incident for it)
+        instead of waiting for a refresh. The webhook receiver calls this for an
+        ``incident.resolved`` event; ``False`` when the alert was not open.
+        """
+        self._resolver.cancel(dedup_key)
+        return self._state.resolve(dedup_key)
+
+    def mark_acknowledged(self, dedup_key: str) -> bool:
+        """Record that a responder acknowledged the alert in PagerDuty; sends nothing.
+
+        Shown by ``get_alert(key).acknowledged``; ``False`` when the alert is not open.
+        """
+        return self._state.acknowledge(dedup_key)
 
     def active_alerts(self) -> list[Alert]:
         """Every open alert (of every process, with shared state)."""
@@ -530,8 +571,7 @@ def _trigger_lost(sender: object, **extra: Any) -> None:
         return
     for manager in list(_live):
         if manager._dispatcher is sender:
-            manager._state.resolve(event.dedup_key)
-            manager._resolver.cancel(event.dedup_key)
+            manager.mark_resolved(event.dedup_key)
             return
 
 

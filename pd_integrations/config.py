@@ -6,6 +6,7 @@ framework adapter read the environment the same way.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 from collections.abc import Mapping
@@ -26,6 +27,9 @@ STATE_URL_VAR = "PAGERDUTY_STATE_URL"
 SPOOL_VAR = "PAGERDUTY_SPOOL"
 FLUSH_TIMEOUT_VAR = "PAGERDUTY_FLUSH_TIMEOUT"
 DEFAULT_EXIT_FLUSH_TIMEOUT = 2.0
+REFRESH_AFTER_VAR = "PAGERDUTY_REFRESH_AFTER"
+DEFAULT_REFRESH_AFTER = 300.0
+REFRESH_OFF_WORDS = frozenset({"off", "none"})
 
 
 def _first(names: tuple[str, ...], environ: Mapping[str, str] | None) -> str | None:
@@ -119,3 +123,52 @@ def resolve_flush_timeout(
             f"the exit flush timeout must be a number of seconds >= 0, got {explicit!r}"
         )
     return float(explicit)
+
+
+def parse_refresh_after(value: object) -> float:
+    """Seconds between re-sends of an open, still-occurring alert; ``0.0`` means never.
+
+    Takes a number of seconds (0 or more, finite), its text, or ``"off"``/``"none"``.
+
+    :raises ValueError: for anything else.
+    """
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in REFRESH_OFF_WORDS:
+            return 0.0
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"not a number of seconds: {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"not a number of seconds: {value!r}")
+    if not (value >= 0 and math.isfinite(value)):
+        raise ValueError(f"not 0 or more seconds: {value!r}")
+    return float(value)
+
+
+def resolve_refresh_after(
+    explicit: float | str | None = None, environ: Mapping[str, str] | None = None
+) -> float:
+    """The refresh interval: ``explicit``, else ``PAGERDUTY_REFRESH_AFTER``, else 300 s.
+
+    ``0`` or ``"off"`` (either way) turns refreshing off and gives ``0.0``.
+    """
+    if explicit is None:
+        raw = env_value(REFRESH_AFTER_VAR, environ)
+        if raw is None:
+            return DEFAULT_REFRESH_AFTER
+        try:
+            return parse_refresh_after(raw)
+        except ValueError:
+            raise ConfigurationError(
+                f"{REFRESH_AFTER_VAR} must be a number of seconds, or 0 or 'off' to turn "
+                f"refreshing off, got {raw!r}"
+            ) from None
+    try:
+        return parse_refresh_after(explicit)
+    except ValueError:
+        raise ConfigurationError(
+            "refresh_after must be a number of seconds, or 0 or 'off' to turn refreshing "
+            f"off, got {explicit!r}"
+        ) from None

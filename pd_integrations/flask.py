@@ -111,6 +111,8 @@ class PagerDutySettings:
     component: str | None = None
     timeout: float = 10.0
     auto_resolve_after: float | None = DEFAULT_AUTO_RESOLVE_AFTER
+    refresh_after: float = config.DEFAULT_REFRESH_AFTER
+    """Seconds between triggers of an open alert that keeps occurring; 0: never."""
     slow_request_ms: float | None = None
     slow_routes: dict[str, float | None] = field(default_factory=dict)
     exclude_paths: tuple[str, ...] = DEFAULT_EXCLUDE_PATHS
@@ -283,6 +285,12 @@ def load_settings(
         timeout=read.seconds("PAGERDUTY_TIMEOUT", 10.0),
         auto_resolve_after=read.seconds_or_off(
             "PAGERDUTY_AUTO_RESOLVE_AFTER", DEFAULT_AUTO_RESOLVE_AFTER
+        ),
+        refresh_after=read.read(
+            config.REFRESH_AFTER_VAR,
+            values.check_refresh_after,
+            config.DEFAULT_REFRESH_AFTER,
+            text=values.number_from_text,
         ),
         slow_request_ms=read.read(
             "PAGERDUTY_SLOW_REQUEST_MS",
@@ -751,6 +759,8 @@ class PagerDuty:
     replace what the extension would build per app; when given, they are shared by
     every app initialised with this extension, and the settings they would have been
     built from are ignored. Checks registered through :attr:`health` reach every app.
+    ``refresh_after`` overrides ``PAGERDUTY_REFRESH_AFTER`` for the AlertManager the
+    extension builds (so it cannot go with ``alerts`` or ``monitor``).
     """
 
     def __init__(
@@ -760,11 +770,23 @@ class PagerDuty:
         alerts: AlertManager | None = None,
         monitor: RequestMonitor | None = None,
         health: HealthMonitor | None = None,
+        refresh_after: float | str | None = None,
     ) -> None:
         if monitor is not None:
             if alerts is not None and alerts is not monitor.alerts:
                 raise ValueError("alerts= is not the AlertManager of the monitor given")
             alerts = monitor.alerts
+        self._refresh_after: float | None = None
+        if refresh_after is not None:
+            if alerts is not None:
+                raise TypeError(
+                    "refresh_after= configures the AlertManager the extension builds; "
+                    "pass it to AlertManager(refresh_after=) instead"
+                )
+            try:
+                self._refresh_after = values.check_refresh_after(refresh_after)
+            except values.InvalidSetting as error:
+                raise ConfigurationError(f"refresh_after {error}") from None
         self._alerts = alerts
         self._monitor = monitor
         self._health = health
@@ -790,6 +812,9 @@ class PagerDuty:
                 source=settings.source,
                 dedup_key_prefix=settings.environment,
                 auto_resolve_after=settings.auto_resolve_after,
+                refresh_after=(
+                    settings.refresh_after if self._refresh_after is None else self._refresh_after
+                ),
                 base_url=settings.events_base_url,
                 client_url=settings.client_url,
                 timeout=settings.timeout,

@@ -25,6 +25,7 @@ from importlib import import_module
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from . import config
 from .client import DEFAULT_BASE_URL
 from .errors import ConfigurationError
 from .events import Link, Severity
@@ -43,6 +44,7 @@ __all__ = [
     "check_optional_text",
     "check_positive",
     "check_positive_or_none",
+    "check_refresh_after",
     "check_runbooks",
     "check_severity_for_status",
     "check_slow_routes",
@@ -414,3 +416,19 @@ def check_flush_timeout(value: object) -> float:
     if number is None or not (number >= 0 and math.isfinite(number)):
         raise InvalidSetting("must be a number of seconds, 0 or more", value)
     return number
+
+
+def check_refresh_after(value: object) -> float:
+    """Seconds between triggers of an open alert that keeps occurring; ``0.0``: never.
+
+    A number of seconds, 0 or more and finite, or ``"off"`` (also ``"none"``) to turn
+    refreshing off.
+    """
+    if isinstance(value, str) and value.strip().lower() not in config.REFRESH_OFF_WORDS:
+        raise InvalidSetting("must be a number of seconds, or 0 or 'off' to turn it off", value)
+    try:
+        return config.parse_refresh_after(value)
+    except ValueError:
+        raise InvalidSetting(
+            "must be a number of seconds, or 0 or 'off' to turn it off", value
+        ) from None

@@ -70,6 +70,9 @@ class PagerDutyMiddleware:
     With ``health``, the checks run every ``health_interval`` seconds (default 30) in a
     task started when the app reports lifespan startup complete and cancelled when
     shutdown begins; serve them with :func:`health_route`.
+
+    ``refresh_after`` (else ``PAGERDUTY_REFRESH_AFTER``) configures the AlertManager
+    created here, so it cannot go with ``alerts``, ``monitor`` or ``health``.
     """
 
     def __init__(
@@ -89,8 +92,14 @@ class PagerDutyMiddleware:
         component: str | None = None,
         health: HealthMonitor | None = None,
         health_interval: float | None = None,
+        refresh_after: float | str | None = None,
     ) -> None:
         self.app = app
+        if refresh_after is not None and any(x is not None for x in (alerts, monitor, health)):
+            raise TypeError(
+                "refresh_after= configures the AlertManager the middleware creates; pass it "
+                "to AlertManager(refresh_after=) instead"
+            )
         settings: dict[str, Any] = {
             "slow_request_ms": slow_request_ms,
             "slow_routes": slow_routes,
@@ -115,7 +124,7 @@ class PagerDutyMiddleware:
             if alerts is None and health is not None:
                 alerts = health.alerts
             if alerts is None:
-                alerts = AlertManager.from_env()
+                alerts = AlertManager.from_env(refresh_after=refresh_after)
             if "slow_request_ms" not in given:
                 env_ms = _env_slow_request_ms()
                 if env_ms is not None:

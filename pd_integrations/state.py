@@ -5,6 +5,9 @@ on by all of them, or fifty workers page fifty times:
 
 - the **open alerts** (a repeat of an open alert is suppressed; acknowledge, resolve and
   auto-resolve are seen by everyone),
+- when an open alert that keeps occurring is **refreshed** (its trigger sent again, at
+  most once per ``refresh_after`` by the whole fleet, so that an incident someone
+  resolved in PagerDuty while the problem went on is opened again),
 - the **occurrence count** of each open alert,
 - the **rate budget** of the routing key (PagerDuty's ~120 events per minute),
 - the **health-check state** (consecutive failures/successes, and whether the check's
@@ -19,6 +22,7 @@ nothing for the process, ``redis://``, ``rediss://`` or ``unix://`` for Redis.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import threading
 import time
@@ -43,6 +47,8 @@ MEMORY_SCHEMES = frozenset({"memory"})
 REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
 # A sweep of expired entries every so many writes keeps memory bounded without a timer.
 _SWEEP_EVERY = 256
+# The refresh deadline of an alert that is never refreshed.
+_NEVER = math.inf
 
 
 class AlertRecord(NamedTuple):
@@ -68,9 +74,13 @@ class Raised(NamedTuple):
     """What :meth:`StateBackend.raise_alert` decided for one occurrence."""
 
     send: bool
-    """The caller must send a trigger: the alert was not open, or came back more severe."""
+    """The caller must send a trigger: the alert was not open, came back more severe, or
+    is due for a refresh."""
     occurrences: int
     """Occurrences of the open alert, this one included (1 for a new alert)."""
+    severity: Severity | None = None
+    """For a refresh, the open alert's severity (the worst it was raised with), which the
+    refreshed trigger must keep; ``None`` otherwise."""
 
 
 class Edge(StrEnum):
@@ -106,11 +116,15 @@ class StateBackend(ABC):
     """Where the state lives, safe for logs (no password)."""
 
     @abstractmethod
-    def raise_alert(self, alert: AlertRecord, ttl: float) -> Raised:
+    def raise_alert(self, alert: AlertRecord, ttl: float, refresh_after: float = 0.0) -> Raised:
         """Record one occurrence of ``alert`` (opening it if needed), kept ``ttl`` seconds.
 
         ``alert.last_seen`` is the time of this occurrence; a repeat keeps the stored
         summary unless it is more severe, which replaces severity and summary.
+
+        With ``refresh_after`` > 0, a repeat at least that many seconds after the alert's
+        last trigger is sent again (a refresh): of every caller sharing the state, exactly
+        one is told to, and the next refresh is due ``refresh_after`` seconds later.
         """
 
     @abstractmethod
@@ -175,11 +189,12 @@ class _Entry:
         "identifier",
         "last_seen",
         "occurrences",
+        "refresh_at",
         "severity",
         "summary",
     )
 
-    def __init__(self, alert: AlertRecord, expires: float) -> None:
+    def __init__(self, alert: AlertRecord, expires: float, refresh_at: float) -> None:
         self.summary = alert.summary
         self.severity = alert.severity
         self.alert_type = alert.alert_type
@@ -191,6 +206,8 @@ class _Entry:
         self.acknowledged = alert.acknowledged
         self.auto_resolve = alert.auto_resolve
         self.expires = expires
+        # When a repeat is sent again (a refresh); infinity when refreshing is off.
+        self.refresh_at = refresh_at
 
     def record(self, dedup_key: str) -> AlertRecord:
         return AlertRecord(
@@ -231,21 +248,29 @@ class MemoryState(StateBackend):
 
     # -- alerts --------------------------------------------------------------------------
 
-    def raise_alert(self, alert: AlertRecord, ttl: float) -> Raised:
+    def raise_alert(self, alert: AlertRecord, ttl: float, refresh_after: float = 0.0) -> Raised:
         now = alert.last_seen
         with self._lock:
             self._tick(now)
             entry = self._alerts.get(alert.dedup_key)
             if entry is None or entry.expires <= now:
-                self._alerts[alert.dedup_key] = _Entry(alert, now + ttl)
+                refresh_at = now + refresh_after if refresh_after > 0 else _NEVER
+                self._alerts[alert.dedup_key] = _Entry(alert, now + ttl, refresh_at)
                 return Raised(True, alert.occurrences)
-            escalated = alert.severity.rank > entry.severity.rank
-            if escalated:  # came back worse: PagerDuty must see the new severity
-                entry.severity, entry.summary = alert.severity, alert.summary
             entry.occurrences += 1
             entry.last_seen = now
             entry.expires = max(entry.expires, now + ttl)
-            return Raised(escalated, entry.occurrences)
+            if alert.severity.rank > entry.severity.rank:
+                # Came back worse: PagerDuty must see the new severity.
+                entry.severity, entry.summary = alert.severity, alert.summary
+                refreshed = None
+            elif now >= entry.refresh_at:
+                # Still occurring: PagerDuty may have closed its incident meanwhile.
+                refreshed = entry.severity
+            else:
+                return Raised(False, entry.occurrences)  # the storm's path: suppressed
+            entry.refresh_at = now + refresh_after if refresh_after > 0 else _NEVER
+            return Raised(True, entry.occurrences, refreshed)
 
     def get_alert(self, dedup_key: str) -> AlertRecord | None:
         with self._lock:

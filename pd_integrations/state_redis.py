@@ -1,8 +1,8 @@
 """The Redis backend of :mod:`pd_integrations.state` (install the ``redis`` extra).
 
 Every decision that several processes could race on is one Lua script, so it is atomic
-in Redis: opening an alert, counting an occurrence, escalating, auto-resolving, flipping a
-health check and spending the rate budget. Keys live under
+in Redis: opening an alert, counting an occurrence, escalating, refreshing, auto-resolving,
+flipping a health check and spending the rate budget. Keys live under
 ``<prefix>:{<hash of the routing key>}:`` (the braces keep one routing key's keys in one
 Redis Cluster slot), and every key has a TTL.
 
@@ -18,6 +18,7 @@ an empty one at worst repeats a trigger that PagerDuty merges into the open aler
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
@@ -63,28 +64,36 @@ _RECENT_LIMIT = 10_000
 class _Recent:
     """An alert this process saw open in Redis, and the repeats it counted since."""
 
-    __slots__ = ("last_seen", "occurrences", "pending", "rank", "ttl_ms", "until")
+    __slots__ = ("last_seen", "occurrences", "pending", "rank", "refresh_at", "ttl_ms", "until")
 
-    def __init__(self, until: float, rank: int, occurrences: int, ttl_ms: int) -> None:
+    def __init__(
+        self, until: float, rank: int, occurrences: int, ttl_ms: int, refresh_at: float
+    ) -> None:
         self.until = until
         self.rank = rank
         self.occurrences = occurrences
         self.pending = 0
         self.last_seen = 0.0
         self.ttl_ms = ttl_ms
+        # Wall-clock time from which Redis may decide a refresh: a repeat from then on is
+        # taken to Redis even inside the window. Infinity when refreshing is off.
+        self.refresh_at = refresh_at
 
 
 T = TypeVar("T")
 
 # KEYS: alert hash, index; ARGV: dedup key, now, ttl ms, rank, severity, summary,
-# alert_type, component, identifier, auto_resolve, occurrences to add to an open alert.
-# Returns {send, occurrences}.
+# alert_type, component, identifier, auto_resolve, occurrences to add to an open alert,
+# refresh_after seconds (0: off). Returns {send, occurrences, refresh_at, severity}:
+# refresh_at is the time (text, '' when refreshing is off) from which a repeat is sent
+# again; severity is the open alert's, set only when this call is the refresh.
 _RAISE = """
 local h, index = KEYS[1], KEYS[2]
 local now, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
 local rank = tonumber(ARGV[4])
+local refresh = tonumber(ARGV[12])
 local current = redis.call('HGET', h, 'rank')
-local send, occurrences = 0, 1
+local send, occurrences, severity = 0, 1, ''
 if not current then
   redis.call('HSET', h, 'rank', rank, 'severity', ARGV[5], 'summary', ARGV[6],
     'alert_type', ARGV[7], 'component', ARGV[8], 'identifier', ARGV[9],
@@ -97,12 +106,24 @@ else
   if rank > tonumber(current) then
     redis.call('HSET', h, 'rank', rank, 'severity', ARGV[5], 'summary', ARGV[6])
     send = 1
+  elseif refresh > 0 and now >= tonumber(redis.call('HGET', h, 'refresh_at') or '0') then
+    send = 1
+    severity = redis.call('HGET', h, 'severity')
+  end
+end
+local refresh_at = ''
+if refresh > 0 then
+  if send == 1 then
+    refresh_at = string.format('%.17g', now + refresh)
+    redis.call('HSET', h, 'refresh_at', refresh_at)
+  else
+    refresh_at = redis.call('HGET', h, 'refresh_at') or '0'
   end
 end
 redis.call('PEXPIRE', h, ttl)
 redis.call('ZADD', index, now + ttl / 1000, ARGV[1])
 if redis.call('PTTL', index) < ttl then redis.call('PEXPIRE', index, ttl) end
-return {send, occurrences}
+return {send, occurrences, refresh_at, severity}
 """
 
 # KEYS: alert hash, index; ARGV: dedup key, occurrences counted locally, the last one's
@@ -288,7 +309,7 @@ class RedisState(StateBackend):
 
     # -- alerts --------------------------------------------------------------------------
 
-    def raise_alert(self, alert: AlertRecord, ttl: float) -> Raised:
+    def raise_alert(self, alert: AlertRecord, ttl: float, refresh_after: float = 0.0) -> Raised:
         key = alert.dedup_key
         pending = 0
         if self.local_window:
@@ -296,13 +317,17 @@ class RedisState(StateBackend):
             with self._recent_lock:
                 recent = self._recent.get(key)
                 if recent is not None:
-                    if now < recent.until and alert.severity.rank <= recent.rank:
+                    if (
+                        now < recent.until
+                        and alert.severity.rank <= recent.rank
+                        and alert.last_seen < recent.refresh_at
+                    ):
                         # The storm's hot path: counted here, no round trip.
                         recent.pending += 1
                         recent.last_seen = alert.last_seen
                         return Raised(False, recent.occurrences + recent.pending)
-                    # The window is over (or this one is worse): Redis decides again, and
-                    # the repeats counted here go with this call.
+                    # The window is over (or this one is worse, or a refresh may be due):
+                    # Redis decides again, and the repeats counted here go with this call.
                     del self._recent[key]
                     pending = recent.pending
         ttl_ms = _ms(ttl)
@@ -321,19 +346,25 @@ class RedisState(StateBackend):
                     alert.identifier or "",
                     int(alert.auto_resolve),
                     1 + pending,
+                    repr(float(refresh_after)),
                 ],
             )
         )
         if isinstance(result, _Unavailable):
-            return self.local.raise_alert(alert, ttl)
-        raised = Raised(bool(int(result[0])), int(result[1]))
+            return self.local.raise_alert(alert, ttl, refresh_after)
+        send, occurrences, refresh_at, severity = result
+        raised = Raised(bool(int(send)), int(occurrences), _severity(severity))
         if self.local_window:
             with self._recent_lock:
                 # Past the bound, new alerts are simply decided by Redis each time: safe,
                 # and dropping remembered ones would lose their counts.
                 if key in self._recent or len(self._recent) < _RECENT_LIMIT:
                     self._recent[key] = _Recent(
-                        now + self.local_window, alert.severity.rank, raised.occurrences, ttl_ms
+                        now + self.local_window,
+                        alert.severity.rank,
+                        raised.occurrences,
+                        ttl_ms,
+                        float(refresh_at) if refresh_at else math.inf,
                     )
             self._start_flusher()
         return raised
@@ -658,6 +689,14 @@ def _alert_from_hash(dedup_key: str, fields: Mapping[str, str]) -> AlertRecord |
     except (KeyError, ValueError):
         # Written by something else, or half-expired: treat as not open.
         _log.warning("ignoring malformed alert state for %r", dedup_key)
+        return None
+
+
+def _severity(text: str | None) -> Severity | None:
+    """The stored severity a refresh must keep; ``None`` (the caller's) if unreadable."""
+    try:
+        return Severity.parse(text) if text else None
+    except ValueError:
         return None
 
 

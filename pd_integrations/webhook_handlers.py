@@ -1,4 +1,11 @@
-"""Calling webhook handlers, sync or async, from sync or async code; the ready-made ones."""
+"""Calling webhook handlers, sync or async, from sync or async code; the ready-made ones.
+
+Also :class:`AlertSync`, which brings what responders do in PagerDuty back into the open
+alerts of this app's AlertManagers: an incident resolved there is closed here (its next
+occurrence triggers at once), an acknowledged one is marked acknowledged. An incident
+maps back to an alert through its ``incident_key``, which is the dedup key the alert was
+triggered with.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +14,23 @@ import inspect
 import json
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .webhook_events import Reference, WebhookEvent
 
-__all__ = ["BackgroundWork", "DefaultHandlers", "Handler", "call_async", "call_sync"]
+if TYPE_CHECKING:
+    from .alerts import AlertManager
+
+__all__ = [
+    "AlertSync",
+    "BackgroundWork",
+    "DefaultHandlers",
+    "Handler",
+    "call_async",
+    "call_sync",
+]
 
 _log = logging.getLogger("pd_integrations.webhooks")
 
@@ -171,3 +188,69 @@ class DefaultHandlers:
         if incident is not None and incident.html_url:
             parts.append(incident.html_url)
         _log.info("PagerDuty %s", " ".join(parts))
+
+
+class AlertSync:
+    """Applies ``incident.resolved`` and ``incident.acknowledged`` to open alerts.
+
+    :param alerts: the managers whose alerts the webhooks are about; ``None`` means every
+        :class:`~pd_integrations.AlertManager` of this process not yet closed, looked up
+        per event (so managers created after the receiver count too); an empty
+        collection turns this off.
+
+    Only alerts a manager has open with the incident's ``incident_key`` as dedup key
+    are touched, and nothing is sent to PagerDuty: it already knows. Never raises.
+    """
+
+    RESOLVED: ClassVar[str] = "incident.resolved"
+    ACKNOWLEDGED: ClassVar[str] = "incident.acknowledged"
+
+    def __init__(self, alerts: AlertManager | Iterable[AlertManager] | None = None) -> None:
+        if alerts is None:
+            self._alerts: tuple[AlertManager, ...] | None = None
+        else:
+            from .alerts import AlertManager  # late: the alerts module imports the client
+
+            self._alerts = (alerts,) if isinstance(alerts, AlertManager) else tuple(alerts)
+
+    @property
+    def enabled(self) -> bool:
+        return self._alerts is None or bool(self._alerts)
+
+    def managers(self) -> tuple[AlertManager, ...]:
+        if self._alerts is not None:
+            return self._alerts
+        from .alerts import live_managers
+
+        return tuple(live_managers())
+
+    def wanted(self, events: Iterable[WebhookEvent]) -> list[tuple[str, str]]:
+        """``(event type, dedup key)`` of the events this applies to, in order."""
+        if not self.enabled:
+            return []
+        found: list[tuple[str, str]] = []
+        for event in events:
+            incident = event.incident
+            if (
+                event.event_type in (self.RESOLVED, self.ACKNOWLEDGED)
+                and incident is not None
+                and incident.incident_key
+            ):
+                found.append((event.event_type, incident.incident_key))
+        return found
+
+    def apply(self, actions: Iterable[tuple[str, str]]) -> None:
+        """Mark each alert resolved or acknowledged in every manager that has it open."""
+        managers = self.managers()
+        for event_type, dedup_key in actions:
+            for manager in managers:
+                try:
+                    if event_type == self.RESOLVED:
+                        changed = manager.mark_resolved(dedup_key)
+                    else:
+                        changed = manager.mark_acknowledged(dedup_key)
+                except Exception:  # a broken state must not fail the delivery
+                    _log.exception("could not apply %s to alert %r", event_type, dedup_key)
+                    continue
+                if changed:
+                    _log.info("PagerDuty %s: alert %r updated here", event_type, dedup_key)

@@ -16,10 +16,15 @@ The framework endpoints (``starlette_webhooks``, ``flask_webhooks``,
 subscription alive: PagerDuty drops a delivery answered with a 4xx and disables the
 subscription after three in a row, so only a bad signature or a malformed request gets
 one; 5xx (retried by PagerDuty for up to 48 hours) only when a handler fails.
+
+Before the handlers run, ``incident.resolved`` and ``incident.acknowledged`` are applied
+to the open alerts of this process's AlertManagers (``alerts=``, see
+:class:`~pd_integrations.webhook_handlers.AlertSync`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -28,7 +33,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Any, ClassVar, Literal, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar, overload
 
 from . import config
 from .errors import ConfigurationError
@@ -41,8 +46,18 @@ from .webhook_events import (
     WebhookEvent,
     parse_webhook,
 )
-from .webhook_handlers import BackgroundWork, DefaultHandlers, Handler, call_async, call_sync
+from .webhook_handlers import (
+    AlertSync,
+    BackgroundWork,
+    DefaultHandlers,
+    Handler,
+    call_async,
+    call_sync,
+)
 from .webhook_signature import SIGNATURE_HEADER, parse_secrets, sign_body, verify_signature
+
+if TYPE_CHECKING:
+    from .alerts import AlertManager
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -193,6 +208,10 @@ class WebhookReceiver(DefaultHandlers):
         body replayed under a fresh ``X-Webhook-Id`` is a redelivery too.
     :param default_handlers: log a line for the six common incident events when no
         handler of yours matches them (see :meth:`on_incident_triggered`).
+    :param alerts: the AlertManager(s) whose open alerts ``incident.resolved`` closes and
+        ``incident.acknowledged`` marks acknowledged (matched by the incident's
+        ``incident_key``, the alert's dedup key); by default every manager of this
+        process; ``()`` turns this off.
     :raises ConfigurationError: no secret given or found in the environment.
     """
 
@@ -204,6 +223,7 @@ class WebhookReceiver(DefaultHandlers):
         redelivery_memory: int = DEFAULT_REDELIVERY_MEMORY,
         default_handlers: bool = True,
         environ: Mapping[str, str] | None = None,
+        alerts: AlertManager | Iterable[AlertManager] | None = None,
     ) -> None:
         if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int):
             raise ConfigurationError(f"max_body_bytes must be an int, got {max_body_bytes!r}")
@@ -228,6 +248,7 @@ class WebhookReceiver(DefaultHandlers):
                 )
         self.max_body_bytes = max_body_bytes
         self.default_handlers = default_handlers
+        self.alert_sync = AlertSync(alerts)
         self._deliveries = _Deliveries(redelivery_memory) if redelivery_memory else None
         self._registrations: tuple[_Registration, ...] = ()
         self._lock = threading.Lock()
@@ -352,6 +373,7 @@ class WebhookReceiver(DefaultHandlers):
         if isinstance(delivery, WebhookResult):
             return delivery
         started = time.monotonic()
+        self.alert_sync.apply(self.alert_sync.wanted(delivery.events))
         try:
             for handler, event in delivery.foreground:
                 call_sync(handler, event)
@@ -365,6 +387,9 @@ class WebhookReceiver(DefaultHandlers):
         if isinstance(delivery, WebhookResult):
             return delivery
         started = time.monotonic()
+        actions = self.alert_sync.wanted(delivery.events)
+        if actions:  # a shared state answers over the network: not on the event loop
+            await asyncio.to_thread(self.alert_sync.apply, actions)
         try:
             for handler, event in delivery.foreground:
                 await call_async(handler, event)

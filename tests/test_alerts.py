@@ -5,6 +5,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -315,3 +316,127 @@ def test_a_lost_trigger_of_another_manager_leaves_this_one_alone(
         assert other.flush(10)
         assert other.get_alert(key) is None
     assert manager.get_alert(key) is not None
+
+
+def _refreshing(transport: ScriptedTransport, refresh_after: float | str) -> AlertManager:
+    client = EventsClient(KEY, source="web-1", retry=FAST, transport=transport)
+    return AlertManager(client=client, rate_limit=None, refresh_after=refresh_after)
+
+
+def test_an_alert_that_keeps_occurring_is_sent_again_after_refresh_after(
+    transport: ScriptedTransport,
+) -> None:
+    with _refreshing(transport, 0.2) as manager:
+        key = manager.error("Queue consumer crashed", {"queue": "mail"})
+        (first,) = sent(manager, transport)
+        opened = time.time()
+
+        def repeat_until_refreshed() -> bool:
+            manager.error("Queue consumer crashed", {"queue": "mail"})
+            manager.flush(10)
+            return len(transport.bodies) >= 2
+
+        assert wait_until(repeat_until_refreshed)
+        refreshed = sent(manager, transport)[1]
+    assert refreshed["event_action"] == "trigger"
+    assert refreshed["dedup_key"] == first["dedup_key"] == key
+    assert refreshed["payload"]["summary"] == first["payload"]["summary"]
+    assert refreshed["payload"]["severity"] == "error"
+    details = refreshed["payload"]["custom_details"]
+    assert details["queue"] == "mail"
+    assert details["occurrences"] >= 2
+    last_seen = datetime.fromisoformat(details["last_seen"])
+    assert last_seen.tzinfo is not None
+    # Never earlier than the interval: the repeats before it were suppressed.
+    assert last_seen.timestamp() >= opened + 0.2 - 0.05
+    assert "occurrences" not in first["payload"]["custom_details"]
+
+
+def test_a_refresh_keeps_the_worst_severity(transport: ScriptedTransport) -> None:
+    with _refreshing(transport, 0.2) as manager:
+        manager.alert("Latency high", "warning", alert_type="latency")
+        assert manager.flush(10)  # else the queue would merge the two triggers
+        manager.alert("Latency very high", "critical", alert_type="latency")
+        assert manager.flush(10)
+
+        def repeat_until_refreshed() -> bool:
+            manager.alert("Latency high", "warning", alert_type="latency")
+            manager.flush(10)
+            return len(transport.bodies) >= 3
+
+        assert wait_until(repeat_until_refreshed)
+        severities = [b["payload"]["severity"] for b in sent(manager, transport)]
+    assert severities[:3] == ["warning", "critical", "critical"]
+
+
+def test_repeats_within_refresh_after_are_suppressed(transport: ScriptedTransport) -> None:
+    # The default interval (300 s) is far longer than this test.
+    client = EventsClient(KEY, source="web-1", retry=FAST, transport=transport)
+    with AlertManager(client=client, rate_limit=None) as manager:
+        assert manager.refresh_after == 300.0
+        for _ in range(50):
+            manager.error("Queue consumer crashed")
+        assert len(sent(manager, transport)) == 1
+
+
+@pytest.mark.parametrize(
+    ("given", "env", "expected"),
+    [
+        (None, None, 300.0),
+        (None, "60", 60.0),
+        (None, "off", 0.0),
+        (None, "0", 0.0),
+        (12.5, "60", 12.5),
+        (0, None, 0.0),
+        ("off", "60", 0.0),
+    ],
+)
+def test_refresh_after_comes_from_the_argument_else_the_environment(
+    monkeypatch: pytest.MonkeyPatch, given: float | str | None, env: str | None, expected: float
+) -> None:
+    if env is None:
+        monkeypatch.delenv("PAGERDUTY_REFRESH_AFTER", raising=False)
+    else:
+        monkeypatch.setenv("PAGERDUTY_REFRESH_AFTER", env)
+    with AlertManager(None, refresh_after=given) as manager:
+        assert manager.refresh_after == expected
+
+
+@pytest.mark.parametrize("bad", [-1, float("nan"), float("inf"), True, "soon", [5]])
+def test_an_invalid_refresh_after_is_a_configuration_error(
+    monkeypatch: pytest.MonkeyPatch, bad: Any
+) -> None:
+    with pytest.raises(ConfigurationError, match="refresh_after"):
+        AlertManager(None, refresh_after=bad)
+    monkeypatch.setenv("PAGERDUTY_REFRESH_AFTER", "soon")
+    with pytest.raises(ConfigurationError, match="PAGERDUTY_REFRESH_AFTER"):
+        AlertManager(None)
+
+
+def test_refresh_off_never_sends_a_repeat_again(transport: ScriptedTransport) -> None:
+    with _refreshing(transport, "off") as manager:
+        assert manager.refresh_after == 0.0
+        # An open alert that would be long due for a refresh, had it one.
+        manager.error("Queue consumer crashed")
+        alert = manager.active_alerts()[0]
+        for _ in range(20):
+            manager.error("Queue consumer crashed")
+        assert len(sent(manager, transport)) == 1
+        assert manager.get_alert(alert.dedup_key).occurrences == 21  # type: ignore[union-attr]
+
+
+def test_marking_an_alert_resolved_lets_its_next_occurrence_trigger_at_once(
+    manager: AlertManager, transport: ScriptedTransport
+) -> None:
+    key = manager.critical("Payments failing")
+    assert manager.mark_acknowledged(key)
+    assert manager.get_alert(key).acknowledged  # type: ignore[union-attr]
+    manager.critical("Payments failing")
+    assert len(sent(manager, transport)) == 1  # still open: suppressed
+    assert manager.mark_resolved(key)
+    assert manager.get_alert(key) is None
+    assert not manager.mark_resolved(key)
+    assert not manager.mark_acknowledged(key)
+    # Nothing was sent for the marks (PagerDuty did it); the next occurrence triggers.
+    manager.critical("Payments failing")
+    assert [b["event_action"] for b in sent(manager, transport)] == ["trigger", "trigger"]

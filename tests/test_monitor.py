@@ -585,9 +585,9 @@ class CountingState(MemoryState):
         super().__init__(TEST_ROUTING_KEY)
         self.calls: list[str] = []
 
-    def raise_alert(self, alert: AlertRecord, ttl: float) -> Raised:
+    def raise_alert(self, alert: AlertRecord, ttl: float, refresh_after: float = 0.0) -> Raised:
         self.calls.append("raise_alert")
-        return super().raise_alert(alert, ttl)
+        return super().raise_alert(alert, ttl, refresh_after)
 
     def get_alert(self, dedup_key: str) -> AlertRecord | None:
         self.calls.append("get_alert")

@@ -102,6 +102,78 @@ def test_only_a_more_severe_repeat_is_sent_again(state: StateBackend) -> None:
     assert (stored.severity, stored.summary, stored.occurrences) == (Severity.CRITICAL, "down", 4)
 
 
+REFRESH = 300.0
+
+
+def test_an_alert_that_keeps_occurring_is_refreshed_once_per_interval(
+    state: StateBackend,
+) -> None:
+    t0 = time.time()
+    assert state.raise_alert(record(at=t0), TTL, REFRESH).send
+    decisions = [
+        (offset, state.raise_alert(record(at=t0 + offset), TTL, REFRESH))
+        for offset in (1.0, REFRESH - 1, REFRESH, REFRESH + 1, 2 * REFRESH - 1, 2 * REFRESH)
+    ]
+    assert [(offset, raised.send) for offset, raised in decisions] == [
+        (1.0, False),
+        (REFRESH - 1, False),
+        (REFRESH, True),  # due: sent again, and the next one is due an interval later
+        (REFRESH + 1, False),
+        (2 * REFRESH - 1, False),
+        (2 * REFRESH, True),
+    ]
+    refreshed = decisions[2][1]
+    assert (refreshed.occurrences, refreshed.severity) == (4, Severity.ERROR)
+    stored = state.get_alert("prod:db_down")
+    assert stored is not None
+    assert stored.occurrences == 7
+    assert stored.last_seen == pytest.approx(t0 + 2 * REFRESH)
+
+
+def test_a_refresh_keeps_the_worst_severity_and_an_escalation_restarts_the_interval(
+    state: StateBackend,
+) -> None:
+    t0 = time.time()
+    state.raise_alert(record(at=t0, severity=Severity.WARNING), TTL, REFRESH)
+    escalated = state.raise_alert(record(at=t0 + 100, severity=Severity.CRITICAL), TTL, REFRESH)
+    assert (escalated.send, escalated.severity) == (True, None)
+    assert not state.raise_alert(record(at=t0 + REFRESH), TTL, REFRESH).send
+    refreshed = state.raise_alert(record(at=t0 + 100 + REFRESH), TTL, REFRESH)
+    assert (refreshed.send, refreshed.severity) == (True, Severity.CRITICAL)
+
+
+def test_without_refresh_only_the_first_trigger_is_sent(state: StateBackend) -> None:
+    t0 = time.time()
+    assert state.raise_alert(record(at=t0), TTL, 0.0).send
+    for hours in range(1, 5):
+        assert not state.raise_alert(record(at=t0 + hours * 3600), TTL, 0.0).send
+    # The argument's default is off too: a backend used without it behaves as before.
+    assert not state.raise_alert(record(at=t0 + 5 * 3600), TTL).send
+
+
+def test_threads_racing_on_a_due_refresh_send_it_once(state: StateBackend) -> None:
+    t0 = time.time()
+    state.raise_alert(record(at=t0), TTL, REFRESH)
+    start = threading.Barrier(8)
+    sends: list[bool] = []
+    lock = threading.Lock()
+
+    def raise_many() -> None:
+        start.wait(30)
+        for i in range(25):
+            raised = state.raise_alert(record(at=t0 + REFRESH + i), TTL, REFRESH)
+            with lock:
+                sends.append(raised.send)
+
+    threads = [threading.Thread(target=raise_many) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(sends) == 200
+    assert sends.count(True) == 1
+
+
 def test_acknowledge_resolve_and_reopen(state: StateBackend) -> None:
     assert not state.acknowledge("prod:db_down")
     state.raise_alert(record(), TTL)

@@ -414,7 +414,7 @@ def test_repeats_in_the_local_window_make_no_round_trip(
         assert state.raise_alert(_record("prod:db_down"), 60).send
         assert trips.count == 1
         for expected in range(2, 12):
-            assert state.raise_alert(_record("prod:db_down"), 60) == (False, expected)
+            assert state.raise_alert(_record("prod:db_down"), 60)[:2] == (False, expected)
         assert trips.count == 1
         # Counted here only until the flush, which is one pipeline for every alert.
         assert _stored_occurrences(state, "prod:db_down") == 1
@@ -425,7 +425,7 @@ def test_repeats_in_the_local_window_make_no_round_trip(
         # The flush found the alert open and renewed the window: still no round trip.
         clock.now += WINDOW - 1
         before = trips.count
-        assert state.raise_alert(_record("prod:db_down"), 60) == (False, 12)
+        assert state.raise_alert(_record("prod:db_down"), 60)[:2] == (False, 12)
         assert trips.since(before) == 0
     finally:
         state.close()
@@ -461,7 +461,7 @@ def test_fleet_wide_counts_are_exact_after_a_flush(redis_url: str, redis_prefix:
             worker.flush()
         assert _stored_occurrences(workers[0], "prod:queue") == 33
         # A flush brings back the fleet-wide count, which later repeats continue.
-        assert workers[2].raise_alert(_record("prod:queue"), 60) == (False, 34)
+        assert workers[2].raise_alert(_record("prod:queue"), 60)[:2] == (False, 34)
     finally:
         for worker in workers:
             worker.close()
@@ -494,13 +494,49 @@ def test_a_worse_repeat_is_decided_by_redis_inside_the_window(
         state.raise_alert(_record("prod:latency"), 60)
         state.raise_alert(_record("prod:latency"), 60)
         worse = _record("prod:latency")._replace(severity=Severity.CRITICAL)
-        assert state.raise_alert(worse, 60) == (True, 3)
+        assert state.raise_alert(worse, 60)[:2] == (True, 3)
         assert trips.count == 2
         # Redis now knows it as critical, and so does the local window.
-        assert state.raise_alert(worse, 60) == (False, 4)
+        assert state.raise_alert(worse, 60)[:2] == (False, 4)
         assert trips.count == 2
     finally:
         state.close()
+
+
+def test_a_due_refresh_is_decided_by_redis_once_for_every_window(
+    redis_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    routing_key, clock, refresh = unique_routing_key(), FakeClock(), 300.0
+    first = _windowed(redis_url, redis_prefix, routing_key, clock)
+    second = _windowed(redis_url, redis_prefix, routing_key, clock)
+    trips = _RoundTrips(first, monkeypatch)
+    t0 = time.time()
+
+    def at(offset: float) -> AlertRecord:
+        return _record("prod:queue")._replace(last_seen=t0 + offset)
+
+    try:
+        assert first.raise_alert(at(0), 60, refresh).send
+        assert not second.raise_alert(at(1), 60, refresh).send
+        before = trips.count
+        # Both windows are open for another 600 s, but the refresh is due at 300 s: the
+        # repeats before it stay local, the first one after it goes to Redis.
+        assert not first.raise_alert(at(refresh - 1), 60, refresh).send
+        assert trips.since(before) == 0
+        refreshed = first.raise_alert(at(refresh), 60, refresh)
+        assert (refreshed.send, refreshed.occurrences) == (True, 4)  # with the local repeat
+        assert trips.since(before) == 1
+        # The other worker asks Redis too, is told no, and learns the next deadline.
+        assert not second.raise_alert(at(refresh + 1), 60, refresh).send
+        assert not second.raise_alert(at(refresh + 2), 60, refresh).send
+        before = trips.count
+        assert not first.raise_alert(at(2 * refresh - 1), 60, refresh).send
+        assert trips.since(before) == 0
+        assert second.raise_alert(at(2 * refresh), 60, refresh).send
+        assert not first.raise_alert(at(2 * refresh + 1), 60, refresh).send
+    finally:
+        first.close()
+        second.close()
 
 
 def test_another_workers_resolve_is_seen_after_the_window(
@@ -584,7 +620,7 @@ def test_no_local_window_decides_every_repeat_in_redis(
     trips = _RoundTrips(state, monkeypatch)
     try:
         for expected in range(1, 6):
-            assert state.raise_alert(_record("prod:db_down"), 60) == (expected == 1, expected)
+            assert state.raise_alert(_record("prod:db_down"), 60)[:2] == (expected == 1, expected)
         assert trips.count == 5
         assert _stored_occurrences(state, "prod:db_down") == 5
         assert state._flusher is None
@@ -619,7 +655,7 @@ def test_a_forked_child_starts_its_own_window(redis_url: str, redis_prefix: str)
             try:
                 if state._recent or state._flusher is not None:
                     code = 2  # inherited the parent's counts or its (dead) thread
-                elif state.raise_alert(_record("prod:db_down"), 60) != (False, 2):
+                elif state.raise_alert(_record("prod:db_down"), 60)[:2] != (False, 2):
                     code = 3  # Redis holds one occurrence: the parent's repeat is unsent
                 else:
                     state.raise_alert(_record("prod:db_down"), 60)

@@ -14,6 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pd_integrations import AlertManager
+from pd_integrations.client import EventsClient
 from pd_integrations.errors import ConfigurationError, PagerDutyError
 from pd_integrations.webhooks import (
     DEFAULT_MAX_BODY_BYTES,
@@ -28,7 +30,7 @@ from pd_integrations.webhooks import (
     verify_signature,
     webhook_received,
 )
-from tests.transport import wait_until
+from tests.transport import FAST, ScriptedTransport, wait_until
 from tests.webhook_payloads import (
     OTHER_SECRET,
     SECRET,
@@ -828,3 +830,122 @@ def test_many_threads_share_one_receiver() -> None:
     # A duplicate still in flight answers 503; whatever the interleaving, each id once.
     assert set(statuses) <= {200, 503}
     assert len(calls) == 20
+
+
+# -- responders' actions reach the open alerts --------------------------------------------
+
+ALERT_KEY = "prod:exception:0a1b2c3d"  # the incident_key of the payloads' incident
+ROUTING_KEY = "webhookalertsynctestroutingkey01"
+
+
+@pytest.fixture
+def shop() -> Iterator[tuple[AlertManager, ScriptedTransport]]:
+    transport = ScriptedTransport()
+    client = EventsClient(ROUTING_KEY, source="shop", retry=FAST, transport=transport)
+    with AlertManager(client=client, dedup_key_prefix="prod", rate_limit=None) as manager:
+        yield manager, transport
+
+
+def raise_the_bug(manager: AlertManager) -> str:
+    return manager.alert(
+        "KeyError: 'IS'", "critical", alert_type="exception", identifier="0a1b2c3d"
+    )
+
+
+def triggers(manager: AlertManager, transport: ScriptedTransport) -> int:
+    assert manager.flush(10)
+    return sum(1 for body in transport.bodies if body["event_action"] == "trigger")
+
+
+def test_a_resolve_in_pagerduty_closes_the_alert_here(
+    shop: tuple[AlertManager, ScriptedTransport],
+) -> None:
+    manager, transport = shop
+    receiver = WebhookReceiver(SECRET, alerts=manager)
+    assert raise_the_bug(manager) == ALERT_KEY
+    raise_the_bug(manager)
+    assert triggers(manager, transport) == 1  # open: the repeat was suppressed
+
+    assert handle(receiver, "incident.acknowledged") == 200
+    alert = manager.get_alert(ALERT_KEY)
+    assert alert is not None
+    assert alert.acknowledged
+
+    assert handle(receiver, "incident.resolved") == 200
+    assert manager.get_alert(ALERT_KEY) is None
+    # The next occurrence pages at once, as PagerDuty opens a new incident for it; and
+    # nothing was sent for the webhooks themselves.
+    raise_the_bug(manager)
+    assert triggers(manager, transport) == 2
+    assert [body["event_action"] for body in transport.bodies] == ["trigger", "trigger"]
+
+
+def test_by_default_every_live_manager_is_served(
+    shop: tuple[AlertManager, ScriptedTransport],
+) -> None:
+    receiver = WebhookReceiver(SECRET)  # made before the manager's alert, and knows none
+    manager, _ = shop
+    raise_the_bug(manager)
+    assert handle(receiver, "incident.resolved") == 200
+    assert manager.get_alert(ALERT_KEY) is None
+
+
+def test_alert_sync_can_be_turned_off(shop: tuple[AlertManager, ScriptedTransport]) -> None:
+    manager, _ = shop
+    receiver = WebhookReceiver(SECRET, alerts=())
+    raise_the_bug(manager)
+    assert handle(receiver, "incident.acknowledged") == 200
+    assert handle(receiver, "incident.resolved") == 200
+    alert = manager.get_alert(ALERT_KEY)
+    assert alert is not None
+    assert not alert.acknowledged
+
+
+def test_only_the_incidents_own_alert_is_touched(
+    shop: tuple[AlertManager, ScriptedTransport],
+) -> None:
+    manager, _ = shop
+    receiver = WebhookReceiver(SECRET, alerts=[manager])
+    raise_the_bug(manager)
+    other = incident_data(incident_key="prod:exception:ffffffff")
+    assert handle(receiver, "incident.resolved", data=other) == 200
+    keyless = {k: v for k, v in incident_data().items() if k != "incident_key"}
+    assert handle(receiver, "incident.resolved", data=keyless) == 200
+    assert handle(receiver, "incident.triggered") == 200
+    assert handle(receiver, "incident.escalated") == 200
+    assert manager.get_alert(ALERT_KEY) is not None
+
+
+def test_a_failing_manager_fails_neither_the_delivery_nor_the_others(
+    shop: tuple[AlertManager, ScriptedTransport],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    manager, _ = shop
+    broken = AlertManager(None)
+    try:
+
+        def unavailable(dedup_key: str) -> bool:
+            raise RuntimeError("state unavailable")
+
+        monkeypatch.setattr(broken, "mark_resolved", unavailable)
+        receiver = WebhookReceiver(SECRET, alerts=[broken, manager])
+        raise_the_bug(manager)
+        with caplog.at_level(logging.ERROR, "pd_integrations.webhooks"):
+            assert handle(receiver, "incident.resolved") == 200
+        assert manager.get_alert(ALERT_KEY) is None
+        assert "could not apply incident.resolved" in caplog.text
+    finally:
+        broken.close(0)
+
+
+def test_the_async_path_applies_them_too(shop: tuple[AlertManager, ScriptedTransport]) -> None:
+    manager, _ = shop
+    receiver = WebhookReceiver(SECRET, alerts=manager)
+    raise_the_bug(manager)
+    body, headers = delivery("incident.acknowledged")
+    assert asyncio.run(receiver.ahandle(body, headers)).status == 200
+    assert manager.get_alert(ALERT_KEY).acknowledged  # type: ignore[union-attr]
+    body, headers = delivery("incident.resolved")
+    assert asyncio.run(receiver.ahandle(body, headers)).status == 200
+    assert manager.get_alert(ALERT_KEY) is None

@@ -68,6 +68,7 @@ KNOWN_SETTINGS: Final = (
     "STATE_URL",
     "SPOOL",
     "FLUSH_TIMEOUT",
+    "REFRESH_AFTER",
 )
 HEALTH_CHECK_OPTIONS: Final = (
     "CHECK",
@@ -151,6 +152,8 @@ class PagerDutySettings:
     """The SQLite spool file; ``None``: events wait in memory only."""
     flush_timeout: float = DEFAULT_EXIT_FLUSH_TIMEOUT
     """Seconds the flush at exit and on SIGTERM may take."""
+    refresh_after: float = config.DEFAULT_REFRESH_AFTER
+    """Seconds between triggers of an open alert that keeps occurring; 0: never."""
 
     @property
     def enabled(self) -> bool:
@@ -197,6 +200,7 @@ class PagerDutySettings:
             "state_url": None if self.state_url is None else safe_url(self.state_url),
             "spool": self.spool,
             "flush_timeout": self.flush_timeout,
+            "refresh_after": self.refresh_after,
         }
 
 
@@ -523,6 +527,20 @@ def _flush_timeout(reader: _Reader, environ: Mapping[str, str] | None) -> float:
     return DEFAULT_EXIT_FLUSH_TIMEOUT if found is None else found[0]
 
 
+def _refresh_after(reader: _Reader, environ: Mapping[str, str] | None) -> float:
+    found = _setting_or_env(
+        reader,
+        "REFRESH_AFTER",
+        config.REFRESH_AFTER_VAR,
+        "E021",
+        values.check_refresh_after,
+        environ,
+        f"open alerts are refreshed every {config.DEFAULT_REFRESH_AFTER:g} s",
+        values.number_from_text,
+    )
+    return config.DEFAULT_REFRESH_AFTER if found is None else found[0]
+
+
 def _webhook_secrets(value: object) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -646,6 +664,7 @@ def load(
         state_url=_state_url(reader, environ),
         spool=_spool(reader, environ),
         flush_timeout=_flush_timeout(reader, environ),
+        refresh_after=_refresh_after(reader, environ),
     )
     return settings, problems
 

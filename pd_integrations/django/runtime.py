@@ -58,6 +58,7 @@ def build_alerts(settings: PagerDutySettings) -> AlertManager | None:
             state_url=settings.state_url or MEMORY_STATE_URL,
             spool=settings.spool,
             shutdown_timeout=settings.flush_timeout,
+            refresh_after=settings.refresh_after,
         )
     except ConfigurationError:
         # The environment changed since the settings were read; treat it like a bad key.

@@ -207,6 +207,10 @@ def test_a_malformed_key_in_the_environment_is_an_error() -> None:
         ("FLUSH_TIMEOUT", "5", "E020"),
         ("FLUSH_TIMEOUT", float("nan"), "E020"),
         ("FLUSH_TIMEOUT", True, "E020"),
+        ("REFRESH_AFTER", -1, "E021"),
+        ("REFRESH_AFTER", "300", "E021"),
+        ("REFRESH_AFTER", "soon", "E021"),
+        ("REFRESH_AFTER", float("inf"), "E021"),
     ],
 )
 def test_an_invalid_value_is_reported_and_replaced_by_its_default(
@@ -411,6 +415,7 @@ def test_the_settings_win_over_the_environment(tmp_path: Path) -> None:
         ("PAGERDUTY_STATE_URL", "mysql://db/0", "E018", "alert state stays in this process"),
         ("PAGERDUTY_FLUSH_TIMEOUT", "soon", "E020", "the flush at exit waits 2 s"),
         ("PAGERDUTY_FLUSH_TIMEOUT", "-3", "E020", "the flush at exit waits 2 s"),
+        ("PAGERDUTY_REFRESH_AFTER", "soon", "E021", "open alerts are refreshed every 300 s"),
     ],
 )
 def test_an_invalid_environment_variable_is_reported_and_not_used(
@@ -453,3 +458,23 @@ def test_an_unknown_health_check_option_lists_the_known_ones() -> None:
     assert problem.msg == "PAGERDUTY['HEALTH_CHECKS']['bad'] has unknown option(s) 'RETRIES'"
     assert problem.hint is not None
     assert problem.hint.startswith("known options: CHECK, TIMEOUT")
+
+
+@pytest.mark.parametrize(
+    ("raw", "env", "expected"),
+    [
+        ({}, {}, 300.0),
+        ({}, {"PAGERDUTY_REFRESH_AFTER": "60"}, 60.0),
+        ({}, {"PAGERDUTY_REFRESH_AFTER": "off"}, 0.0),
+        ({"REFRESH_AFTER": 120}, {"PAGERDUTY_REFRESH_AFTER": "60"}, 120.0),
+        ({"REFRESH_AFTER": 0}, {}, 0.0),
+        ({"REFRESH_AFTER": "off"}, {"PAGERDUTY_REFRESH_AFTER": "60"}, 0.0),
+    ],
+)
+def test_refresh_after_from_the_setting_else_the_environment(
+    raw: dict[str, object], env: dict[str, str], expected: float
+) -> None:
+    settings, problems = conf.load({"ROUTING_KEY": KEY, **raw}, env)
+    assert problems == []
+    assert settings.refresh_after == expected
+    assert settings.summary()["refresh_after"] == expected

@@ -161,3 +161,14 @@ def test_invalid_delivery_variables_do_not_disable_alerting(
     assert alerts.dispatcher.exit_flush_timeout == 2.0
     alerts.warning("Queue backing up")
     assert len(events.triggers) == 1
+
+
+def test_refresh_after_reaches_the_alert_manager(events: CapturedEvents) -> None:
+    with pagerduty(ROUTING_KEY=ROUTING_KEY, REFRESH_AFTER="off"):
+        alerts = pd_django.alert_manager()
+        assert alerts is not None
+        assert alerts.refresh_after == 0.0
+    with pagerduty(ROUTING_KEY=ROUTING_KEY, REFRESH_AFTER=42):
+        alerts = pd_django.alert_manager()
+        assert alerts is not None
+        assert alerts.refresh_after == 42.0

@@ -9,10 +9,12 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from pd_integrations.emulator import Emulator
 from pd_integrations.flask import get_state
-from pd_integrations.testing import CapturedEvents
+from pd_integrations.testing import TEST_ROUTING_KEY, CapturedEvents
 from tests.clock import FakeClock
 from tests.spec import assert_valid_event
+from tests.transport import wait_until
 
 from .conftest import CLOSE_TASK, SLOW, THRESHOLD_MS
 
@@ -472,3 +474,30 @@ def test_logging_handler_does_not_repeat_the_extensions_alert(
 
     (event,) = pagerduty_events.triggers
     assert details(event)["alert_type"] == "exception"
+
+
+def test_a_bug_that_goes_on_after_a_resolve_in_pagerduty_pages_again(make_app: MakeApp) -> None:
+    with Emulator(port=0) as emulator:
+        app = make_app(
+            PAGERDUTY_ROUTING_KEY=TEST_ROUTING_KEY,
+            PAGERDUTY_EVENTS_BASE_URL=emulator.url,
+            PAGERDUTY_REFRESH_AFTER=0.5,
+        )
+        client = app.test_client()
+        assert get_state(app).alerts.refresh_after == 0.5
+        assert client.get("/orders/1").status_code == 500
+        assert wait_until(lambda: len(emulator.alerts()) == 1, 30)
+        (first,) = emulator.alerts()
+        # The responder resolves it in PagerDuty while the bug goes on.
+        emulator.resolve(first["id"])
+
+        def bug_happens_again() -> bool:
+            assert client.get("/orders/2").status_code == 500
+            return len(emulator.alerts(status="triggered")) == 1
+
+        assert wait_until(bug_happens_again, 30)
+        reopened = emulator.alerts(status="triggered")[0]
+        assert reopened["id"] != first["id"]
+        assert reopened["dedup_key"] == first["dedup_key"]
+        assert [a["status"] for a in emulator.alerts()] == ["resolved", "triggered"]
+        get_state(app).close(5)

@@ -358,3 +358,44 @@ def test_a_server_with_its_own_sigterm_handler_keeps_it(
     init(initialised)
 
     assert signal.getsignal(signal.SIGTERM) is server_handler
+
+
+@pytest.mark.parametrize(
+    ("config", "env", "expected"),
+    [
+        ({}, {}, 300.0),
+        ({}, {"PAGERDUTY_REFRESH_AFTER": "60"}, 60.0),
+        ({}, {"PAGERDUTY_REFRESH_AFTER": "off"}, 0.0),
+        ({"PAGERDUTY_REFRESH_AFTER": 0}, {"PAGERDUTY_REFRESH_AFTER": "60"}, 0.0),
+        ({"PAGERDUTY_REFRESH_AFTER": "off"}, {}, 0.0),
+        ({"PAGERDUTY_REFRESH_AFTER": "90"}, {}, 90.0),
+    ],
+)
+def test_refresh_after_setting(
+    config: dict[str, Any], env: dict[str, str], expected: float
+) -> None:
+    assert load_settings(config, env).refresh_after == expected
+
+
+def test_an_invalid_refresh_after_names_the_setting() -> None:
+    with pytest.raises(ConfigurationError, match="PAGERDUTY_REFRESH_AFTER must be a number"):
+        load_settings({"PAGERDUTY_REFRESH_AFTER": -5}, {})
+    with pytest.raises(ConfigurationError, match="refresh_after must be a number"):
+        PagerDuty(refresh_after="soon")
+
+
+def test_refresh_after_reaches_the_alert_manager(
+    delivery_env: pytest.MonkeyPatch, initialised: list[PagerDutyState]
+) -> None:
+    assert init(initialised, PAGERDUTY_REFRESH_AFTER="off").alerts.refresh_after == 0.0
+    # The keyword wins over the app's config.
+    app = Flask("keyword")
+    app.config.update(PAGERDUTY_REFRESH_AFTER=60)
+    PagerDuty(app, refresh_after=15)
+    initialised.append(get_state(app))
+    assert get_state(app).alerts.refresh_after == 15.0
+
+
+def test_refresh_after_cannot_go_with_a_ready_alert_manager() -> None:
+    with AlertManager(None) as alerts, pytest.raises(TypeError, match="refresh_after"):
+        PagerDuty(alerts=alerts, refresh_after=60)

@@ -301,6 +301,25 @@ def test_a_monitor_excludes_the_other_settings(alerts: AlertManager) -> None:
         PagerDutyMiddleware(_nothing, monitor=monitor, alerts=AlertManager(rate_limit=None))
 
 
+def test_refresh_after_configures_the_manager_created_here(
+    pagerduty_events: CapturedEvents, monkeypatch: pytest.MonkeyPatch, alerts: AlertManager
+) -> None:
+    created: list[AlertManager] = []
+    try:
+        created.append(PagerDutyMiddleware(_nothing, refresh_after=30).alerts)
+        assert created[-1].refresh_after == 30.0
+        created.append(PagerDutyMiddleware(_nothing, refresh_after="off").alerts)
+        assert created[-1].refresh_after == 0.0
+        monkeypatch.setenv("PAGERDUTY_REFRESH_AFTER", "45")
+        created.append(PagerDutyMiddleware(_nothing).alerts)
+        assert created[-1].refresh_after == 45.0
+    finally:
+        for manager in created:
+            manager.close(1)
+    with pytest.raises(TypeError, match="refresh_after"):
+        PagerDutyMiddleware(_nothing, alerts=alerts, refresh_after=30)
+
+
 async def _nothing(scope: object, receive: object, send: object) -> None:
     raise AssertionError("not called")
 
