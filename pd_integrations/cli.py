@@ -40,6 +40,7 @@ from .events import (
     check_routing_key,
     mask_key,
 )
+from .state import safe_url
 
 PROG = "pd-integrations"
 EXIT_OK = 0
@@ -595,7 +596,7 @@ def _check(args: argparse.Namespace) -> int:
             {
                 "ok": ok,
                 "routing_key": mask_key(key) if key else None,
-                "base_url": url,
+                "base_url": safe_url(url),
                 "checks": [
                     {**asdict(finding), "detail": _redact(finding.detail, secrets)}
                     for finding in findings
@@ -650,7 +651,7 @@ def _check_base_url(url: str, origin: str) -> Finding:
         resolve_base_url(url)
     except ConfigurationError as error:
         return Finding("base URL", False, f"{error} (from {origin})")
-    return Finding("base URL", True, f"{url} (from {origin})")
+    return Finding("base URL", True, f"{safe_url(url)} (from {origin})")
 
 
 def probe(url: str, timeout: float, verify: ssl.SSLContext | bool = True) -> Finding:

@@ -222,7 +222,7 @@ def check_events_base_url(value: object) -> str:
     if not valid:
         raise InvalidSetting(
             "must be an http:// or https:// URL with a host",
-            value,
+            safe_url(value) if isinstance(value, str) else value,  # never echo a password
             f"PagerDuty's is {DEFAULT_BASE_URL}; a local emulator's is http://127.0.0.1:8765",
         )
     return url

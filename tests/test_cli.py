@@ -665,3 +665,19 @@ def test_an_unexpected_error_is_still_one_line(
     monkeypatch.setattr(EventsClient, "send", broken)
     result = run(capsys, *to(emulator, "trigger", "x"))
     assert_one_error_line(result, 1, "unexpected RuntimeError: boom")
+
+
+def test_check_never_prints_a_password_from_the_base_url(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    result = run(
+        capsys,
+        "check",
+        "--routing-key",
+        "R0123456789abcdef0123456789abcde",
+        "--base-url",
+        "https://user:hunter2@127.0.0.1:9",
+        "--json",
+    )
+    assert "hunter2" not in result.out + result.err
+    assert result.json()["base_url"] == "https://user:****@127.0.0.1:9"
