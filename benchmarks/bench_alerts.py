@@ -27,6 +27,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_apps import emulator_process
 
 ROUTING_KEY = "benchmarkroutingkey0000000000001"
+# What an app's alert typically carries; encoded (and scrubbed) on the caller's thread.
+DETAILS = {
+    "order_id": 123456,
+    "customer": "c_8f2b3a",
+    "path": "/checkout/confirm",
+    "method": "POST",
+    "status": 502,
+    "provider": "acme-payments",
+    "attempt": 3,
+    "elapsed_ms": 5123.5,
+    "region": "eu-west-1",
+    "error": "upstream timed out after 5 s",
+}
 
 
 def measure(call: Callable[[int], object], calls: int, threads: int) -> list[int]:
@@ -67,6 +80,16 @@ def run_cases(manager: AlertManager, label: str, calls: int, *, deliver_all: boo
         (
             "alert() distinct alerts",
             lambda i: manager.alert("Error", "error", alert_type="bench", identifier=str(i)),
+        ),
+        (
+            "alert() distinct, 10-key details",
+            lambda i: manager.alert(
+                "Error",
+                "error",
+                alert_type="bench-details",
+                identifier=str(i),
+                custom_details=DETAILS,
+            ),
         ),
         (
             "alert() repeat of an open alert",
