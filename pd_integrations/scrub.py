@@ -3,13 +3,23 @@
 Keys are matched case-insensitively, as words: ``-``, ``_``, spaces, dots and camelCase
 boundaries all separate words, so ``X-CSRFToken``, ``userPassword``, ``HTTP_COOKIE`` and
 ``user[password]`` are caught. A sensitive name matches anywhere inside a key with the
-separators removed (``access_token``, ``sessionid``); a name of three letters or fewer
-(``ssn``, ``pwd``) must be a whole word, or ``classname`` would lose its value.
+separators removed (``access_token``, ``sessionid``); a name of four letters or fewer
+(``ssn``, ``pwd``, ``auth``) must be a whole word, or ``classname`` would lose its value
+and ``author`` its name.
 
-Credentials inside strings are redacted wherever they appear: HTTP auth schemes
-(``Bearer …``, ``Basic …``, ``Token token=…``), URL userinfo (``scheme://user:pass@``)
-and ``name=value`` / ``name: value`` / ``"name": "value"`` pairs whose name is
-sensitive, which covers query strings, form bodies, log lines, JSON and reprs.
+Credentials inside strings (values, keys, summaries) are redacted wherever they appear:
+HTTP auth schemes (``Bearer …``, ``Basic …``, ``Token token=…``), URL userinfo
+(``scheme://user:pass@``), ``name=value`` / ``name: value`` / ``"name": "value"`` pairs
+whose name is sensitive, which covers query strings, form bodies, log lines, JSON and
+reprs, and secrets known by their shape whatever their name: AWS access key ids, JWTs,
+Stripe secret and restricted keys, GitHub and Slack tokens, Slack webhook URLs and PEM
+private-key blocks.
+
+Scrub before cutting: text cut first could leave half a secret that no longer looks
+like one. :meth:`Scrubber.to_jsonable` redacts every string before the encoder cuts
+it. A text that arrives already cut, ending in ``…`` (or the encoder's ``…[truncated
+…]``), is scrubbed as such: a token, JWT or ``scheme://user:pass`` left open at the cut
+is redacted too, as is a private-key block that never ends.
 """
 
 from __future__ import annotations
@@ -17,13 +27,20 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from .encoding import JSONValue
+from .encoding import (
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_ITEMS,
+    DEFAULT_MAX_STRING,
+    JSONValue,
+)
+from .encoding import to_jsonable as _to_jsonable
 
 FILTERED = "[Filtered]"
 
 # Stored as words joined by "_"; any separator (or none) matches them.
 DEFAULT_SENSITIVE_KEYS: frozenset[str] = frozenset(
     {
+        "auth",
         "authorization",
         "proxy_authorization",
         "cookie",
@@ -45,6 +62,8 @@ DEFAULT_SENSITIVE_KEYS: frozenset[str] = frozenset(
         "routing_key",
         "integration_key",
         "signature",
+        "sig",
+        "jwt",
         "ssn",
         "credit_card",
         "card_number",
@@ -54,7 +73,7 @@ DEFAULT_SENSITIVE_KEYS: frozenset[str] = frozenset(
 )
 
 # Names this short are common inside unrelated words, so they match whole words only.
-_WHOLE_WORD_MAX = 3
+_WHOLE_WORD_MAX = 4
 # Deeper than any encoder output: anything below it is filtered rather than walked.
 _MAX_DEPTH = 64
 _CACHE_SIZE = 4096
@@ -97,6 +116,30 @@ _ASSIGNED_VALUE = re.compile(rf"""{_AUTH_VALUE}|{_QUOTED}|["']?[^\s&;,#"'<>(){{}
 # "a=1; b=2" list, so the prose around it survives.
 _LINE_VALUE = re.compile(rf"""{_AUTH_VALUE}|{_QUOTED}|[^\r\n]+""")
 _WORD_VALUE = re.compile(rf"""{_AUTH_VALUE}|{_QUOTED}|[^\s,;]+(?:;[ \t]*[^\s,;]+)*""")
+
+# Secrets known by their shape, one alternative each, in one pass. Each starts with a
+# fixed prefix, so text without any of them is rejected quickly, and is long enough
+# (or anchored on word boundaries) that ordinary words never match.
+_B64URL = r"[A-Za-z0-9_\-]"
+_SHAPES = re.compile(
+    r"(?P<aws>\b(?:AKIA|ASIA)[A-Z0-9]{16}\b)"
+    rf"|(?P<jwt>\beyJ{_B64URL}{{10,}}\.{_B64URL}{{2,}}\.{_B64URL}*(?:\.{_B64URL}*){{0,2}})"
+    r"|(?P<stripe>\b[rs]k_(?:live|test)_[A-Za-z0-9]{10,})"
+    r"|(?P<github>\bgh[pousr]_[A-Za-z0-9]{30,}|\bgithub_pat_[A-Za-z0-9_]{30,})"
+    r"|(?P<slack>\bxox[abprs]-[A-Za-z0-9\-]{10,})"
+    r"|(?P<hook>hooks\.slack\.com/services/[A-Za-z0-9_\-/]+)"
+    # An unterminated block runs to the end: the rest of a cut key is still a secret.
+    r"|(?P<pem>(?P<armor>-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----)"
+    r"(?s:.*?)(?:-----END [A-Z0-9 ]{0,40}PRIVATE KEY-----|\Z))"
+)
+# What a cut leaves at the end of a text: the library's own markers.
+_CUT_MARK = re.compile(r"…(?:\[truncated[^\]\n]{0,40}\])?\Z")
+# A shape's beginning, left open by a cut: too short for _SHAPES, still a secret.
+_OPEN_SHAPE = re.compile(
+    r"\b(?:AKIA|ASIA|eyJ|[rs]k_(?:live|test)_|gh[pousr]_|github_pat_|xox[abprs]-)"
+    r"[A-Za-z0-9_\-.]*\Z"
+)
+_URL_AUTHORITY_END = re.compile(r"[\s/?#@]")
 
 
 def _words(key: str) -> list[str]:
@@ -160,11 +203,14 @@ class Scrubber:
             # the case-insensitive patterns are slow to run over every one of them.
             lowered = text.casefold()
             if "://" in text:
-                text = _USERINFO.sub(rf"\1{FILTERED}@", text)
+                text = _open_userinfo(_USERINFO.sub(rf"\1{FILTERED}@", text))
             if any(scheme in lowered for scheme in _SCHEME_NAMES):
                 text = _AUTH.sub(self._auth, text)
+            text = _SHAPES.sub(_shape, text)
             if ("=" in text or ":" in text) and self._mentions_key(lowered):
                 text = self._pairs(text)
+            if "…" in text:
+                text = _open_shape(text)
         except Exception:  # safe side: a string that could not be checked is not sent
             return FILTERED
         return text
@@ -174,8 +220,35 @@ class Scrubber:
         if not self.enabled:
             return value
         try:
-            return self._scrub(value, 0, set())
+            return self._scrub(value, 0, set(), texts=True)
         except Exception:  # safe side again
+            return FILTERED
+
+    def to_jsonable(
+        self,
+        value: object,
+        *,
+        max_depth: int = DEFAULT_MAX_DEPTH,
+        max_string: int = DEFAULT_MAX_STRING,
+        max_items: int = DEFAULT_MAX_ITEMS,
+    ) -> JSONValue:
+        """:func:`~pd_integrations.encoding.to_jsonable`, then :meth:`scrub`, except that
+        every string and key is scrubbed *before* the encoder cuts it. Never raises."""
+        if not self.enabled:
+            return _to_jsonable(
+                value, max_depth=max_depth, max_string=max_string, max_items=max_items
+            )
+        encoded = _to_jsonable(
+            value,
+            max_depth=max_depth,
+            max_string=max_string,
+            max_items=max_items,
+            redact=self.scrub_text,
+        )
+        try:
+            # The strings are done; what is left is judging values by their keys.
+            return self._scrub(encoded, 0, set(), texts=False)
+        except Exception:
             return FILTERED
 
     def _mentions_key(self, lowered: str) -> bool:
@@ -218,9 +291,9 @@ class Scrubber:
         parts.append(text[done:])
         return "".join(parts)
 
-    def _scrub(self, value: JSONValue, depth: int, active: set[int]) -> JSONValue:
+    def _scrub(self, value: JSONValue, depth: int, active: set[int], *, texts: bool) -> JSONValue:
         if isinstance(value, str):
-            return self.scrub_text(value)
+            return self.scrub_text(value) if texts else value
         if not isinstance(value, dict | list | tuple):
             return value
         if depth >= _MAX_DEPTH or id(value) in active:
@@ -228,12 +301,14 @@ class Scrubber:
         active.add(id(value))
         try:
             if isinstance(value, dict):
-                return self._mapping(value, depth + 1, active)
-            return self._sequence(value, depth + 1, active)
+                return self._mapping(value, depth + 1, active, texts)
+            return self._sequence(value, depth + 1, active, texts)
         finally:
             active.discard(id(value))
 
-    def _mapping(self, value: dict[str, JSONValue], depth: int, active: set[int]) -> JSONValue:
+    def _mapping(
+        self, value: dict[str, JSONValue], depth: int, active: set[int], texts: bool
+    ) -> JSONValue:
         named = self._named_value(value)
         out: dict[str, JSONValue] = {}
         for key, item in value.items():
@@ -241,9 +316,9 @@ class Scrubber:
             if (self.is_sensitive(name) or key == named) and not _keep(item):
                 out[key] = FILTERED
             else:
-                out[self.scrub_text(key) if isinstance(key, str) else key] = self._scrub(
-                    item, depth, active
-                )
+                if texts and isinstance(key, str):
+                    key = self.scrub_text(key)
+                out[key] = self._scrub(item, depth, active, texts=texts)
         return out
 
     def _named_value(self, value: dict[str, JSONValue]) -> str | None:
@@ -257,7 +332,11 @@ class Scrubber:
         return None
 
     def _sequence(
-        self, value: list[JSONValue] | tuple[JSONValue, ...], depth: int, active: set[int]
+        self,
+        value: list[JSONValue] | tuple[JSONValue, ...],
+        depth: int,
+        active: set[int],
+        texts: bool,
     ) -> JSONValue:
         # A (name, value) pair, as headers often are: the name decides about the value.
         if (
@@ -267,7 +346,58 @@ class Scrubber:
             and not _keep(value[1])
         ):
             return [value[0], FILTERED]
-        return [self._scrub(item, depth, active) for item in value]
+        return [self._scrub(item, depth, active, texts=texts) for item in value]
+
+
+def _shape(match: re.Match[str]) -> str:
+    if match["armor"] is not None:
+        # Keep the armour lines: the on-call learns what leaked, not the key itself.
+        block = match[0]
+        end = block.rfind("-----END ")
+        return f"{match['armor']}{FILTERED}{block[end:] if end > 0 else ''}"
+    if match["hook"] is not None:
+        return f"hooks.slack.com/services/{FILTERED}"
+    return FILTERED
+
+
+def _cut_at(text: str) -> re.Match[str] | None:
+    """The cut marker ending ``text``, if it ends in one."""
+    return _CUT_MARK.search(text, max(0, len(text) - 64)) if "…" in text else None
+
+
+def _open_userinfo(text: str) -> str:
+    """Redact ``scheme://user:pass`` left open at the end of ``text``, no ``@`` after it.
+
+    Only the last URL can be open. Its "password" being all digits makes it a port
+    (``http://db:5432``), unless a cut may have taken the rest of it.
+    """
+    cut = _cut_at(text)
+    end = len(text) if cut is None else cut.start()
+    scheme_end = text.rfind("://", 0, end)
+    if scheme_end <= 0 or not text[scheme_end - 1].isalnum():
+        return text
+    start = scheme_end + 3
+    authority = text[start:end]
+    user, _, password = authority.partition(":")
+    if not password or _URL_AUTHORITY_END.search(authority) or user.startswith("["):
+        return text
+    if cut is None and password.isdigit():
+        return text
+    return f"{text[:start]}{FILTERED}{text[end:]}"
+
+
+def _open_shape(text: str) -> str:
+    """Redact the beginning of a shaped secret that a cut left at the end of ``text``."""
+    cut = _cut_at(text)
+    if cut is None:  # a pair's value or a key block swallowed the marker: redacted already
+        return text
+    end = cut.start()
+    # Only the last run of non-space characters can hold it.
+    start = max(text.rfind(space, 0, end) for space in (" ", "\n", "\t", "\r")) + 1
+    found = _OPEN_SHAPE.search(text, start, end)
+    if found is None:
+        return text
+    return f"{text[: found.start()]}{FILTERED}{text[end:]}"
 
 
 DEFAULT_SCRUBBER = Scrubber()
