@@ -576,7 +576,7 @@ def test_short_names_inside_ordinary_words_are_not_sensitive(key: str) -> None:
         # Shapes left open by a cut.
         ("key " + SHAPED["aws"][:10] + "…", f"key {FILTERED}…"),
         ("auth=x " + SHAPED["jwt"][:30] + "…", f"auth={FILTERED} {FILTERED}…"),
-        ("token " + SHAPED["github"][:12] + "…[truncated 28 chars]", None),
+        ("with " + SHAPED["github"][:12] + "…[truncated 28 chars]", None),
         ("x " + SHAPED["stripe"][:12] + "…", f"x {FILTERED}…"),
         ("x " + SHAPED["slack"][:8] + "…", f"x {FILTERED}…"),
     ],
