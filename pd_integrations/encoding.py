@@ -299,7 +299,10 @@ class _Encoder:
             if index >= self.max_items:
                 out[MORE_ITEMS_KEY] = self.more(value, index)
                 break
-            if type(key) is str and len(key) <= limit and key.isascii() and redact is None:
+            if type(key) is str and redact is not None:
+                name = self.unique(self.redacted(key, limit), key, out)
+                converted = True
+            elif type(key) is str and len(key) <= limit and key.isascii():
                 name = self.unique(key, key, out) if converted else key
             else:
                 name = self.unique(self.key(key), key, out)
