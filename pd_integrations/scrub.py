@@ -17,9 +17,10 @@ private-key blocks.
 
 Scrub before cutting: text cut first could leave half a secret that no longer looks
 like one. :meth:`Scrubber.to_jsonable` redacts every string before the encoder cuts
-it. A text that arrives already cut, ending in ``…`` (or the encoder's ``…[truncated
-…]``), is scrubbed as such: a token, JWT or ``scheme://user:pass`` left open at the cut
-is redacted too, as is a private-key block that never ends.
+it. Text that arrives already cut is scrubbed as such: a token, JWT or
+``scheme://user:pass`` right before a ``…`` (the mark of a cut, at the end of a text or
+inside one built from a cut message) is redacted too, as is a private-key block that
+never ends and a URL password that ends the text with its ``@host`` lost.
 """
 
 from __future__ import annotations
@@ -139,14 +140,21 @@ _SHAPES = re.compile(
     r"|(?P<pem>(?P<armor>-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----)"
     r"(?s:.*?)(?:-----END [A-Z0-9 ]{0,40}PRIVATE KEY-----|\Z))"
 )
-# What a cut leaves at the end of a text: the library's own markers.
-_CUT_MARK = re.compile(r"…(?:\[truncated[^\]\n]{0,40}\])?\Z")
-# A shape's beginning, left open by a cut: too short for _SHAPES, still a secret.
+# The characters tokens and URLs (userinfo included) are made of. A run of them is taken
+# whole: it starts where the character before is not one of them and never gives any
+# back, so finding every run is linear in the text, whatever the text holds.
+_RUN = r"[A-Za-z0-9_\-.:/@+%~!$&'()*,;=]"
+# A run that a cut ended: "…" is the mark of every cut in this library ("…", "…[truncated
+# N chars]") and of most others; it may sit mid-text, as in a summary built from a cut
+# exception message.
+_CUT_RUN = re.compile(rf"(?<!{_RUN}){_RUN}++(?=…)")
+# The run that ends the text, where a URL may have lost its "@host" to a cut unmarked.
+_LAST_RUN = re.compile(rf"(?<!{_RUN}){_RUN}++\Z")
+# A shape's beginning, too short for _SHAPES once cut, still a secret.
 _OPEN_SHAPE = re.compile(
     r"\b(?:AKIA|ASIA|eyJ|[rs]k_(?:live|test)_|gh[pousr]_|github_pat_|xox[abprs]-)"
-    r"[A-Za-z0-9_\-.]*\Z"
 )
-_URL_AUTHORITY_END = re.compile(r"[\s/?#@]")
+_PORT_END = ".:;,)]'!"
 
 
 def _words(key: str) -> list[str]:
@@ -211,7 +219,7 @@ class Scrubber:
             # the case-insensitive patterns are slow to run over every one of them.
             lowered = text.casefold()
             if "://" in text:
-                text = _open_userinfo(_USERINFO.sub(rf"\1{FILTERED}@", text))
+                text = _USERINFO.sub(rf"\1{FILTERED}@", text)
             if _ANY_SCHEME.search(lowered):
                 text = _AUTH.sub(self._auth, text)
             if _SHAPE_HINT.search(text):
@@ -219,7 +227,9 @@ class Scrubber:
             if ("=" in text or ":" in text) and self._mentions_key(lowered):
                 text = self._pairs(text)
             if "…" in text:
-                text = _open_shape(text)
+                text = _CUT_RUN.sub(_open_at_cut, text)
+            if "://" in text:
+                text = _LAST_RUN.sub(_open_at_end, text, count=1)
         except Exception:  # safe side: a string that could not be checked is not sent
             return FILTERED
         return text
@@ -370,44 +380,34 @@ def _shape(match: re.Match[str]) -> str:
     return FILTERED
 
 
-def _cut_at(text: str) -> re.Match[str] | None:
-    """The cut marker ending ``text``, if it ends in one."""
-    return _CUT_MARK.search(text, max(0, len(text) - 64)) if "…" in text else None
+def _open_at_cut(match: re.Match[str]) -> str:
+    return _open_run(match[0], cut=True)
 
 
-def _open_userinfo(text: str) -> str:
-    """Redact ``scheme://user:pass`` left open at the end of ``text``, no ``@`` after it.
+def _open_at_end(match: re.Match[str]) -> str:
+    return _open_run(match[0], cut=False)
 
-    Only the last URL can be open. Its "password" being all digits makes it a port
-    (``http://db:5432``), unless a cut may have taken the rest of it.
+
+def _open_run(run: str, *, cut: bool) -> str:
+    """Redact what a cut left open at the end of ``run``: a shaped secret's beginning,
+    or a ``scheme://user:pass`` whose ``@host`` is gone.
+
+    Without a cut mark, only the password of a URL that ends the text is redacted, and
+    only if it is no port number (``http://db:5432`` is a host and port).
     """
-    cut = _cut_at(text)
-    end = len(text) if cut is None else cut.start()
-    scheme_end = text.rfind("://", 0, end)
-    if scheme_end <= 0 or not text[scheme_end - 1].isalnum():
-        return text
-    start = scheme_end + 3
-    authority = text[start:end]
-    user, _, password = authority.partition(":")
-    if not password or _URL_AUTHORITY_END.search(authority) or user.startswith("["):
-        return text
-    if cut is None and password.isdigit():
-        return text
-    return f"{text[:start]}{FILTERED}{text[end:]}"
-
-
-def _open_shape(text: str) -> str:
-    """Redact the beginning of a shaped secret that a cut left at the end of ``text``."""
-    cut = _cut_at(text)
-    if cut is None:  # a pair's value or a key block swallowed the marker: redacted already
-        return text
-    end = cut.start()
-    # Only the last run of non-space characters can hold it.
-    start = max(text.rfind(space, 0, end) for space in (" ", "\n", "\t", "\r")) + 1
-    found = _OPEN_SHAPE.search(text, start, end)
-    if found is None:
-        return text
-    return f"{text[: found.start()]}{FILTERED}{text[end:]}"
+    shape = _OPEN_SHAPE.search(run) if cut else None
+    if shape is not None:
+        return f"{run[: shape.start()]}{FILTERED}"
+    scheme = run.rfind("://")
+    if scheme <= 0 or not run[scheme - 1].isalnum():
+        return run
+    authority = run[scheme + 3 :]
+    _, _, password = authority.partition(":")
+    if not password or "/" in authority or "@" in authority:
+        return run
+    if not cut and password.rstrip(_PORT_END).isdigit():
+        return run
+    return f"{run[: scheme + 3]}{FILTERED}"
 
 
 DEFAULT_SCRUBBER = Scrubber()

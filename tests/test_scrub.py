@@ -571,6 +571,13 @@ def test_short_names_inside_ordinary_words_are_not_sensitive(key: str) -> None:
         ("cannot reach https://app:s3cr…", f"cannot reach https://{FILTERED}…"),
         ("cannot reach https://app:s3cr…[truncated 40 chars]", None),
         ("redis://:s3cr…", f"redis://{FILTERED}…"),
+        ("dsn=postgres://app:pa$$w…", f"dsn=postgres://{FILTERED}…"),
+        # Mid-text, as in a summary built around a cut exception message.
+        (
+            "[500] OperationalError: no route to postgres://app:s3cr… - POST /orders",
+            f"[500] OperationalError: no route to postgres://{FILTERED}… - POST /orders",
+        ),
+        ("got " + SHAPED["stripe"][:14] + "… - GET /pay", f"got {FILTERED}… - GET /pay"),
         # Not a port, so a password with its "@" and host lost.
         ("dsn postgres://app:hunter2", f"dsn postgres://{FILTERED}"),
         # Shapes left open by a cut.
@@ -596,6 +603,8 @@ def test_a_secret_left_open_by_a_cut_is_redacted(text: str, expected: str | None
         "connect to http://db:5432",
         "connect to http://db:5432/app failed",
         "http://[::1]:8080",
+        "(see https://example.com:8080)",
+        "listening on http://0.0.0.0:8000.",
         "Loading…",
         "see https://example.com/docs…",
         "ASIAN markets…",
