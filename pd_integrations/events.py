@@ -450,7 +450,7 @@ def _labelled(item: dict[str, str], label: str, scrubber: Scrubber | None) -> di
     """A link's text or an image's alt is prose, scrubbed like any; the URLs are kept."""
     text = item.get(label)
     if isinstance(text, str):
-        item[label] = _sent_text(utf8_safe(text), MAX_FIELD, scrubber)
+        item[label] = _sent_text(_held_text(text, MAX_FIELD), MAX_FIELD, scrubber)
     return item
 
 

@@ -402,3 +402,15 @@ def test_a_shrunk_body_is_scrubbed_before_it_is_cut() -> None:
     raw = encode_event(TriggerEvent("big", "error", "h", custom_details=details), KEY)
     assert len(raw) <= MAX_BODY_BYTES
     assert b"S3c" not in raw
+
+
+def test_link_texts_and_image_alts_are_bounded_like_other_fields() -> None:
+    event = TriggerEvent(
+        "s",
+        "error",
+        "h",
+        links=[Link("https://example.com", "t" * 1_000_000)],
+        images=[Image("https://example.com/i.png", alt="a" * 1_000_000)],
+    )
+    body = body_of(event)
+    assert len(body["links"][0]["text"]) == len(body["images"][0]["alt"]) == 1024
