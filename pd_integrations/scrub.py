@@ -154,6 +154,7 @@ _LAST_RUN = re.compile(rf"(?<!{_RUN}){_RUN}++\Z")
 _OPEN_SHAPE = re.compile(
     r"\b(?:AKIA|ASIA|eyJ|[rs]k_(?:live|test)_|gh[pousr]_|github_pat_|xox[abprs]-)"
 )
+# What may follow a port number in prose ("see http://db:5432).") without being part of it.
 _PORT_END = ".:;,)]'!"
 
 
