@@ -5,6 +5,13 @@ half-built ORM row, a cyclic structure, bytes, NaN, an object whose ``__repr__``
 The encoder must still produce valid JSON, bounded in size and depth, and never raise
 into the caller. Plain dicts of strings and numbers take an exact-type fast path, since
 they are what most details are.
+
+Every string that comes out is valid UTF-8: lone surrogates (from JSON ``"\\ud800"``,
+``surrogateescape`` file names, broken JavaScript) become U+FFFD. With a ``redact``
+function, each string and key is redacted *before* it is cut, so a secret straddling
+the cut is seen whole: the redactor reads up to :data:`REDACT_CONTEXT` characters past
+the cut, and a string longer than that reaches it ending in :data:`CUT`, so what was cut
+off beyond the window can be recognised as cut.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import math
 import numbers
 import re
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from enum import Enum
@@ -35,6 +42,14 @@ DEFAULT_MAX_ITEMS = 1000
 HARD_MAX_DEPTH = 100
 # A repr is a description, not data: keep it shorter than real strings may be.
 MAX_REPR = 1000
+
+# How far past a cut a redactor reads, so that a secret straddling the cut is redacted
+# whole rather than left half visible: longer than a PEM-encoded 4096-bit RSA key.
+REDACT_CONTEXT = 4096
+# Ends a text cut short before it was redacted; redactors treat what precedes it as cut.
+CUT = "…"
+# Stands for a string whose redactor failed: sending it unredacted is not an option.
+UNREDACTED = "<redaction failed>"
 
 CYCLE = "<cycle>"
 TOO_DEEP = "<max depth>"
@@ -75,11 +90,12 @@ def _cut(text: str, limit: int) -> str:
     return f"{text[:limit]}…[truncated {len(text) - limit} chars]"
 
 
-def _utf8(text: str) -> str:
-    """``text`` with lone surrogates replaced, so it encodes as UTF-8.
+def utf8_safe(text: str) -> str:
+    """``text`` with lone surrogates replaced by U+FFFD, so it always encodes as UTF-8.
 
-    Going through UTF-16 joins surrogate pairs that arrived as two code points (from
-    JSON or JavaScript sources) into the character they stand for.
+    Surrogates are the only code points UTF-8 cannot encode. Going through UTF-16 joins
+    surrogate pairs that arrived as two code points (from JSON or JavaScript sources)
+    into the character they stand for. ASCII, the common case, costs one flag check.
     """
     if text.isascii():
         return text
@@ -115,12 +131,19 @@ def _datetime(value: datetime) -> str:
 
 
 class _Encoder:
-    __slots__ = ("active", "max_depth", "max_items", "max_string")
+    __slots__ = ("active", "max_depth", "max_items", "max_string", "redact")
 
-    def __init__(self, max_depth: int, max_string: int, max_items: int) -> None:
+    def __init__(
+        self,
+        max_depth: int,
+        max_string: int,
+        max_items: int,
+        redact: Callable[[str], str] | None = None,
+    ) -> None:
         self.max_depth = max_depth
         self.max_string = max_string
         self.max_items = max_items
+        self.redact = redact
         # ids of the containers being encoded right now: meeting one again is a cycle,
         # while the same object shared by two branches is encoded twice.
         self.active: set[int] = set()
@@ -143,9 +166,27 @@ class _Encoder:
 
     def text(self, value: str, limit: int | None = None) -> str:
         limit = self.max_string if limit is None else limit
+        if self.redact is not None:
+            return self.redacted(value, limit)
         if len(value) <= limit and value.isascii():
             return value
-        return _utf8(_cut(value, limit))
+        return utf8_safe(_cut(value, limit))
+
+    def redacted(self, value: str, limit: int) -> str:
+        """Redact first, then cut: the cut can never leave part of a secret behind."""
+        size = len(value)
+        window = limit + REDACT_CONTEXT
+        if size > window:
+            value = value[:window] + CUT
+        try:
+            value = self.redact(utf8_safe(value))  # type: ignore[misc]
+        except Exception:
+            return UNREDACTED
+        if len(value) <= limit:
+            return value
+        # Counted in the original's characters when the window cut it.
+        dropped = size - limit if size > window else len(value) - limit
+        return f"{value[:limit]}…[truncated {dropped} chars]"
 
     def big_int(self, value: int) -> JSONValue:
         try:
@@ -205,8 +246,9 @@ class _Encoder:
         except (TypeError, ValueError):  # not C-contiguous
             flat = memoryview(view.tobytes())
         size = flat.nbytes
-        # Decode no more than can be shown: a char takes at most four bytes.
-        budget = self.max_string * 4 + 4
+        # Decode no more than can be shown (and redacted): a char takes at most four bytes.
+        shown_chars = self.max_string + (REDACT_CONTEXT if self.redact is not None else 0)
+        budget = shown_chars * 4 + 4
         head = bytes(flat[:budget])
         try:
             text = codecs.getincrementaldecoder("utf-8")().decode(head, final=size <= budget)
@@ -215,6 +257,11 @@ class _Encoder:
         if text is not None and not _CONTROL.search(text):
             if size <= budget:
                 return self.text(text)
+            if self.redact is not None:
+                try:
+                    text = self.redact(text[:shown_chars] + CUT).removesuffix(CUT)
+                except Exception:
+                    return UNREDACTED
             return f"{text[: self.max_string]}…[truncated, {size} bytes in all]"
         shown = min(_BYTES_PREVIEW, self.max_string // 2)
         more = "…" if size > shown else ""
@@ -244,14 +291,18 @@ class _Encoder:
     def mapping(self, value: Mapping[object, object], depth: int) -> dict[str, JSONValue]:
         out: dict[str, JSONValue] = {}
         limit = self.max_string
-        # Plain str keys cannot clash with each other; once a key was converted, any
-        # later one may clash with it.
+        redact = self.redact
+        # Plain str keys cannot clash with each other; once a key was converted (or
+        # redacted), any later one may clash with it.
         converted = False
         for index, (key, item) in enumerate(value.items()):
             if index >= self.max_items:
                 out[MORE_ITEMS_KEY] = self.more(value, index)
                 break
-            if type(key) is str and len(key) <= limit and key.isascii():
+            if type(key) is str and redact is not None:
+                name = self.unique(self.redacted(key, limit), key, out)
+                converted = True
+            elif type(key) is str and len(key) <= limit and key.isascii():
                 name = self.unique(key, key, out) if converted else key
             else:
                 name = self.unique(self.key(key), key, out)
@@ -338,18 +389,23 @@ def to_jsonable(
     max_depth: int = DEFAULT_MAX_DEPTH,
     max_string: int = DEFAULT_MAX_STRING,
     max_items: int = DEFAULT_MAX_ITEMS,
+    redact: Callable[[str], str] | None = None,
 ) -> JSONValue:
     """A JSON-compatible copy of ``value``, bounded in depth, string length and size.
 
     Containers nested deeper than ``max_depth`` become ``"<max depth>"``, strings longer
     than ``max_string`` are cut with a ``…[truncated N chars]`` marker, and containers
-    keep their first ``max_items`` items plus a ``[N more items]`` marker. Never raises.
+    keep their first ``max_items`` items plus a ``[N more items]`` marker. Strings are
+    valid UTF-8. ``redact``, if given, is applied to every string and key before it is
+    cut (see the module docstring); a redactor that raises costs that string, replaced
+    by ``"<redaction failed>"``. Never raises.
     """
     try:
         encoder = _Encoder(
             min(max(int(max_depth), 0), HARD_MAX_DEPTH),
             max(int(max_string), 0),
             max(int(max_items), 0),
+            redact,
         )
         return encoder.encode(value, 0)
     except Exception:  # a hostile object defeated every guard: say so, do not raise

@@ -2,7 +2,14 @@
 
 Events validate at construction, so a bad call fails where it is written, and
 :func:`encode_event` turns one into the exact body to POST: it never produces a body
-that PagerDuty's documented limits would reject.
+that PagerDuty's documented limits would reject, and never fails to encode one.
+
+Text is made valid UTF-8 at construction (a lone surrogate becomes U+FFFD) but kept
+longer than PagerDuty's limits: :func:`encode_event` scrubs each text first and cuts it
+to the limit after, so a secret straddling the limit is redacted whole rather than cut
+in half. Only text longer than the limit plus the scrubber's reading window
+(:data:`~pd_integrations.encoding.REDACT_CONTEXT`) is capped at construction, with a
+``…`` the scrubber recognises as a cut.
 """
 
 from __future__ import annotations
@@ -17,7 +24,15 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
-from .encoding import JSONValue, dumps, to_jsonable
+from .encoding import (
+    DEFAULT_MAX_ITEMS,
+    DEFAULT_MAX_STRING,
+    REDACT_CONTEXT,
+    JSONValue,
+    dumps,
+    to_jsonable,
+    utf8_safe,
+)
 from .errors import ConfigurationError, InvalidEventError
 from .scrub import DEFAULT_SCRUBBER, Scrubber
 
@@ -129,18 +144,35 @@ def format_timestamp(value: datetime | str) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _held_text(text: str, limit: int) -> str:
+    """``text`` as valid UTF-8, whole as far as the scrubber will read past ``limit``.
+
+    The cut to ``limit`` itself waits for :func:`_sent_text`, after scrubbing.
+    """
+    if len(text) > limit + REDACT_CONTEXT:
+        text = truncate(text, limit + REDACT_CONTEXT)
+    return text if text.isascii() else utf8_safe(text)
+
+
+def _sent_text(text: str, limit: int, scrubber: Scrubber | None) -> str:
+    """Scrub, then cut: a secret straddling ``limit`` is seen whole by the scrubber."""
+    if scrubber is not None:
+        text = scrubber.scrub_text(text)
+    return truncate(text, limit)
+
+
 def _optional_text(name: str, value: object, limit: int = MAX_FIELD) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
         raise InvalidEventError(f"{name} must be a string, not {type(value).__name__}")
-    return truncate(value, limit) if value else None
+    return _held_text(value, limit) if value else None
 
 
 def _required_text(name: str, value: object, limit: int) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidEventError(f"{name} is required and must be a non-empty string")
-    return truncate(value, limit)
+    return _held_text(value, limit)
 
 
 def _dedup_key(value: object, *, required: bool, action: str) -> str | None:
@@ -356,11 +388,22 @@ class ChangeEvent:
 Event = TriggerEvent | AcknowledgeEvent | ResolveEvent | ChangeEvent
 
 
-def _details(value: Any, scrubber: Scrubber | None, **bounds: int) -> JSONValue:
-    details = to_jsonable(value, **bounds)
+def _details(
+    value: Any,
+    scrubber: Scrubber | None,
+    *,
+    max_string: int = DEFAULT_MAX_STRING,
+    max_items: int = DEFAULT_MAX_ITEMS,
+) -> JSONValue:
+    details: JSONValue
+    if scrubber is None:
+        details = to_jsonable(value, max_string=max_string, max_items=max_items)
+    else:
+        # The scrubber's own encoding scrubs each string before the encoder cuts it.
+        details = scrubber.to_jsonable(value, max_string=max_string, max_items=max_items)
     if not isinstance(details, dict):
         details = {"details": details}
-    return scrubber.scrub(details) if scrubber is not None else details
+    return details
 
 
 def _body(event: Event, routing_key: str, scrubber: Scrubber | None) -> dict[str, Any]:
@@ -369,43 +412,57 @@ def _body(event: Event, routing_key: str, scrubber: Scrubber | None) -> dict[str
         body["event_action"] = event.action
         body["dedup_key"] = event.dedup_key
         return body
-    summary = event.summary
-    if scrubber is not None:
-        summary = str(scrubber.scrub(summary))
-    payload: dict[str, Any] = {"summary": summary}
+    payload: dict[str, Any] = {"summary": _sent_text(event.summary, MAX_SUMMARY, scrubber)}
     if isinstance(event, TriggerEvent):
         body["event_action"] = "trigger"
         if event.dedup_key is not None:
             body["dedup_key"] = event.dedup_key
         payload["severity"] = event.severity.value
-        payload["source"] = event.source
+        payload["source"] = _sent_text(event.source, MAX_FIELD, scrubber)
         for key, value in (
             ("component", event.component),
             ("group", event.group),
             ("class", event.class_),
         ):
             if value is not None:
-                payload[key] = value
+                payload[key] = _sent_text(value, MAX_FIELD, scrubber)
         if event.client is not None:
-            body["client"] = event.client
+            body["client"] = _sent_text(event.client, MAX_FIELD, scrubber)
         if event.client_url is not None:
-            body["client_url"] = event.client_url
+            # A URL the application chose to show is sent as given (redacting a signed
+            # URL's signature would break it); only cut.
+            body["client_url"] = truncate(event.client_url, MAX_FIELD)
     elif event.source is not None:
-        payload["source"] = event.source
+        payload["source"] = _sent_text(event.source, MAX_FIELD, scrubber)
     if event.timestamp is not None:
         payload["timestamp"] = event.timestamp
     if event.custom_details is not None:
         payload["custom_details"] = _details(event.custom_details, scrubber)
     body["payload"] = payload
     if event.images:
-        body["images"] = [image.to_json() for image in event.images]
+        body["images"] = [_labelled(image.to_json(), "alt", scrubber) for image in event.images]
     if event.links:
-        body["links"] = [link.to_json() for link in event.links]
+        body["links"] = [_labelled(link.to_json(), "text", scrubber) for link in event.links]
     return body
 
 
+def _labelled(item: dict[str, str], label: str, scrubber: Scrubber | None) -> dict[str, str]:
+    """A link's text or an image's alt is prose, scrubbed like any; the URLs are kept."""
+    text = item.get(label)
+    if isinstance(text, str):
+        item[label] = _sent_text(_held_text(text, MAX_FIELD), MAX_FIELD, scrubber)
+    return item
+
+
 def _encode(body: Mapping[str, Any]) -> bytes:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate the constructors could not see (a dedup key, a URL, a custom
+        # scrubber's output): in JSON text it can only be inside a string, so replacing
+        # it keeps the JSON intact.
+        return utf8_safe(text).encode("utf-8")
 
 
 def encode_event(

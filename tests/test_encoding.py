@@ -6,7 +6,7 @@ import json
 import math
 import sys
 from collections import OrderedDict, deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path, PurePosixPath
@@ -19,14 +19,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pd_integrations.encoding import (
+    CUT,
     CYCLE,
     HARD_MAX_DEPTH,
     MAX_REPR,
     MORE_ITEMS_KEY,
+    REDACT_CONTEXT,
     TOO_DEEP,
+    UNREDACTED,
     JSONValue,
     dumps,
     to_jsonable,
+    utf8_safe,
 )
 
 # -- odd objects applications put in their details ------------------------------------
@@ -644,3 +648,109 @@ def test_bounds_hold_for_any_value(
             assert depth < max_depth
         if isinstance(node, str):
             assert len(node) <= max(max_string, 36) + allowance
+
+
+# -- text that always encodes, redacted before it is cut -------------------------------
+
+
+def test_utf8_safe_replaces_lone_surrogates_and_joins_pairs() -> None:
+    assert utf8_safe("plain") == "plain"
+    assert utf8_safe("café") == "café"
+    assert utf8_safe("unknown sku \ud800") == "unknown sku \ufffd"
+    assert utf8_safe("\udc00\ud83d") == "\ufffd\ufffd"
+    assert utf8_safe("\ud83d\ude00") == "😀"  # a pair that arrived as two code points
+
+
+def hide(secret: str) -> Callable[[str], str]:
+    return lambda text: text.replace(secret, "[x]")
+
+
+def test_strings_are_redacted_before_they_are_cut() -> None:
+    text = "x" * 10 + "SECRETVALUE"
+    # Cut first, the secret would survive in part ("xxxxxxxxxxSECR…").
+    assert to_jsonable(text, max_string=14, redact=hide("SECRETVALUE")) == "x" * 10 + "[x]"
+    cut = to_jsonable(text + "y" * 10, max_string=14, redact=hide("SECRETVALUE"))
+    assert cut == "x" * 10 + "[x]y…[truncated 9 chars]"
+    assert to_jsonable(text, max_string=14) == "x" * 10 + "SECR…[truncated 7 chars]"
+
+
+def test_every_kind_of_text_reaches_the_redactor() -> None:
+    class Shown:
+        def __repr__(self) -> str:
+            return "Shown(SECRET)"
+
+    @dataclasses.dataclass
+    class Row:
+        note: str
+
+    value = {
+        "key SECRET": "value SECRET",
+        "error": ValueError("boom SECRET"),
+        "object": Shown(),
+        "bytes": b"raw SECRET",
+        "row": Row("SECRET"),
+        ("tuple", "SECRET"): 1,
+        "nested": [{"deep": "SECRET"}],
+    }
+    encoded = json.dumps(to_jsonable(value, redact=hide("SECRET")))
+    assert "SECRET" not in encoded
+    assert "[x]" in encoded
+
+
+def test_keys_that_redact_alike_are_all_kept_and_stay_redacted() -> None:
+    encoded = to_jsonable({"a SECRET": 1, "a OTHER": 2}, redact=hide("SECRET"))
+    assert encoded == {"a [x]": 1, "a OTHER": 2}
+    both = to_jsonable({"SECRET1": 1, "SECRET2": 2}, redact=lambda text: "[x]")
+    assert isinstance(both, dict)
+    assert len(both) == 2
+    assert "SECRET" not in json.dumps(both)
+
+
+def test_the_redactor_reads_a_window_past_the_cut_and_sees_where_it_ends() -> None:
+    seen: list[str] = []
+
+    def record(text: str) -> str:
+        seen.append(text)
+        return text
+
+    to_jsonable("z" * 50_000, max_string=100, redact=record)
+    assert seen == ["z" * (100 + REDACT_CONTEXT) + CUT]
+    assert to_jsonable("z" * 50_000, max_string=3, redact=record) == ("zzz…[truncated 49997 chars]")
+    seen.clear()
+    huge = b"y" * 1_000_000
+    assert to_jsonable(huge, max_string=5, redact=record) == (
+        "yyyyy…[truncated, 1000000 bytes in all]"
+    )
+    assert seen == ["y" * (5 + REDACT_CONTEXT) + CUT]
+
+
+def test_a_failing_redactor_costs_the_string_not_the_details() -> None:
+    def broken(text: str) -> str:
+        raise RuntimeError("redactor bug")
+
+    # Keys are text too: both fail, and both entries are kept.
+    assert to_jsonable({"a": "secret", "n": 1}, redact=broken) == {
+        UNREDACTED: UNREDACTED,
+        f"{UNREDACTED} (2)": 1,
+    }
+    assert to_jsonable(b"secret bytes" * 10_000, max_string=4, redact=broken) == UNREDACTED
+
+
+def test_redacted_strings_are_valid_utf8() -> None:
+    assert to_jsonable({"\ud800k": "v\udfff"}, redact=lambda text: text) == {"\ufffdk": "v\ufffd"}
+
+
+any_text = st.text(st.one_of(st.characters(), st.integers(0xD800, 0xDFFF).map(chr)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=any_text, limit=st.integers(min_value=0, max_value=40))
+def test_any_text_redacted_or_not_gives_bounded_valid_utf8(text: str, limit: int) -> None:
+    for redact in (None, str.upper):
+        encoded = to_jsonable({text: text}, max_string=limit, redact=redact)
+        assert isinstance(encoded, dict)
+        json.dumps(encoded, ensure_ascii=False).encode("utf-8")
+        for key, value in encoded.items():
+            for part in (key, value):
+                assert isinstance(part, str)
+                assert len(part) <= limit + len(f"…[truncated {len(text)} chars]")

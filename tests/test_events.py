@@ -117,10 +117,12 @@ def test_severity_accepts_plain_strings_and_ranks() -> None:
 
 
 def test_long_summary_is_truncated_with_an_ellipsis() -> None:
-    event = TriggerEvent("x" * 5000, "error", "h")
-    assert len(event.summary) == 1024
-    assert event.summary.endswith("…")
-    body_of(event)
+    # Cut on the wire, after scrubbing; the event holds more so the scrubber sees it.
+    summary = body_of(TriggerEvent("x" * 5000, "error", "h"))["payload"]["summary"]
+    assert len(summary) == 1024
+    assert summary.endswith("…")
+    # A summary of any length is capped at construction, with room to scrub past the cut.
+    assert len(TriggerEvent("x" * 10_000_000, "error", "h").summary) < 10_000
 
 
 def test_long_dedup_keys_become_a_stable_distinct_hash() -> None:
@@ -274,3 +276,141 @@ def test_image_and_link_models_validate() -> None:
         Link("")
     with pytest.raises(InvalidEventError, match="a link must be"):
         TriggerEvent("s", "error", "h", links=[42])  # type: ignore[list-item]
+
+
+# -- text that always encodes ----------------------------------------------------------
+
+LONE = "\ud800"  # valid in JSON ("\ud800"), and in a Python str, but not UTF-8
+
+
+def test_a_lone_surrogate_in_an_exception_message_still_gives_a_valid_body() -> None:
+    body = json.loads('{"sku": "\\ud800"}')
+    error = ValueError(f"unknown sku {body['sku']}")
+    event = TriggerEvent(
+        f"[500] ValueError: {error}", "critical", "web-1", custom_details={"error": error}
+    )
+    raw = encode_event(event, KEY)
+    raw.decode("utf-8")  # strict: valid UTF-8
+    sent = body_of(event)
+    assert sent["payload"]["summary"] == "[500] ValueError: unknown sku \ufffd"
+    assert sent["payload"]["custom_details"]["error"]["message"] == "unknown sku \ufffd"
+
+
+def test_every_text_of_an_event_is_made_valid_utf8() -> None:
+    text = f"a{LONE}b\udfff\ud83d\ude00"
+    event = TriggerEvent(
+        text,
+        "error",
+        text,
+        dedup_key=text,
+        component=text,
+        group=text,
+        class_=text,
+        custom_details={text: text, "list": [text], "bytes": text.encode("utf-8", "surrogatepass")},
+        links=[Link("https://example.com/" + text, text)],
+        images=[Image("https://example.com/i.png" + text, "https://example.com/" + text, text)],
+        client=text,
+        client_url="https://example.com/" + text,
+    )
+    body = body_of(event)
+    flat = json.dumps(body, ensure_ascii=False)
+    assert LONE not in flat
+    assert "a\ufffdb\ufffd😀" in body["payload"]["summary"]
+    for field in ("source", "component", "group", "class"):
+        assert body["payload"][field] == "a\ufffdb\ufffd😀"
+    assert body["links"][0]["text"] == body["client"] == "a\ufffdb\ufffd😀"
+    change = ChangeEvent(text, source=text, custom_details=text, links=[text])
+    assert LONE not in json.dumps(body_of(change), ensure_ascii=False)
+    for ack in (AcknowledgeEvent(text), ResolveEvent(text)):
+        assert LONE not in json.dumps(body_of(ack), ensure_ascii=False)
+
+
+with_surrogates = st.text(st.one_of(st.characters(), st.integers(0xD800, 0xDFFF).map(chr)))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=with_surrogates, size=st.integers(min_value=0, max_value=3000))
+def test_any_text_encodes_to_a_valid_body(text: str, size: int) -> None:
+    long = (text or "x") * (size // max(len(text), 1) + 1)
+    event = TriggerEvent(
+        "s" + long,
+        "warning",
+        "h" + text,
+        dedup_key=text or None,
+        component=long or None,
+        group=text or None,
+        class_=text or None,
+        custom_details={text: long, "k": [text, {text: text}]},
+        links=[Link("https://example.com/" + text, text or None)],
+        client=text or None,
+    )
+    raw = encode_event(event, KEY)
+    raw.decode("utf-8")
+    assert len(raw) <= MAX_BODY_BYTES
+    assert_valid_event(event.path, raw)
+
+
+# -- scrubbed before cut ---------------------------------------------------------------
+
+DSN = "postgres://app:S3cretPassw0rd@db/app"
+
+
+@pytest.mark.parametrize("into", [1, 10, 15, 20, 24, len(DSN) - 1])
+def test_a_secret_straddling_the_summary_limit_is_redacted_whole(into: int) -> None:
+    summary = "x" * (1023 - into) + " " + DSN + " and more"
+    sent = body_of(TriggerEvent(summary, "error", "h"))["payload"]["summary"]
+    assert len(sent) <= 1024
+    assert "S3cr" not in sent
+    assert "app:" not in sent
+
+
+def test_a_secret_straddling_the_custom_details_cut_is_redacted_whole() -> None:
+    log = "x" * 8165 + " " + DSN + " tail"  # the DSN straddles the 8192-char cut
+    details = body_of(TriggerEvent("s", "error", "h", custom_details={"log": log, log: 1}))[
+        "payload"
+    ]["custom_details"]
+    assert "S3c" not in json.dumps(details)
+    assert details["log"].startswith("x" * 8165 + " postgres://[Filtered]@")
+
+
+def test_text_fields_are_scrubbed_by_shape() -> None:
+    token = "gh" + "p_" + "A1b2C3d4" * 4 + "E5f6"  # built here so no scanner flags the file
+    event = TriggerEvent(
+        f"login with {token} failed",
+        "error",
+        f"worker {token}",
+        component=f"c {token}",
+        group=f"g {token}",
+        class_=f"k {token}",
+        client=f"cli {token}",
+        links=[Link("https://example.com", f"as {token}")],
+        images=[Image("https://example.com/i.png", alt=f"as {token}")],
+        custom_details={f"key {token}": f"value {token}"},
+    )
+    raw = encode_event(event, KEY)
+    assert token[4:].encode() not in raw
+    body = assert_valid_event(event.path, raw)
+    assert body["payload"]["summary"] == f"login with {FILTERED} failed"
+    assert body["payload"]["custom_details"] == {f"key {FILTERED}": f"value {FILTERED}"}
+    assert token.encode() in encode_event(event, KEY, scrubber=None)
+
+
+def test_a_shrunk_body_is_scrubbed_before_it_is_cut() -> None:
+    # Over 512 KB: custom_details are re-encoded with ever smaller string limits.
+    # The DSN straddles the first smaller limit, 4096 characters.
+    details = {f"k{i}": "y" * 4070 + " " + DSN + " " + "z" * 9000 for i in range(80)}
+    raw = encode_event(TriggerEvent("big", "error", "h", custom_details=details), KEY)
+    assert len(raw) <= MAX_BODY_BYTES
+    assert b"S3c" not in raw
+
+
+def test_link_texts_and_image_alts_are_bounded_like_other_fields() -> None:
+    event = TriggerEvent(
+        "s",
+        "error",
+        "h",
+        links=[Link("https://example.com", "t" * 1_000_000)],
+        images=[Image("https://example.com/i.png", alt="a" * 1_000_000)],
+    )
+    body = body_of(event)
+    assert len(body["links"][0]["text"]) == len(body["images"][0]["alt"]) == 1024

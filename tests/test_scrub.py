@@ -443,3 +443,229 @@ def test_a_credential_in_text_never_survives(
 ) -> None:
     text = f"{before} {template.format(secret)} {after}"
     assert secret not in DEFAULT_SCRUBBER.scrub_text(text)
+
+
+# -- secrets known by their shape ------------------------------------------------------
+
+# Built at run time, so that no secret scanner takes this file for a leak.
+SHAPED = {
+    "aws": "AKIA" + "IOSFODNN7EXAMPLE",
+    "aws_session": "ASIA" + "Y34FZKBOKMUTVV7A",
+    "jwt": "eyJ" + "hbGciOiJIUzI1NiJ9" + ".eyJzdWIiOiIxMjM0NTY3ODkwIn0" + ".SflKxwRJSMeKKF2QT4fwpM",
+    "stripe": "sk_" + "live_" + "4eC39HqLyjWDarjtT1zdp7dc",
+    "stripe_test": "sk_" + "test_" + "51H8abcdefGHIJKL0123",
+    "stripe_restricted": "rk_" + "live_" + "51H8abcdefGHIJKL0123",
+    "github": "gh" + "p_" + "A1b2C3d4" * 4 + "E5f6",
+    "github_oauth": "gh" + "o_" + "Z9y8X7w6" * 4 + "V5u4",
+    "github_app": "gh" + "s_" + "Q1w2E3r4" * 4 + "T5y6",
+    "github_pat": "github" + "_pat_" + "11ABCDEFG0" + "_abcdefghijKLMNOPQRSTuvwxyz0123456789",
+    "slack": "xo" + "xb-" + "123456789012-1234567890123-AbCdEfGhIjKl",
+    "slack_user": "xo" + "xp-" + "123456789012-abcdefABCDEF",
+}
+SLACK_HOOK = "https://hooks.slack.com/services/" + "T00000000/B00000000/" + "X" * 24
+PEM = (
+    "-----BEGIN RSA PRIVATE KEY-----\n"
+    "MIIEowIBAAKCAQEA7bq98xfZ1lJ0\nQ2xWb3Vsa2V5\n"
+    "-----END RSA PRIVATE KEY-----"
+)
+
+
+@pytest.mark.parametrize("secret", list(SHAPED.values()), ids=list(SHAPED))
+@pytest.mark.parametrize(
+    "template",
+    [
+        "request failed with {} today",
+        "{}",
+        "config={{'id': 1, 'value': '{}'}}",
+        '{{"data": "{}"}}',
+        "url=https://api.example.com/v1?k={}&page=2",
+    ],
+)
+def test_secrets_known_by_their_shape_are_redacted_in_any_text(secret: str, template: str) -> None:
+    text = template.format(secret)
+    scrubbed = DEFAULT_SCRUBBER.scrub_text(text)
+    assert secret not in scrubbed
+    assert scrubbed == template.format(FILTERED)
+
+
+@pytest.mark.parametrize("secret", list(SHAPED.values()), ids=list(SHAPED))
+def test_secrets_known_by_their_shape_are_redacted_under_any_key_and_as_keys(secret: str) -> None:
+    data: JSONValue = {"note": f"saw {secret}", secret: "v", "list": [secret]}
+    assert DEFAULT_SCRUBBER.scrub(data) == {
+        "note": f"saw {FILTERED}",
+        FILTERED: "v",
+        "list": [FILTERED],
+    }
+    # Even a scrubber told about no key names at all knows them by their shape.
+    assert secret not in json.dumps(Scrubber(keys=[]).scrub(data))
+
+
+def test_slack_webhooks_keep_their_host_and_private_keys_their_armour() -> None:
+    assert DEFAULT_SCRUBBER.scrub_text(f"posting to {SLACK_HOOK} failed") == (
+        f"posting to https://hooks.slack.com/services/{FILTERED} failed"
+    )
+    assert DEFAULT_SCRUBBER.scrub_text(f"key:\n{PEM}\nloaded") == (
+        f"key:\n-----BEGIN RSA PRIVATE KEY-----{FILTERED}-----END RSA PRIVATE KEY-----\nloaded"
+    )
+    escaped = json.dumps({"pem": PEM, "name": "deploy"})  # newlines escaped, as in logs
+    assert "MIIEow" not in DEFAULT_SCRUBBER.scrub_text(escaped)
+    for kind in ("", "EC ", "OPENSSH ", "ENCRYPTED "):
+        block = f"-----BEGIN {kind}PRIVATE KEY-----\nMIIabc\n-----END {kind}PRIVATE KEY-----"
+        assert "MIIabc" not in DEFAULT_SCRUBBER.scrub_text(block)
+    # A block that never ends (cut, or pasted in half) is redacted to the end.
+    assert DEFAULT_SCRUBBER.scrub_text(PEM[:60] + " and more") == (
+        f"-----BEGIN RSA PRIVATE KEY-----{FILTERED}"
+    )
+
+
+def test_bearer_tokens_are_redacted_in_text_and_in_keys() -> None:
+    token = "abc.DEF-123_xyz"
+    assert DEFAULT_SCRUBBER.scrub_text(f"[500] upstream said Bearer {token} expired") == (
+        f"[500] upstream said Bearer {FILTERED} expired"
+    )
+    assert DEFAULT_SCRUBBER.scrub({f"Bearer {token}": 1}) == {f"Bearer {FILTERED}": 1}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ASIA region is slow",
+        "AKIA keys start with AKIA",
+        "AKIAIOSFODNN7EXAMPLEXX is too long for an access key id",
+        "sk_live_ is the prefix of a live key",
+        "ghp_ and gho_ tokens, github_pat_ too",
+        "xoxb- tokens belong to bots",
+        "eyJ starts every JWT",
+        "the author signed off the design, auth is fine",
+        "-----BEGIN PUBLIC KEY-----\nMIIBIjANBg\n-----END PUBLIC KEY-----",
+        "-----BEGIN CERTIFICATE-----\nMIIDdzCCAl+gAwIBAgIE\n-----END CERTIFICATE-----",
+        "https://hooks.slack.com/ is where webhooks go",
+        "task_live_results and desk_test_runner are not keys",
+    ],
+)
+def test_ordinary_text_is_not_mistaken_for_a_shaped_secret(text: str) -> None:
+    assert DEFAULT_SCRUBBER.scrub_text(text) == text
+
+
+@pytest.mark.parametrize(
+    "key", ["auth", "X-Auth", "basic_auth", "authToken", "sig", "Signature", "jwt", "private_key"]
+)
+def test_new_sensitive_key_names(key: str) -> None:
+    assert DEFAULT_SCRUBBER.is_sensitive(key)
+    assert DEFAULT_SCRUBBER.scrub({key: "value"}) == {key: FILTERED}
+    assert DEFAULT_SCRUBBER.scrub_text(f"GET /x?{key}=value") == f"GET /x?{key}={FILTERED}"
+
+
+@pytest.mark.parametrize("key", ["author", "authority", "signal", "design", "assignee", "jwtish"])
+def test_short_names_inside_ordinary_words_are_not_sensitive(key: str) -> None:
+    assert not DEFAULT_SCRUBBER.is_sensitive(key)
+
+
+# -- text that was cut ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # A URL's userinfo whose "@" was cut off.
+        ("cannot reach https://app:s3cr…", f"cannot reach https://{FILTERED}…"),
+        ("cannot reach https://app:s3cr…[truncated 40 chars]", None),
+        ("redis://:s3cr…", f"redis://{FILTERED}…"),
+        ("dsn=postgres://app:pa$$w…", f"dsn=postgres://{FILTERED}…"),
+        # Mid-text, as in a summary built around a cut exception message.
+        (
+            "[500] OperationalError: no route to postgres://app:s3cr… - POST /orders",
+            f"[500] OperationalError: no route to postgres://{FILTERED}… - POST /orders",
+        ),
+        ("got " + SHAPED["stripe"][:14] + "… - GET /pay", f"got {FILTERED}… - GET /pay"),
+        # Not a port, so a password with its "@" and host lost.
+        ("dsn postgres://app:hunter2", f"dsn postgres://{FILTERED}"),
+        # Shapes left open by a cut.
+        ("key " + SHAPED["aws"][:10] + "…", f"key {FILTERED}…"),
+        ("auth=x " + SHAPED["jwt"][:30] + "…", f"auth={FILTERED} {FILTERED}…"),
+        ("with " + SHAPED["github"][:12] + "…[truncated 28 chars]", None),
+        ("x " + SHAPED["stripe"][:12] + "…", f"x {FILTERED}…"),
+        ("x " + SHAPED["slack"][:8] + "…", f"x {FILTERED}…"),
+    ],
+)
+def test_a_secret_left_open_by_a_cut_is_redacted(text: str, expected: str | None) -> None:
+    scrubbed = DEFAULT_SCRUBBER.scrub_text(text)
+    if expected is not None:
+        assert scrubbed == expected
+    else:
+        assert FILTERED in scrubbed
+        assert scrubbed.endswith("]")  # the cut marker is kept
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "connect to http://db:5432",
+        "connect to http://db:5432/app failed",
+        "http://[::1]:8080",
+        "(see https://example.com:8080)",
+        "listening on http://0.0.0.0:8000.",
+        "Loading…",
+        "see https://example.com/docs…",
+        "ASIAN markets…",
+    ],
+)
+def test_text_that_only_looks_cut_is_left_alone(text: str) -> None:
+    assert DEFAULT_SCRUBBER.scrub_text(text) == text
+
+
+# -- scrubbing before cutting ---------------------------------------------------------
+
+
+# (text holding a secret, the secret part of it): fixed prefixes such as AKIA may show.
+STRADDLING = [
+    *((token, token[8:]) for token in SHAPED.values()),
+    ("postgres://app:S3cretPassw0rd@db/app", "S3cretPassw0rd"),
+    ("password=S3cretPassw0rd", "S3cretPassw0rd"),
+    ("Authorization: Bearer S3cretPassw0rd", "S3cretPassw0rd"),
+]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    planted=st.sampled_from(STRADDLING),
+    before=st.text(string.ascii_letters + " ", max_size=30),
+    into=st.integers(min_value=0, max_value=80),
+    as_key=st.booleans(),
+)
+def test_a_secret_straddling_the_cut_never_survives_in_part(
+    planted: tuple[str, str], before: str, into: int, as_key: bool
+) -> None:
+    text, secret = planted
+    message = f"{before} {text} and the rest of the message"
+    cut = len(before) + 1 + into  # somewhere in, or just after, the secret
+    value = {message: 1} if as_key else {"message": message}
+    encoded = json.dumps(DEFAULT_SCRUBBER.to_jsonable(value, max_string=cut))
+    for start in range(len(secret) - 5):
+        assert secret[start : start + 6] not in encoded
+
+
+def test_to_jsonable_scrubs_like_scrub_and_honours_enabled() -> None:
+    data = {
+        "headers": {"Authorization": "Bearer abc"},
+        "user": "ann",
+        "dsn": "postgres://app:pw@db/app",
+        "ok": True,
+    }
+    assert DEFAULT_SCRUBBER.to_jsonable(data) == DEFAULT_SCRUBBER.scrub(to_jsonable(data))
+    assert Scrubber(enabled=False).to_jsonable(data) == to_jsonable(data)
+    assert DEFAULT_SCRUBBER.to_jsonable(
+        {"password": "x" * 100, "short": "y" * 100}, max_string=10
+    ) == {"password": FILTERED, "short": "y" * 10 + "…[truncated 90 chars]"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    secret=st.sampled_from([*SHAPED.values(), SLACK_HOOK, PEM]),
+    before=st.text(max_size=20),
+    after=st.text(max_size=20),
+)
+def test_a_shaped_secret_in_any_text_never_survives(secret: str, before: str, after: str) -> None:
+    scrubbed = DEFAULT_SCRUBBER.scrub_text(f"{before} {secret} {after}")
+    needle = "Q2xWb3Vsa2V5" if secret == PEM else secret[-16:]
+    assert needle not in scrubbed
