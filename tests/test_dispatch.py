@@ -20,7 +20,7 @@ from pd_integrations.scrub import Scrubber
 
 from .clock import FakeClock
 from .spec import assert_valid_event
-from .transport import FAST, ScriptedTransport, trigger, wait_until
+from .transport import FAST, Answer, ScriptedTransport, trigger, wait_until
 
 KEY = "d1spatchtestroutingkey0000000001"
 
@@ -431,7 +431,7 @@ def test_an_event_waiting_for_its_retry_does_not_delay_the_others() -> None:
 
 
 def test_a_critical_is_sent_while_fifty_events_keep_failing() -> None:
-    failing = {f"w{n}": [500] * 1000 for n in range(50)}
+    failing: dict[str, list[Answer]] = {f"w{n}": [500] * 1000 for n in range(50)}
     transport = ScriptedTransport(by_key=failing)
     retry = RetryPolicy(base_delay=0.05, max_delay=0.5, rate_limited_base_delay=0.05)
     client = EventsClient(KEY, source="tests", retry=retry, transport=transport)
@@ -554,7 +554,7 @@ def test_what_is_sent_is_frozen_when_submitted(gate: threading.Event) -> None:
     dispatcher = make(transport)
     dispatcher.submit(trigger("busy"))
     assert transport.arrived.wait(10)
-    details = {"order": 1}
+    details: dict[str, Any] = {"order": 1}
     dispatcher.submit(TriggerEvent("s", "error", "tests", dedup_key="k", custom_details=details))
     details["order"] = 2
     details["card"] = "4111"
