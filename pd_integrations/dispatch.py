@@ -49,7 +49,7 @@ from .errors import (
 )
 from .events import Event, TriggerEvent, new_dedup_key
 from .ratelimit import DEFAULT_PER_MINUTE, RateBudget, shared_budget
-from .schedule import CIRCUIT_THRESHOLD, Schedule, Slot
+from .schedule import CIRCUIT_MAX_PAUSE, CIRCUIT_THRESHOLD, Schedule, Slot
 from .spool import Spool, SpooledEvent, SpoolError, open_spool
 
 if TYPE_CHECKING:
@@ -850,14 +850,16 @@ class Dispatcher:
                 circuit.answered()
                 circuit.rate_limited += 1
                 circuit.pause(now + retry.backoff(circuit.rate_limited, rate_limited=True, rng=rng))
-            elif error.status_code is None:
-                circuit.connection_failures += 1
-                failures = circuit.connection_failures - CIRCUIT_THRESHOLD + 1
+            else:
+                # No answer, or a 5xx: in an outage every event fails alike, and retrying
+                # each in turn would spend the whole rate budget on failures, leaving none
+                # for the first page once PagerDuty is back.
+                circuit.failures += 1
+                failures = circuit.failures - CIRCUIT_THRESHOLD + 1
                 if failures > 0:
                     # Open: one probe after the pause, not every ready event in turn.
-                    circuit.pause(now + retry.backoff(failures, rate_limited=False, rng=rng))
-            else:
-                circuit.answered()
+                    pause = retry.backoff(failures, rate_limited=False, rng=rng)
+                    circuit.pause(now + min(pause, CIRCUIT_MAX_PAUSE))
             own = retry.backoff(attempt, rate_limited=False, rng=rng)
             return max(own, circuit.blocked_for(now))
 

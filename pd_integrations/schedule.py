@@ -25,10 +25,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-__all__ = ["CIRCUIT_THRESHOLD", "Circuit", "Schedule", "Slot"]
+__all__ = ["CIRCUIT_MAX_PAUSE", "CIRCUIT_THRESHOLD", "Circuit", "Schedule", "Slot"]
 
-# Consecutive connection failures (no HTTP answer at all) before the circuit opens.
+# Consecutive attempts that found the endpoint down (no HTTP answer, or a 5xx) before the
+# circuit opens.
 CIRCUIT_THRESHOLD = 3
+# The longest wait between two probes while it is open: short, so that the first page
+# after an outage goes out within a second of PagerDuty answering again, and long enough
+# that an outage spends at most 60 of the key's 120 sends a minute on probes.
+CIRCUIT_MAX_PAUSE = 1.0
 # How many dedup keys remember the severity of their trigger, so that an acknowledge or
 # resolve ranks with its alert; the oldest are forgotten first.
 KNOWN_RANKS = 2048
@@ -51,10 +56,10 @@ class Slot(Generic[T]):
 
 @dataclass(slots=True)
 class Circuit:
-    """Pauses for the whole endpoint: after a 429, and while connections keep failing."""
+    """Pauses for the whole endpoint: after a 429, and while it keeps failing (down)."""
 
     paused_until: float = 0.0
-    connection_failures: int = 0
+    failures: int = 0
     rate_limited: int = 0
 
     def blocked_for(self, now: float) -> float:
@@ -64,11 +69,11 @@ class Circuit:
         self.paused_until = max(self.paused_until, until)
 
     def answered(self) -> None:
-        """The endpoint answered (any HTTP status): connections work again."""
-        self.connection_failures = 0
+        """The endpoint answered something other than a 5xx: it is up."""
+        self.failures = 0
 
     def accepted(self) -> None:
-        self.connection_failures = 0
+        self.failures = 0
         self.rate_limited = 0
 
 

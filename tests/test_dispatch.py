@@ -493,7 +493,7 @@ def test_repeated_connection_failures_open_a_circuit_instead_of_hammering() -> N
 
 def test_an_event_that_cannot_be_encoded_fails_loudly(caplog: pytest.LogCaptureFixture) -> None:
     class Exploding(Scrubber):
-        def scrub(self, value: Any) -> Any:
+        def scrub_text(self, text: str) -> str:
             raise RuntimeError("scrubber bug")
 
     transport = ScriptedTransport()
