@@ -191,6 +191,7 @@ class Scrubber:
         # One search for any of the names, rather than one substring test per name.
         self._any_key = re.compile("|".join(map(re.escape, sorted(compact)))) if compact else None
         self._cache: dict[str, bool] = {}
+        self._texts: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"Scrubber(keys={sorted(self.keys)!r}, enabled={self.enabled!r})"
@@ -215,6 +216,19 @@ class Scrubber:
         """Redact credentials embedded in a string."""
         if not self.enabled:
             return text
+        # Keys and short values repeat from one alert to the next ("order_id", "POST"):
+        # they are checked once. Bounded like the key cache; long texts are never kept.
+        short = len(text) <= _CACHE_KEY_MAX
+        if short:
+            known = self._texts.get(text)
+            if known is not None:
+                return known
+        scrubbed = self._scrub_text(text)
+        if short and len(self._texts) < _CACHE_SIZE:
+            self._texts[text] = scrubbed
+        return scrubbed
+
+    def _scrub_text(self, text: str) -> str:
         try:
             # Cheap substring tests first: most strings hold no credential at all, and
             # the case-insensitive patterns are slow to run over every one of them.

@@ -669,3 +669,16 @@ def test_a_shaped_secret_in_any_text_never_survives(secret: str, before: str, af
     scrubbed = DEFAULT_SCRUBBER.scrub_text(f"{before} {secret} {after}")
     needle = "Q2xWb3Vsa2V5" if secret == PEM else secret[-16:]
     assert needle not in scrubbed
+
+
+def test_a_repeated_text_is_redacted_every_time_and_per_scrubber() -> None:
+    # Short texts are remembered once checked: the second answer must be the same one,
+    # and a scrubber with other keys must not reuse the first one's answers.
+    token = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+    default = Scrubber()
+    first = default.scrub_text(f"token {token}")
+    assert token not in first
+    assert default.scrub_text(f"token {token}") == first
+    assert default.scrub_text("session=abc123") != "session=abc123"
+    assert Scrubber(keys=["password"]).scrub_text("session=abc123") == "session=abc123"
+    assert Scrubber(enabled=False).scrub_text(f"token {token}") == f"token {token}"
