@@ -251,12 +251,15 @@ def test_a_full_queue_drops_the_least_important_counts_and_signals_every_drop(
         emulator.clear_faults()
         assert dispatcher.flush(WAIT)
 
-    # The queue never grew past its bound (plus the one event in flight).
-    assert largest == max_queue + 1
+    # The queue never grew past its bound, plus the one event in flight when the queue
+    # filled (if the sender was in the middle of an attempt then; between its retries,
+    # the failing event waits in the queue and counts against the bound like any other).
+    assert max_queue <= largest <= max_queue + 1
     # Every drop was counted and signalled, once, as a full queue.
     dropped = [str(event.dedup_key) for event, _ in log.dropped]
     assert {reason for _, reason in log.dropped} == {"queue-full"}
-    assert stats.dropped == len(dropped) == len(set(dropped)) == len(events) - max_queue - 1
+    assert stats.dropped == len(dropped) == len(set(dropped))
+    assert len(events) - max_queue - 1 <= len(dropped) <= len(events) - max_queue
     assert set(refused) <= set(dropped)
     assert dispatcher.stats().dropped == stats.dropped
     # What was kept ranks at least as high as anything dropped.
@@ -286,21 +289,26 @@ def test_an_alert_whose_trigger_was_dropped_reaches_pagerduty_when_it_recurs(
 
     emulator.set_faults(outage=True)
     signals.event_dropped.connect(on_dropped, sender=manager.dispatcher)
+    names = ("first", "second", "third")
     try:
-        manager.alert("first", "error", alert_type="db", identifier="first")
-        emulator.wait_for_requests(1, timeout=WAIT)  # in flight, failing
-        manager.alert("second", "error", alert_type="db", identifier="second")  # queued
-        lost = manager.alert("third", "error", alert_type="db", identifier="third")
+        keys = {}
+        for name in names:
+            keys[name] = manager.alert(name, "error", alert_type="db", identifier=name)
+            if name == "first":
+                emulator.wait_for_requests(1, timeout=WAIT)  # failing, retried
     finally:
         signals.event_dropped.disconnect(on_dropped, sender=manager.dispatcher)
-    assert dropped == [lost]
+    # One event fits (two while one is in the middle of an attempt): the rest were dropped.
+    assert 1 <= len(dropped) <= 2
     emulator.clear_faults()
     assert manager.flush(WAIT)
-    # The queue has room again and the problem is still there.
-    manager.alert("third", "error", alert_type="db", identifier="third")
-    assert manager.flush(WAIT)
+    # The queue has room again and the problems are still there.
+    for name in names:
+        if keys[name] in dropped:
+            manager.alert(name, "error", alert_type="db", identifier=name)
+            assert manager.flush(WAIT)
     try:
-        assert lost in alerts_by_key(emulator, client.routing_key)
+        assert set(alerts_by_key(emulator, client.routing_key)) == set(keys.values())
     finally:
         manager.close()
 

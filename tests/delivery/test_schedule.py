@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pd_integrations.schedule import KNOWN_RANKS, Schedule, Slot
+from pd_integrations.delivery.schedule import KNOWN_RANKS, Schedule, Slot
 
 CRITICAL, ERROR, WARNING, INFO = 4, 3, 2, 1
 
