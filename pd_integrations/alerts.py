@@ -15,6 +15,7 @@ which the webhook receiver calls.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import heapq
 import logging
@@ -22,7 +23,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -46,7 +47,7 @@ from .events import (
 )
 from .ratelimit import DEFAULT_PER_MINUTE
 from .scrub import DEFAULT_SCRUBBER, Scrubber
-from .state import DEFAULT_ALERT_TTL, AlertRecord, StateBackend, open_state
+from .state import DEFAULT_ALERT_TTL, AlertRecord, Raised, StateBackend, open_state
 
 _log = logging.getLogger("pd_integrations.alerts")
 
@@ -180,6 +181,7 @@ class AlertManager:
                 exit_flush_timeout=shutdown_timeout,
             )
         self._resolver = _AutoResolver(self)
+        self._background = _Background(self, self._state.lease)
         self._warned_disabled = False
         _live.add(self)
 
@@ -232,23 +234,48 @@ class AlertManager:
             alert_type, prefix=self.dedup_key_prefix, component=component, identifier=identifier
         )
         now = time.time()
-        raised = self._state.raise_alert(
-            AlertRecord(
-                key,
-                summary,
-                level,
-                alert_type,
-                component,
-                identifier,
-                now,
-                now,
-                1,
-                False,
-                auto_resolve,
-            ),
-            self._ttl(auto_resolve),
-            self.refresh_after,
+        record = AlertRecord(
+            key, summary, level, alert_type, component, identifier, now, now, 1, False, auto_resolve
         )
+        raised = self._state.raise_alert_locally(
+            record, self._ttl(auto_resolve), self.refresh_after
+        )
+        if raised is None:
+            # The state needs a round trip: never on the caller's thread (an event loop,
+            # a request). The background thread decides and sends.
+            if custom_details:
+                custom_details = dict(custom_details)  # frozen now, as submit() would
+            decision = _Decision(record, custom_details, links, images)
+            if self._background.defer(decision):
+                return key
+            # Too many decisions waiting (the state hangs): send rather than risk silence.
+            raised = Raised(True, 1)
+        self._decided(record, raised, custom_details, links, images)
+        return key
+
+    def _decide(self, decision: _Decision) -> None:
+        """On the background thread: the state's verdict on a deferred occurrence."""
+        record = decision.record._replace(
+            last_seen=decision.last_seen, occurrences=decision.occurrences
+        )
+        raised = self._state.raise_alert(record, self._ttl(record.auto_resolve), self.refresh_after)
+        self._decided(record, raised, decision.custom_details, decision.links, decision.images)
+
+    def _decided(
+        self,
+        record: AlertRecord,
+        raised: Raised,
+        custom_details: Mapping[str, Any] | None,
+        links: Iterable[LinkLike] | None,
+        images: Iterable[ImageLike] | None,
+    ) -> None:
+        key, summary, level = record.dedup_key, record.summary, record.severity
+        alert_type, component, auto_resolve = (
+            record.alert_type,
+            record.component,
+            record.auto_resolve,
+        )
+        now = record.last_seen
         occurrences = raised.occurrences
         resolve_later = auto_resolve and self.auto_resolve_after is not None
         if not raised.send:
@@ -266,7 +293,7 @@ class AlertManager:
                     dedup_key=key,
                     occurrences=occurrences,
                 )
-            return key
+            return
         if raised.severity is not None:
             level = raised.severity  # a refresh keeps the worst severity it was raised with
         if occurrences > 1:
@@ -279,12 +306,43 @@ class AlertManager:
         )
         if occurrences > 1:
             event = with_occurrences(event, occurrences)
-        self._send(event)
+        self._send_owed(event)
         if resolve_later:
             # Scheduled once per opened alert; recurrences only move last_seen, which the
             # timer checks when it fires.
             self._resolver.schedule(key, self.auto_resolve_after or 0.0)
-        return key
+
+    def _send_owed(self, event: TriggerEvent) -> None:
+        """Send a trigger the shared state made this process the owner of."""
+        if not self._state.decides_locally and event.dedup_key is not None:
+            self._background.owe(event.dedup_key)
+        self._send(event)
+
+    def _sweep(self) -> None:
+        """On the background thread, every third of the lease: keep the triggers this
+        process still sends owned, and send those whose owner's lease expired."""
+        owed = self._background.owed()
+        if owed:
+            self._state.renew_leases(owed)
+        for record in self._state.take_expired():
+            _log.warning(
+                "sending the trigger of alert %r for a process that did not deliver it",
+                record.dedup_key,
+            )
+            details: dict[str, Any] = {
+                LAST_SEEN_KEY: datetime.fromtimestamp(record.last_seen, UTC).isoformat()
+            }
+            event = self._trigger(
+                record.summary,
+                record.severity,
+                record.dedup_key,
+                record.component,
+                details,
+                record.alert_type,
+            )
+            self._send_owed(with_occurrences(event, record.occurrences))
+            if record.auto_resolve and self.auto_resolve_after is not None:
+                self._resolver.ensure(record.dedup_key, self.auto_resolve_after)
 
     def _ttl(self, auto_resolve: bool) -> float:
         """How long the state remembers an alert after its last occurrence."""
@@ -436,16 +494,30 @@ class AlertManager:
         signals.emit(signals.event_dropped, self, event=event, reason="disabled")
 
     def flush(self, timeout: float | None = 5.0) -> bool:
-        """Wait for queued events to be delivered; ``False`` if some are still pending."""
-        return self._dispatcher.flush(timeout) if self._dispatcher else True
+        """Wait for queued events to be delivered; ``False`` if some are still pending.
+
+        With shared state, occurrences still waiting for the state's verdict are decided
+        and the repeats counted in this process are merged first (within ``timeout``).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._state.decides_locally:
+            # The repeats counted locally, too: afterwards the shared count includes them.
+            self._background.run(self._state.flush)
+        if not self._background.wait_idle(timeout):
+            return False
+        if self._dispatcher is None:
+            return True
+        return self._dispatcher.flush(
+            None if deadline is None else max(0.0, deadline - time.monotonic())
+        )
 
     def close(self, timeout: float | None = 5.0) -> bool:
         """Flush, stop the background threads and close the HTTP and Redis connections."""
         self._resolver.stop()
+        flushed = self._background.stop(timeout)
         _live.discard(self)
-        flushed = True
         if self._dispatcher is not None:
-            flushed = self._dispatcher.close(timeout)
+            flushed = self._dispatcher.close(timeout) and flushed
             self._dispatcher.client.close()
         if self._owns_state:
             self._state.close()
@@ -557,6 +629,180 @@ class _AutoResolver:
             del manager
 
 
+# Occurrences waiting for the state's verdict, at most (distinct alerts); beyond, a new
+# alert is sent at once: a duplicate trigger is better than a silenced page.
+MAX_DEFERRED = 1000
+
+
+class _Decision:
+    """An occurrence the state must decide, and the repeats that came while it waited."""
+
+    __slots__ = ("custom_details", "images", "last_seen", "links", "occurrences", "record")
+
+    def __init__(
+        self,
+        record: AlertRecord,
+        custom_details: Mapping[str, Any] | None,
+        links: Iterable[LinkLike] | None,
+        images: Iterable[ImageLike] | None,
+    ) -> None:
+        self.record = record
+        self.custom_details = custom_details
+        self.links = links
+        self.images = images
+        self.occurrences = record.occurrences
+        self.last_seen = record.last_seen
+
+    def merge(self, later: _Decision) -> None:
+        self.occurrences += later.occurrences
+        self.last_seen = max(self.last_seen, later.last_seen)
+        if later.record.severity.rank > self.record.severity.rank:
+            # Worse: PagerDuty must see the worse one, with its details.
+            self.record = later.record
+            self.custom_details, self.links, self.images = (
+                later.custom_details,
+                later.links,
+                later.images,
+            )
+
+
+class _Background:
+    """The thread that makes a manager's round trips to a remote state (Redis).
+
+    Occurrences wait here for the state's verdict, merged per dedup key, so a storm of a
+    brand-new problem costs one round trip, not one per request. Every third of the
+    lease it also renews the leases of the triggers this process still sends and takes
+    over those whose owner died. Nothing runs for a process-local state.
+    """
+
+    def __init__(self, manager: AlertManager, lease: float) -> None:
+        self._manager = weakref.ref(manager)
+        self._period = lease / 3
+        self._init_state()
+
+    def _init_state(self) -> None:
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._deciding: dict[str, _Decision] = {}
+        self._order: list[str] = []
+        self._jobs: list[Callable[[], object]] = []
+        self._owed: set[str] = set()
+        self._busy = False
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+
+    def _start(self) -> None:
+        """Under the lock."""
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(
+                target=self._run, name="pd_integrations-shared-state", daemon=True
+            )
+            self._thread.start()
+        self._changed.notify_all()
+
+    def _forked(self) -> None:
+        if self._pid != os.getpid():
+            self._init_state()  # the parent's waiting work is the parent's
+
+    def defer(self, decision: _Decision) -> bool:
+        """Queue ``decision``; ``False`` when too many wait or the manager is closed."""
+        self._forked()
+        key = decision.record.dedup_key
+        with self._lock:
+            if self._stopped:
+                return False
+            waiting = self._deciding.get(key)
+            if waiting is not None:
+                waiting.merge(decision)
+                return True
+            if len(self._deciding) >= MAX_DEFERRED:
+                return False
+            self._deciding[key] = decision
+            self._order.append(key)
+            self._start()
+            return True
+
+    def run(self, job: Callable[[], object]) -> None:
+        """Run ``job`` on the background thread (dropped once the manager is closed)."""
+        self._forked()
+        with self._lock:
+            if not self._stopped:
+                self._jobs.append(job)
+                self._start()
+
+    def owe(self, dedup_key: str) -> None:
+        self._forked()
+        with self._lock:
+            self._owed.add(dedup_key)
+            self._start()
+
+    def settled(self, dedup_key: str) -> bool:
+        """PagerDuty accepted or gave up on the trigger: ``True`` if this process owed it."""
+        with self._lock:
+            if dedup_key in self._owed:
+                self._owed.discard(dedup_key)
+                return True
+            return False
+
+    def owed(self) -> list[str]:
+        with self._lock:
+            return list(self._owed)
+
+    def wait_idle(self, timeout: float | None) -> bool:
+        """Wait until nothing waits for the state; ``False`` on timeout."""
+        with self._lock:
+            return self._changed.wait_for(
+                lambda: not (self._order or self._jobs or self._busy), timeout
+            )
+
+    def stop(self, timeout: float | None) -> bool:
+        """Decide what waits (within ``timeout``), then end the thread."""
+        drained = self.wait_idle(timeout)
+        with self._lock:
+            self._stopped = True
+            self._deciding.clear()
+            self._order.clear()
+            self._jobs.clear()
+            self._changed.notify_all()
+        return drained
+
+    def _run(self) -> None:
+        next_sweep = time.monotonic() + self._period
+        while True:
+            with self._lock:
+                self._busy = False
+                self._changed.notify_all()
+                while not (self._stopped or self._order or self._jobs):
+                    wait = next_sweep - time.monotonic()
+                    if wait <= 0:
+                        break
+                    self._changed.wait(wait)
+                if self._stopped:
+                    return
+                decision: _Decision | None = None
+                job: Callable[[], object] | None = None
+                if self._order:
+                    decision = self._deciding.pop(self._order.pop(0))
+                elif self._jobs:
+                    job = self._jobs.pop(0)
+                self._busy = True
+            manager = self._manager()
+            if manager is None:
+                return
+            try:
+                if decision is not None:
+                    manager._decide(decision)
+                elif job is not None:
+                    job()
+                else:
+                    next_sweep = time.monotonic() + self._period
+                    manager._sweep()
+            except Exception:
+                _log.exception("a shared-state update failed")
+            del manager
+
+
 _live: weakref.WeakSet[AlertManager] = weakref.WeakSet()
 
 
@@ -571,13 +817,36 @@ def _trigger_lost(sender: object, **extra: Any) -> None:
         return
     for manager in list(_live):
         if manager._dispatcher is sender:
-            manager.mark_resolved(event.dedup_key)
+            key = event.dedup_key
+            manager._background.settled(key)
+            if manager._state.decides_locally:
+                manager.mark_resolved(key)
+            else:
+                # Maybe on the caller's thread (a drop when the queue is full): no Redis.
+                manager._background.run(functools.partial(manager.mark_resolved, key))
+            return
+
+
+def _trigger_sent(sender: object, **extra: Any) -> None:
+    """PagerDuty accepted a trigger: the shared state marks its alert open (no longer
+    pending), whichever process opened it (with a spool, a dead process's trigger may
+    be delivered by another)."""
+    event = extra.get("event")
+    if not isinstance(event, TriggerEvent) or event.dedup_key is None:
+        return
+    for manager in list(_live):
+        if manager._dispatcher is sender:
+            if not manager._state.decides_locally:
+                key = event.dedup_key
+                manager._background.settled(key)
+                manager._background.run(functools.partial(manager._state.confirm_trigger, key))
             return
 
 
 # Connected for good (weak=False: a module-level function); drops and failures are rare.
 signals.event_dropped.connect(_trigger_lost, weak=False)
 signals.event_failed.connect(_trigger_lost, weak=False)
+signals.event_sent.connect(_trigger_sent, weak=False)
 
 
 def live_managers() -> list[AlertManager]:

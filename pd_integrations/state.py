@@ -41,6 +41,8 @@ from .ratelimit import RateBudget
 
 DEFAULT_ALERT_TTL = 24 * 3600.0
 """How long an open alert is remembered after its last occurrence (seconds)."""
+DEFAULT_LEASE = 30.0
+"""Seconds a process owns the delivery of a new alert's trigger before another may send it."""
 HEALTH_TTL = 7 * 24 * 3600.0
 """How long a health check's state is remembered after its last run (seconds)."""
 MEMORY_SCHEMES = frozenset({"memory"})
@@ -66,6 +68,8 @@ class AlertRecord(NamedTuple):
     first_seen: float
     last_seen: float
     occurrences: int = 1
+    """Stored: the alert's count. Passed to :meth:`StateBackend.raise_alert`: how many
+    occurrences this call records (more than 1 when repeats were counted meanwhile)."""
     acknowledged: bool = False
     auto_resolve: bool = False
 
@@ -114,6 +118,12 @@ class StateBackend(ABC):
 
     description: str = "state"
     """Where the state lives, safe for logs (no password)."""
+    decides_locally: bool = True
+    """Every call is answered from this process's memory, at once. ``False`` for a remote
+    store: the manager then makes the calls that need it on a background thread."""
+    lease: float = DEFAULT_LEASE
+    """Seconds a process owns the delivery of a trigger it must send (renewed while it
+    lives); once expired, another process takes the trigger over."""
 
     @abstractmethod
     def raise_alert(self, alert: AlertRecord, ttl: float, refresh_after: float = 0.0) -> Raised:
@@ -126,6 +136,30 @@ class StateBackend(ABC):
         last trigger is sent again (a refresh): of every caller sharing the state, exactly
         one is told to, and the next refresh is due ``refresh_after`` seconds later.
         """
+
+    def raise_alert_locally(
+        self, alert: AlertRecord, ttl: float, refresh_after: float = 0.0
+    ) -> Raised | None:
+        """:meth:`raise_alert` if this process can decide it without a round trip, else
+        ``None`` (the caller then calls :meth:`raise_alert` on a background thread)."""
+        return self.raise_alert(alert, ttl, refresh_after) if self.decides_locally else None
+
+    def flush(self) -> None:  # noqa: B027 - nothing is counted apart
+        """Merge what this process counted on its own into the shared state."""
+
+    def confirm_trigger(self, dedup_key: str) -> None:  # noqa: B027 - local: open at once
+        """PagerDuty accepted the alert's trigger: it is open, no longer pending delivery."""
+
+    def renew_leases(self, dedup_keys: list[str]) -> None:  # noqa: B027 - nothing to renew
+        """This process still owes (and is sending) these alerts' triggers."""
+
+    def take_expired(self, limit: int = 100) -> list[AlertRecord]:
+        """Pending alerts whose owner's lease expired, now owed by this process.
+
+        The caller sends their triggers (with the same dedup keys). A process-local state
+        dies with its process, so it never has any.
+        """
+        return []
 
     @abstractmethod
     def get_alert(self, dedup_key: str) -> AlertRecord | None:
@@ -257,7 +291,7 @@ class MemoryState(StateBackend):
                 refresh_at = now + refresh_after if refresh_after > 0 else _NEVER
                 self._alerts[alert.dedup_key] = _Entry(alert, now + ttl, refresh_at)
                 return Raised(True, alert.occurrences)
-            entry.occurrences += 1
+            entry.occurrences += alert.occurrences
             entry.last_seen = now
             entry.expires = max(entry.expires, now + ttl)
             if alert.severity.rank > entry.severity.rank:

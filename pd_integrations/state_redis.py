@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -36,6 +37,7 @@ from .errors import ConfigurationError
 from .events import Severity
 from .ratelimit import WINDOW_SECONDS, RateBudget
 from .state import (
+    DEFAULT_LEASE,
     HEALTH_TTL,
     AlertRecord,
     Edge,
@@ -55,8 +57,11 @@ DEFAULT_SOCKET_TIMEOUT = 0.2
 """Seconds: connect and read. A request thread waits at most this long for Redis."""
 DEFAULT_RETRY_AFTER = 1.0
 MAX_RETRY_AFTER = 30.0
+DEFAULT_LOCAL_WINDOW = 2.0
+"""Seconds a repeat of an alert known open is counted in the process between merges."""
 PREFIX_PARAM = "prefix"
 LOCAL_WINDOW_PARAM = "local_window"
+LEASE_PARAM = "lease"
 # Open alerts remembered for the local window at most; beyond, the memory starts over.
 _RECENT_LIMIT = 10_000
 
@@ -82,34 +87,50 @@ class _Recent:
 
 T = TypeVar("T")
 
-# KEYS: alert hash, index; ARGV: dedup key, now, ttl ms, rank, severity, summary,
-# alert_type, component, identifier, auto_resolve, occurrences to add to an open alert,
-# refresh_after seconds (0: off). Returns {send, occurrences, refresh_at, severity}:
-# refresh_at is the time (text, '' when refreshing is off) from which a repeat is sent
-# again; severity is the open alert's, set only when this call is the refresh.
+# KEYS: alert hash, index, pending set; ARGV: dedup key, now, ttl ms, rank, severity,
+# summary, alert_type, component, identifier, auto_resolve, occurrences to record,
+# refresh_after seconds (0: off), owner, lease seconds. Returns {send, occurrences,
+# refresh_at, severity}: refresh_at is the time (text, '' when refreshing is off) from
+# which a repeat is sent again; severity is the stored one, set only when this call is a
+# refresh or takes over a trigger whose owner's lease expired.
+# A new alert is 'pending' until its trigger is confirmed: the caller owns its delivery
+# for the lease (Redis's clock, so skewed hosts agree on when it expires).
 _RAISE = """
-local h, index = KEYS[1], KEYS[2]
+if redis.replicate_commands then redis.replicate_commands() end
+local h, index, pending = KEYS[1], KEYS[2], KEYS[3]
 local now, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
 local rank = tonumber(ARGV[4])
 local refresh = tonumber(ARGV[12])
+local t = redis.call('TIME')
+local clock = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local current = redis.call('HGET', h, 'rank')
-local send, occurrences, severity = 0, 1, ''
+local send, occurrences, severity, own = 0, tonumber(ARGV[11]), '', false
 if not current then
   redis.call('HSET', h, 'rank', rank, 'severity', ARGV[5], 'summary', ARGV[6],
     'alert_type', ARGV[7], 'component', ARGV[8], 'identifier', ARGV[9],
     'auto_resolve', ARGV[10], 'first_seen', ARGV[2], 'last_seen', ARGV[2],
-    'occurrences', 1, 'acknowledged', 0)
-  send = 1
+    'occurrences', occurrences, 'acknowledged', 0, 'status', 'pending')
+  send, own = 1, true
 else
-  occurrences = redis.call('HINCRBY', h, 'occurrences', tonumber(ARGV[11]))
+  occurrences = redis.call('HINCRBY', h, 'occurrences', occurrences)
   redis.call('HSET', h, 'last_seen', ARGV[2])
+  local unsent = redis.call('HGET', h, 'status') == 'pending'
   if rank > tonumber(current) then
     redis.call('HSET', h, 'rank', rank, 'severity', ARGV[5], 'summary', ARGV[6])
-    send = 1
+    send, own = 1, unsent
+  elseif unsent and clock >= tonumber(redis.call('HGET', h, 'lease_until') or '0') then
+    send, own = 1, true
+    severity = redis.call('HGET', h, 'severity')
   elseif refresh > 0 and now >= tonumber(redis.call('HGET', h, 'refresh_at') or '0') then
     send = 1
     severity = redis.call('HGET', h, 'severity')
   end
+end
+if own then
+  local lease_until = clock + tonumber(ARGV[14])
+  redis.call('HSET', h, 'owner', ARGV[13], 'lease_until', string.format('%.17g', lease_until))
+  redis.call('ZADD', pending, lease_until, ARGV[1])
+  if redis.call('PTTL', pending) < ttl then redis.call('PEXPIRE', pending, ttl) end
 end
 local refresh_at = ''
 if refresh > 0 then
@@ -126,10 +147,62 @@ if redis.call('PTTL', index) < ttl then redis.call('PEXPIRE', index, ttl) end
 return {send, occurrences, refresh_at, severity}
 """
 
+# KEYS: alert hash, pending set; ARGV: dedup key. PagerDuty accepted the trigger.
+_CONFIRM = """
+if redis.call('HGET', KEYS[1], 'status') == 'pending' then
+  redis.call('HSET', KEYS[1], 'status', 'open')
+  redis.call('HDEL', KEYS[1], 'owner', 'lease_until')
+end
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+"""
+
+# KEYS: pending set, then one alert hash per key; ARGV: owner, lease seconds, then the
+# dedup keys. Extends the lease of every alert this owner still holds pending.
+_RENEW = """
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local lease_until = tonumber(t[1]) + tonumber(t[2]) / 1000000 + tonumber(ARGV[2])
+local renewed = 0
+for i = 2, #KEYS do
+  if redis.call('HGET', KEYS[i], 'status') == 'pending'
+      and redis.call('HGET', KEYS[i], 'owner') == ARGV[1] then
+    redis.call('HSET', KEYS[i], 'lease_until', string.format('%.17g', lease_until))
+    redis.call('ZADD', KEYS[1], lease_until, ARGV[i + 1])
+    renewed = renewed + 1
+  end
+end
+return renewed
+"""
+
+# KEYS: alert hash, pending set; ARGV: dedup key, owner, lease seconds. Takes over the
+# trigger of a pending alert whose lease expired: returns its fields (HGETALL), else {}.
+_CLAIM = """
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local clock = tonumber(t[1]) + tonumber(t[2]) / 1000000
+if redis.call('HGET', KEYS[1], 'status') ~= 'pending' then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return {}
+end
+local lease_until = tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0')
+if clock < lease_until then
+  redis.call('ZADD', KEYS[2], lease_until, ARGV[1])
+  return {}
+end
+lease_until = clock + tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], 'owner', ARGV[2], 'lease_until', string.format('%.17g', lease_until))
+redis.call('ZADD', KEYS[2], lease_until, ARGV[1])
+return redis.call('HGETALL', KEYS[1])
+"""
+
 # KEYS: alert hash, index; ARGV: dedup key, occurrences counted locally, the last one's
 # time, ttl ms. Adds them to the alert if it is still open and keeps it open for the ttl,
-# as the repeats would have. Returns the fleet-wide occurrences, or 0 when not open.
+# as the repeats would have. Returns the fleet-wide occurrences, or 0 when not open or
+# when its trigger is owed by a process whose lease expired (the next occurrence then
+# goes to Redis, which hands that trigger over).
 _PUSH = """
+if redis.replicate_commands then redis.replicate_commands() end
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local occurrences = redis.call('HINCRBY', KEYS[1], 'occurrences', tonumber(ARGV[2]))
 local last = tonumber(ARGV[3])
@@ -142,6 +215,11 @@ if redis.call('PTTL', KEYS[1]) < ttl then
   redis.call('ZADD', KEYS[2], last + ttl / 1000, ARGV[1])
   if redis.call('PTTL', KEYS[2]) < ttl then redis.call('PEXPIRE', KEYS[2], ttl) end
 end
+if redis.call('HGET', KEYS[1], 'status') == 'pending' then
+  local t = redis.call('TIME')
+  local clock = tonumber(t[1]) + tonumber(t[2]) / 1000000
+  if clock >= tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0') then return 0 end
+end
 return occurrences
 """
 
@@ -152,7 +230,7 @@ redis.call('HSET', KEYS[1], 'acknowledged', 1)
 return 1
 """
 
-# KEYS: alert hash, index; ARGV: dedup key, now, quiet_for. Returns a string: '-1' not
+# KEYS: alert hash, index, pending set; ARGV: dedup key, now, quiet_for. Returns a string: '-1' not
 # open, '0' closed by this call, else the seconds still to wait (strings keep fractions).
 _RESOLVE_IF_QUIET = """
 local last = redis.call('HGET', KEYS[1], 'last_seen')
@@ -161,6 +239,7 @@ local remaining = tonumber(last) + tonumber(ARGV[3]) - tonumber(ARGV[2])
 if remaining > 0.001 then return tostring(remaining) end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
 return '0'
 """
 
@@ -222,14 +301,21 @@ class RedisState(StateBackend):
         sets ``socket_timeout``/``socket_connect_timeout``.
     :param retry_after: seconds before Redis is tried again after a failure; doubles on
         each failed retry up to ``max_retry_after``.
-    :param local_window: seconds (default 0: off; also the URL's ``local_window=``) for
-        which a repeat of an alert this process saw open in Redis is counted here, without
-        a Redis command on the caller's thread. A background thread sends the counts to
-        Redis every window (and learns there whether the alert is still open, which
-        renews the window), as do reading, acknowledging or auto-resolving the alert and
-        :meth:`close`. The price: an alert another worker resolved is still suppressed
-        here for up to the window. At most 10,000 alerts are remembered; more are
-        decided by Redis on every call.
+    :param local_window: seconds (default 2; also the URL's ``local_window=``) for
+        which a repeat of an alert this process saw open in Redis is counted here
+        (:meth:`raise_alert_locally` decides it, no Redis command). A background thread
+        sends the counts to Redis every window (and learns there whether the alert is
+        still open, which renews the window), as do reading, acknowledging or
+        auto-resolving the alert and :meth:`close`. The price: an alert another worker
+        resolved is still suppressed here for up to the window. At most 10,000 alerts are
+        remembered; more are decided by Redis (in the background) on every occurrence.
+        ``0``: every occurrence is decided by Redis.
+    :param lease: seconds (default 30; also the URL's ``lease=``) for which the process
+        that opened an alert owns the delivery of its trigger. The alert stays *pending*
+        until :meth:`confirm_trigger`; the owner renews the lease while it is still
+        sending (:meth:`renew_leases`), and once it expired (the owner died) the next
+        occurrence anywhere, or :meth:`take_expired`, hands the trigger to another
+        process.
     :param clock: monotonic clock the window is measured with (tests move it).
     """
 
@@ -243,6 +329,7 @@ class RedisState(StateBackend):
         retry_after: float = DEFAULT_RETRY_AFTER,
         max_retry_after: float = MAX_RETRY_AFTER,
         local_window: float | None = None,
+        lease: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not socket_timeout > 0 or not retry_after > 0 or max_retry_after < retry_after:
@@ -253,12 +340,19 @@ class RedisState(StateBackend):
         url, options = _split_options(url)
         prefix = prefix or options.get(PREFIX_PARAM) or DEFAULT_PREFIX
         if local_window is None:
-            local_window = _seconds(options.get(LOCAL_WINDOW_PARAM, "0"), LOCAL_WINDOW_PARAM)
+            local_window = _seconds(
+                options.get(LOCAL_WINDOW_PARAM, str(DEFAULT_LOCAL_WINDOW)), LOCAL_WINDOW_PARAM
+            )
         if not 0 <= local_window < float("inf"):
             raise ConfigurationError(
                 f"local_window must be 0 or more seconds, got {local_window!r}"
             )
+        if lease is None:
+            lease = _seconds(options.get(LEASE_PARAM, str(DEFAULT_LEASE)), LEASE_PARAM)
+        if not 0 < lease < float("inf"):
+            raise ConfigurationError(f"lease must be a positive number of seconds, got {lease!r}")
         self.local_window = local_window
+        self.lease = lease
         self._clock = clock
         if "{" in prefix or "}" in prefix:
             raise ConfigurationError(f"the state key prefix {prefix!r} must not contain braces")
@@ -282,7 +376,11 @@ class RedisState(StateBackend):
         self.max_retry_after = max_retry_after
         self._index = f"{self.namespace}:alerts"
         self._rate_key = f"{self.namespace}:rate"
+        self._pending = f"{self.namespace}:pending"
         self._raise = self.redis.register_script(_RAISE)
+        self._confirm = self.redis.register_script(_CONFIRM)
+        self._renew = self.redis.register_script(_RENEW)
+        self._claim = self.redis.register_script(_CLAIM)
         self._acknowledge = self.redis.register_script(_ACKNOWLEDGE)
         self._push_script = self.redis.register_script(_PUSH)
         self._resolve_if_quiet = self.redis.register_script(_RESOLVE_IF_QUIET)
@@ -292,6 +390,8 @@ class RedisState(StateBackend):
         register_fork_safe(self)
 
     def _init_guard(self) -> None:
+        # Names this process as the owner of the triggers it must send; new in a child.
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"
         self._recent: dict[str, _Recent] = {}
         self._recent_lock = threading.Lock()
         self._flusher: threading.Thread | None = None
@@ -309,6 +409,29 @@ class RedisState(StateBackend):
 
     # -- alerts --------------------------------------------------------------------------
 
+    decides_locally = False
+
+    def raise_alert_locally(
+        self, alert: AlertRecord, ttl: float, refresh_after: float = 0.0
+    ) -> Raised | None:
+        """A repeat inside the local window is counted here; anything else is ``None``."""
+        if not self.local_window:
+            return None
+        now = self._clock()
+        with self._recent_lock:
+            recent = self._recent.get(alert.dedup_key)
+            if (
+                recent is None
+                or now >= recent.until
+                or alert.severity.rank > recent.rank
+                or alert.last_seen >= recent.refresh_at
+            ):
+                return None  # raise_alert (in the background) decides it in Redis
+            # The storm's hot path: counted here, no round trip.
+            recent.pending += alert.occurrences
+            recent.last_seen = alert.last_seen
+            return Raised(False, recent.occurrences + recent.pending)
+
     def raise_alert(self, alert: AlertRecord, ttl: float, refresh_after: float = 0.0) -> Raised:
         key = alert.dedup_key
         pending = 0
@@ -323,7 +446,7 @@ class RedisState(StateBackend):
                         and alert.last_seen < recent.refresh_at
                     ):
                         # The storm's hot path: counted here, no round trip.
-                        recent.pending += 1
+                        recent.pending += alert.occurrences
                         recent.last_seen = alert.last_seen
                         return Raised(False, recent.occurrences + recent.pending)
                     # The window is over (or this one is worse, or a refresh may be due):
@@ -333,7 +456,7 @@ class RedisState(StateBackend):
         ttl_ms = _ms(ttl)
         result = self._call(
             lambda: self._raise(
-                keys=[self._alert_key(key), self._index],
+                keys=[self._alert_key(key), self._index, self._pending],
                 args=[
                     key,
                     repr(alert.last_seen),
@@ -345,8 +468,10 @@ class RedisState(StateBackend):
                     alert.component or "",
                     alert.identifier or "",
                     int(alert.auto_resolve),
-                    1 + pending,
+                    alert.occurrences + pending,
                     repr(float(refresh_after)),
+                    self.owner,
+                    repr(float(self.lease)),
                 ],
             )
         )
@@ -358,14 +483,20 @@ class RedisState(StateBackend):
             with self._recent_lock:
                 # Past the bound, new alerts are simply decided by Redis each time: safe,
                 # and dropping remembered ones would lose their counts.
-                if key in self._recent or len(self._recent) < _RECENT_LIMIT:
-                    self._recent[key] = _Recent(
+                earlier = self._recent.get(key)
+                if earlier is not None or len(self._recent) < _RECENT_LIMIT:
+                    recent = self._recent[key] = _Recent(
                         now + self.local_window,
                         alert.severity.rank,
                         raised.occurrences,
                         ttl_ms,
                         float(refresh_at) if refresh_at else math.inf,
                     )
+                    if earlier is not None:
+                        # Another thread's verdict came first and counted repeats since:
+                        # they are not in this answer, and must not be lost.
+                        recent.pending = earlier.pending
+                        recent.last_seen = earlier.last_seen
             self._start_flusher()
         return raised
 
@@ -457,6 +588,44 @@ class RedisState(StateBackend):
 
         return self._call(push)
 
+    def confirm_trigger(self, dedup_key: str) -> None:
+        self._call(
+            lambda: self._confirm(
+                keys=[self._alert_key(dedup_key), self._pending], args=[dedup_key]
+            )
+        )
+
+    def renew_leases(self, dedup_keys: list[str]) -> None:
+        if not dedup_keys:
+            return
+        self._call(
+            lambda: self._renew(
+                keys=[self._pending, *(self._alert_key(k) for k in dedup_keys)],
+                args=[self.owner, repr(float(self.lease)), *dedup_keys],
+            )
+        )
+
+    def take_expired(self, limit: int = 100) -> list[AlertRecord]:
+        def claim() -> list[AlertRecord]:
+            seconds, micros = self.redis.time()  # the clock the leases are kept in
+            due: list[str] = self.redis.zrangebyscore(  # type: ignore[assignment]
+                self._pending, "-inf", seconds + micros / 1e6, start=0, num=limit
+            )
+            taken: list[AlertRecord] = []
+            for key in due:
+                flat = self._claim(
+                    keys=[self._alert_key(key), self._pending],
+                    args=[key, self.owner, repr(float(self.lease))],
+                )
+                fields = dict(zip(flat[::2], flat[1::2], strict=True))
+                record = _alert_from_hash(key, fields) if fields else None
+                if record is not None:
+                    taken.append(record)
+            return taken
+
+        result = self._call(claim)
+        return [] if isinstance(result, _Unavailable) else result
+
     def get_alert(self, dedup_key: str) -> AlertRecord | None:
         self._push([dedup_key])
         result = self._call(lambda: self._hgetall(self._alert_key(dedup_key)))
@@ -495,7 +664,8 @@ class RedisState(StateBackend):
             pipe = self.redis.pipeline(transaction=True)
             pipe.delete(self._alert_key(dedup_key))
             pipe.zrem(self._index, dedup_key)
-            deleted, _ = pipe.execute()
+            pipe.zrem(self._pending, dedup_key)
+            deleted, _, _ = pipe.execute()
             return bool(deleted)
 
         with self._recent_lock:
@@ -508,7 +678,7 @@ class RedisState(StateBackend):
         self._push([dedup_key])
         result = self._call(
             lambda: self._resolve_if_quiet(
-                keys=[self._alert_key(dedup_key), self._index],
+                keys=[self._alert_key(dedup_key), self._index, self._pending],
                 args=[dedup_key, repr(now), repr(quiet_for)],
             )
         )
@@ -664,6 +834,7 @@ class RedisState(StateBackend):
         self._probing = False
         self._recent = {}
         self._recent_lock = threading.Lock()
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"
         # The parent's flusher thread does not exist here; the child starts its own.
         self._flusher = None
         self._stop_flusher = threading.Event()
@@ -702,7 +873,7 @@ def _severity(text: str | None) -> Severity | None:
 
 def _split_options(url: str) -> tuple[str, dict[str, str]]:
     """``url`` without our own query options (redis-py would reject them), and their values."""
-    ours = (PREFIX_PARAM, LOCAL_WINDOW_PARAM)
+    ours = (PREFIX_PARAM, LOCAL_WINDOW_PARAM, LEASE_PARAM)
     base, _, query = url.partition("?")
     pairs = parse_qsl(query, keep_blank_values=True)
     options = {k: v for k, v in pairs if k in ours and v}
