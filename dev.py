@@ -2,8 +2,9 @@
 """Set up and run the project with nothing but python3 (3.11+).
 
     python3 dev.py demo    # the demo: an app alerting into the bundled local emulator
-    python3 dev.py test    # every check CI runs: lint, types, docs, the whole test suite,
-                           # then the adapters' tests on each supported framework version
+    python3 dev.py test    # every check CI runs: lint, types, docs, the whole test suite
+                           # (and the Django example projects' own), then the adapters'
+                           # tests on each supported framework version
 
 Both create (or reuse) the virtual environment in .venv and install what they need;
 `test` also installs the system packages the tests use (Chromium) with apt-get when
@@ -34,6 +35,8 @@ PYTHON = BIN / "python"
 SYSTEM_PACKAGES = {"chromium": "/usr/bin/chromium", "redis-server": "/usr/bin/redis-server"}
 # The tests find the server started for them here (tests/redis_server.py).
 REDIS_URL_VARIABLE = "PD_TEST_REDIS_URL"
+# Django projects tested by pytest runs of their own (see `test`).
+DJANGO_EXAMPLES = ("example_projects/django_project", "example_projects/django_pytest")
 
 
 def run(*args: str | Path, env: dict[str, str] | None = None) -> None:
@@ -119,8 +122,15 @@ def test(pytest_args: list[str]) -> None:
     docs_env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     run(BIN / "mkdocs", "build", "--strict", "--site-dir", VENV / "site", env=docs_env)
     with redis_server() as redis_env:
+        # pytest-django takes its settings module from the configuration (pyproject.toml
+        # here, each Django example's own below), not from a developer's environment.
         test_env = {**os.environ, **redis_env}
+        test_env.pop("DJANGO_SETTINGS_MODULE", None)
         run(PYTHON, "-m", "pytest", "-n", "2", "-q", *pytest_args, env=test_env)
+        # Each Django example is a pytest-django project with its own settings module,
+        # so each is a run of its own (Django is configured once per process).
+        for project in () if pytest_args else DJANGO_EXAMPLES:
+            run(PYTHON, "-m", "pytest", "-q", project, env=test_env)
     if not pytest_args:
         # The adapters against the oldest and newest supported release of each framework
         # (tox.ini); skipped when the command was given pytest arguments, e.g. one file.

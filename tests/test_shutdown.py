@@ -48,10 +48,12 @@ def free_port() -> int:
 
 
 def server_env(emulator: Emulator, **extra: str) -> dict[str, str]:
+    # Not DJANGO_SETTINGS_MODULE either: pytest-django set it to the tests' settings, and
+    # a Django server started here must read its own project's.
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("PAGERDUTY_", "APP_"))
+        if not key.startswith(("PAGERDUTY_", "APP_")) and key != "DJANGO_SETTINGS_MODULE"
     }
     env.update(
         PYTHONUNBUFFERED="1",

@@ -1,10 +1,12 @@
-"""Django for this directory: configured once per process, applied per test.
+"""Fixtures for tests/django, which run under pytest-django.
 
-Django can be configured only once per process, and another test directory (the
-Django example project) may have done it first. So Django is configured here only if
-nobody did, and every test runs under ``override_settings`` with the settings of
-``tests/django/settings.py`` that differ from those in effect: whichever directory
-configured Django, each one's tests see their own settings.
+pytest-django configures Django once per run from ``tests.django.settings``
+(``DJANGO_SETTINGS_MODULE`` in pyproject.toml). A test changes settings with
+pytest-django's ``settings`` fixture (``settings.PAGERDUTY = {...}``), or with
+:func:`pagerduty` for part of a test; either way the adapter's runtime is rebuilt
+(a ``setting_changed`` receiver). Here every test also gets an environment without the
+developer's ``PAGERDUTY_*`` variables and a fresh runtime, and pytest-django's clients
+are made to answer like a server: a view's exception becomes the 500 page.
 """
 
 from __future__ import annotations
@@ -12,20 +14,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import django
 import pytest
-from django.conf import settings
 from django.test import AsyncClient, Client, override_settings
 
 from pd_integrations import config
 from pd_integrations.django import runtime
 from pd_integrations.testing import CapturedEvents
 
-from . import settings as test_settings
-
-TEST_SETTINGS: dict[str, Any] = {
-    name: getattr(test_settings, name) for name in dir(test_settings) if name.isupper()
-}
 # Variables the adapter reads: a developer's own must not leak into the tests.
 ENV_VARS = (
     *config.ROUTING_KEY_VARS,
@@ -39,30 +34,15 @@ ENV_VARS = (
 )
 ROUTING_KEY = "djangoadaptertestroutingkey00001"
 
-if not settings.configured:
-    settings.configure(**TEST_SETTINGS)
-    django.setup()
-
-
-# Applied per test; DATABASES is not (Django fills in a dummy "default" at startup).
-APPLIED = ("ALLOWED_HOSTS", "DEBUG", "INSTALLED_APPS", "MIDDLEWARE", "PAGERDUTY", "ROOT_URLCONF")
-
-
-def _differing() -> dict[str, Any]:
-    missing = object()
-    wanted = {name: TEST_SETTINGS[name] for name in APPLIED}
-    return {k: v for k, v in wanted.items() if getattr(settings, k, missing) != v}
-
 
 @pytest.fixture(autouse=True)
-def django_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def adapter_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in ENV_VARS:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv(config.APP_NAME_VAR, "django-tests")
-    with override_settings(**_differing()):
-        runtime.reset()
-        yield
-        runtime.reset()
+    runtime.reset()
+    yield
+    runtime.reset()
 
 
 @pytest.fixture
@@ -74,17 +54,23 @@ def events(pagerduty_events: CapturedEvents) -> Iterator[CapturedEvents]:
 
 
 @pytest.fixture
-def client() -> Client:
-    # The test client re-raises a view's exception by default; a server does not.
-    return Client(raise_request_exception=False)
+def client(client: Client) -> Client:
+    """pytest-django's ``client``; it re-raises a view's exception by default, a server does not."""
+    client.raise_request_exception = False
+    return client
 
 
 @pytest.fixture
-def async_client() -> AsyncClient:
-    """Drive it with ``asyncio.run(async_client.get(...))``: the request is served under ASGI."""
-    return AsyncClient(raise_request_exception=False)
+def async_client(async_client: AsyncClient) -> AsyncClient:
+    """pytest-django's ``async_client``, answering like a server (see ``client``).
+
+    Drive it with ``asyncio.run(async_client.get(...))``: the request is served under ASGI.
+    """
+    async_client.raise_request_exception = False
+    return async_client
 
 
 def pagerduty(**values: Any) -> override_settings:
-    """``override_settings(PAGERDUTY=...)``: the runtime is rebuilt inside and after it."""
+    """``override_settings(PAGERDUTY=...)`` for part of a test; the runtime is rebuilt
+    inside and after it. For a whole test, set ``settings.PAGERDUTY`` instead."""
     return override_settings(PAGERDUTY=values)

@@ -1,4 +1,4 @@
-"""Django settings for tests/django (see conftest.py for how they are applied)."""
+"""Django settings for tests/django: pytest-django loads them (DJANGO_SETTINGS_MODULE)."""
 
 from __future__ import annotations
 

@@ -25,8 +25,8 @@ def test_route_template(route: str, template: str) -> None:
     assert route_template(route) == template
 
 
-def test_describe_a_resolved_request() -> None:
-    request = RequestFactory().post(
+def test_describe_a_resolved_request(rf: RequestFactory) -> None:
+    request = rf.post(
         "/orders/12/?secret=1",
         HTTP_X_REQUEST_ID="abc",
         REMOTE_ADDR="10.1.2.3",
@@ -43,7 +43,7 @@ def test_describe_a_resolved_request() -> None:
     assert dict(info.headers)["X-Request-Id"] == "abc"
 
 
-def test_describe_an_unresolved_request() -> None:
-    info = describe(RequestFactory().get("/nowhere/"))
+def test_describe_an_unresolved_request(rf: RequestFactory) -> None:
+    info = describe(rf.get("/nowhere/"))
     assert info.route is None
     assert info.path == "/nowhere/"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
-from django.test import Client, override_settings
+import pytest
+from django.test import Client
+from pytest_django import Settings
 
 from pd_integrations.testing import CapturedEvents
 
@@ -39,10 +41,12 @@ def test_express_style_error_handler_5xx_only_with_severity_by_status(
     assert seen == {"/status/500/": "critical", "/status/504/": "error"}
 
 
-def test_gin_style_recovery_a_crash_is_a_json_500_and_one_alert(events: CapturedEvents) -> None:
+@pytest.mark.urls(JSON_ERRORS)
+def test_gin_style_recovery_a_crash_is_a_json_500_and_one_alert(
+    events: CapturedEvents, client: Client
+) -> None:
     """Gin's recovery: the panic becomes the app's own JSON 500, and one alert."""
-    with override_settings(ROOT_URLCONF=JSON_ERRORS):
-        response = Client(raise_request_exception=False).get("/orders/3/fail/")
+    response = client.get("/orders/3/fail/")
     assert response.status_code == 500
     assert json.loads(response.content) == {"error": "internal server error"}
     (event,) = events.triggers
@@ -50,12 +54,15 @@ def test_gin_style_recovery_a_crash_is_a_json_500_and_one_alert(events: Captured
     assert event["payload"]["custom_details"]["exception_type"].endswith("OrderLookupError")
 
 
-def test_gin_style_latency_alert_carries_the_status(events: CapturedEvents) -> None:
+@pytest.mark.urls(JSON_ERRORS)
+def test_gin_style_latency_alert_carries_the_status(
+    events: CapturedEvents, client: Client, settings: Settings
+) -> None:
     """Gin's latency middleware / FastAPI's slow-request middleware: a warning with the status."""
-    with override_settings(ROOT_URLCONF=JSON_ERRORS), pagerduty(SLOW_REQUEST_MS=50):
-        use_fake_clock()  # the view takes its 100 ms on it
-        assert Client().post("/created/").status_code == 201
-        (event,) = events.triggers
+    settings.PAGERDUTY = {"SLOW_REQUEST_MS": 50}
+    use_fake_clock()  # the view takes its 100 ms on it
+    assert client.post("/created/").status_code == 201
+    (event,) = events.triggers
     assert event["payload"]["severity"] == "warning"
     assert event["payload"]["summary"] == (
         "Slow request: POST /created/ took 100 ms (threshold 50 ms)"

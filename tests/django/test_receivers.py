@@ -25,8 +25,10 @@ def raise_and_signal(request: object) -> BaseException:
         return exc
 
 
-def test_the_exception_is_reported_and_left_on_the_request(events: CapturedEvents) -> None:
-    request = RequestFactory().get("/orders/1/")
+def test_the_exception_is_reported_and_left_on_the_request(
+    events: CapturedEvents, rf: RequestFactory
+) -> None:
+    request = rf.get("/orders/1/")
 
     exc = raise_and_signal(request)
 
@@ -43,9 +45,9 @@ def test_a_signal_without_a_request_still_alerts(events: CapturedEvents) -> None
 
 
 def test_a_second_signal_for_the_same_exception_is_not_a_second_occurrence(
-    events: CapturedEvents,
+    events: CapturedEvents, rf: RequestFactory
 ) -> None:
-    request = RequestFactory().get("/")
+    request = rf.get("/")
     try:
         raise OSError("once")
     except OSError:
@@ -56,21 +58,24 @@ def test_a_second_signal_for_the_same_exception_is_not_a_second_occurrence(
     assert [a.occurrences for a in alerts.active_alerts()] == [1]
 
 
-def test_nothing_happens_outside_an_exception(events: CapturedEvents) -> None:
+def test_nothing_happens_outside_an_exception(events: CapturedEvents, rf: RequestFactory) -> None:
     assert sys.exc_info()[1] is None
-    got_request_exception.send(sender=None, request=RequestFactory().get("/"))
+    got_request_exception.send(sender=None, request=rf.get("/"))
     assert events.events == []
 
 
 def test_the_receiver_never_raises(
-    events: CapturedEvents, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    events: CapturedEvents,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    rf: RequestFactory,
 ) -> None:
     def broken() -> runtime.Runtime:
         raise RuntimeError("broken runtime")
 
     monkeypatch.setattr(runtime, "current", broken)
     with caplog.at_level(logging.ERROR, logger="pd_integrations.django"):
-        raise_and_signal(RequestFactory().get("/"))
+        raise_and_signal(rf.get("/"))
     assert "could not report an exception" in caplog.text
 
 

@@ -6,9 +6,10 @@ import json
 from collections.abc import Iterator
 
 import pytest
+from django.test import Client
 
-# The example's Django setup and its per-test fixture (settings, captured events).
-from test_django_example import client, example_project  # noqa: F401
+# The example's per-test fixtures (captured events, a server-like client).
+from test_django_example import example_project, shop  # noqa: F401
 
 from pd_integrations.django import reset
 from pd_integrations.django.webhooks import receiver
@@ -32,7 +33,13 @@ def webhook_secret(
     reset()
 
 
-def deliver(event_type: str, status: str, webhook_id: str, secret: str = SECRET) -> int:
+def deliver(
+    shop: Client,  # noqa: F811 - the fixture's value, passed on by the test
+    event_type: str,
+    status: str,
+    webhook_id: str,
+    secret: str = SECRET,
+) -> int:
     """POST what PagerDuty sends: the raw JSON body, signed with the subscription secret."""
     event = {
         "id": f"01EV{webhook_id}",
@@ -51,18 +58,18 @@ def deliver(event_type: str, status: str, webhook_id: str, secret: str = SECRET)
     }
     body = json.dumps({"event": event}).encode()
     headers = {"X-PagerDuty-Signature": sign_body(body, secret), "X-Webhook-Id": webhook_id}
-    response = client().post(
+    response = shop.post(
         "/pagerduty/webhooks", data=body, content_type="application/json", headers=headers
     )
     return response.status_code
 
 
-def test_incident_states_are_tracked() -> None:
+def test_incident_states_are_tracked(shop: Client) -> None:  # noqa: F811
     from pdexample.shop.webhooks import INCIDENTS, STATUS_PAGE
 
-    assert deliver("incident.triggered", "triggered", "shop-1") == 200
-    assert deliver("incident.acknowledged", "acknowledged", "shop-2") == 200
-    assert deliver("incident.acknowledged", "acknowledged", "shop-2") == 200  # redelivered
+    assert deliver(shop, "incident.triggered", "triggered", "shop-1") == 200
+    assert deliver(shop, "incident.acknowledged", "acknowledged", "shop-2") == 200
+    assert deliver(shop, "incident.acknowledged", "acknowledged", "shop-2") == 200  # again
 
     state = INCIDENTS["PSHOP1"]
     assert (state.status, state.assignees, state.last_event) == (
@@ -75,8 +82,9 @@ def test_incident_states_are_tracked() -> None:
     assert STATUS_PAGE == ["Investigating: [500] KeyError: 'US'"]
 
 
-def test_forged_deliveries_are_refused() -> None:
+def test_forged_deliveries_are_refused(shop: Client) -> None:  # noqa: F811
     from pdexample.shop.webhooks import INCIDENTS
 
-    assert deliver("incident.resolved", "resolved", "shop-3", secret="guessed") == 401  # noqa: S106
+    forged = deliver(shop, "incident.resolved", "resolved", "shop-3", secret="guessed")  # noqa: S106
+    assert forged == 401
     assert INCIDENTS == {}
