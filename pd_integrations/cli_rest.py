@@ -177,7 +177,7 @@ def _run(command: Command) -> Callable[[argparse.Namespace], int]:
             try:
                 result = command(client, args)
             except ConfigurationError as error:
-                return cli._fail(str(error), secrets, cli.EXIT_USAGE)
+                return cli._fail(_in_cli_terms(str(error)), secrets, cli.EXIT_USAGE)
             except PagerDutyError as error:
                 return _failed(args, error, secrets)
         if args.json:
@@ -185,6 +185,11 @@ def _run(command: Command) -> Callable[[argparse.Namespace], int]:
         return cli.EXIT_OK
 
     return handler
+
+
+def _in_cli_terms(message: str) -> str:
+    """A client error as a command-line user acts on it: the flag, not the Python argument."""
+    return message.replace("pass from_email=", "pass --from")
 
 
 def _failed(args: argparse.Namespace, error: PagerDutyError, secrets: list[str]) -> int:

@@ -17,7 +17,8 @@ import ssl
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import metadata
@@ -57,12 +58,12 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "EU_BASE_URL",
     "AsyncEventsClient",
-    "CaptureSink",
     "EventResponse",
     "EventsClient",
     "PreparedEvent",
     "RetryPolicy",
     "resolve_base_url",
+    "route_events",
 ]
 
 DEFAULT_BASE_URL: Final = "https://events.pagerduty.com"
@@ -73,11 +74,6 @@ _log = logging.getLogger("pd_integrations.client")
 # 2**62 seconds is already far past any max_delay; a larger exponent would only risk
 # an OverflowError in the float arithmetic.
 _MAX_EXPONENT = 62
-
-CaptureSink = Callable[[str, dict[str, object]], None]
-# Installed by pd_integrations.testing: while non-empty, no event touches the network;
-# each sink gets (path, decoded body) instead. Shared by the sync and async clients.
-_capture_sinks: list[CaptureSink] = []
 
 
 def _user_agent() -> str:
@@ -278,13 +274,36 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _capture(request: _Request) -> EventResponse:
-    for sink in tuple(_capture_sinks):
-        # Decoded per sink so one sink's mutations cannot leak into another's copy.
-        sink(request.event.path, json.loads(request.body))
-    if isinstance(request.event, ChangeEvent):
-        return EventResponse("success", "Change event processed", None)
-    return EventResponse("success", "Event processed", request.event.dedup_key)
+class _Route:
+    """The HTTP clients every events client uses while :func:`route_events` is active."""
+
+    def __init__(self, handler: Callable[[httpx.Request], httpx.Response]) -> None:
+        transport = httpx.MockTransport(handler)
+        self.sync = httpx.Client(headers=_HEADERS, transport=transport)
+        self.async_ = httpx.AsyncClient(headers=_HEADERS, transport=transport)
+
+
+_routes: list[_Route] = []
+
+
+@contextmanager
+def route_events(handler: Callable[[httpx.Request], httpx.Response]) -> Iterator[None]:
+    """Answer every Events API request of this process with ``handler`` during the block.
+
+    Every :class:`EventsClient` and :class:`AsyncEventsClient`, whatever transport it was
+    built with, sends through it instead of the network, and treats what ``handler``
+    returns exactly like an answer from PagerDuty: the same retries, classification and
+    logging, and a dispatcher spends its rate budget as for any send. Blocks may nest
+    (the innermost handler answers). :mod:`pd_integrations.testing` captures with it.
+    """
+    route = _Route(handler)
+    _routes.append(route)
+    try:
+        yield
+    finally:
+        _routes.remove(route)
+        # MockTransport holds no connections: nothing to close on the async side.
+        route.sync.close()
 
 
 _R = TypeVar("_R")
@@ -581,8 +600,6 @@ class EventsClient(_ClientBase[EventResponse]):
     def send(self, event: Event) -> EventResponse:
         """Deliver ``event``; a trigger without a dedup key gets one first."""
         request = self._prepare(event)
-        if _capture_sinks:
-            return _capture(request)
         retrier = self._retrier(request)
         while True:
             try:
@@ -602,8 +619,6 @@ class EventsClient(_ClientBase[EventResponse]):
         ``occurrences`` above 1 is reported in the trigger's ``custom_details``.
         """
         request = self._request(prepared, occurrences)
-        if _capture_sinks:
-            return _capture(request)
         return self._attempt(request, attempt)
 
     def _attempt(self, request: _Request, attempt: int) -> EventResponse:
@@ -616,6 +631,8 @@ class EventsClient(_ClientBase[EventResponse]):
         return self._interpret(request, response.status_code, response.content)
 
     def _http(self) -> httpx.Client:
+        if _routes:
+            return _routes[-1].sync
         if self._pid != os.getpid():
             self._after_fork()
         http = self._http_client
@@ -702,8 +719,6 @@ class AsyncEventsClient(_ClientBase[Coroutine[Any, Any, EventResponse]]):
     async def send(self, event: Event) -> EventResponse:
         """Deliver ``event``; a trigger without a dedup key gets one first."""
         request = self._prepare(event)
-        if _capture_sinks:
-            return _capture(request)
         retrier = self._retrier(request)
         while True:
             try:
@@ -714,8 +729,6 @@ class AsyncEventsClient(_ClientBase[Coroutine[Any, Any, EventResponse]]):
     async def send_once(self, event: Event) -> EventResponse:
         """One attempt, no retry: for callers that schedule retries themselves."""
         request = self._prepare(event)
-        if _capture_sinks:
-            return _capture(request)
         return await self._attempt(request, 1)
 
     async def _attempt(self, request: _Request, attempt: int) -> EventResponse:
@@ -730,6 +743,8 @@ class AsyncEventsClient(_ClientBase[Coroutine[Any, Any, EventResponse]]):
     def _http(self) -> httpx.AsyncClient:
         if self._closed:
             raise PagerDutyError(f"{type(self).__name__} is closed")
+        if _routes:
+            return _routes[-1].async_
         if self._http_client is None:
             self._http_client = httpx.AsyncClient(
                 headers=_HEADERS,

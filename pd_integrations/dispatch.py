@@ -32,7 +32,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from . import client as client_module
 from . import shutdown, signals
 from .client import OCCURRENCES_KEY as OCCURRENCES_KEY
 from .client import PreparedEvent
@@ -456,7 +455,7 @@ class Dispatcher:
         return True
 
     def _budget_delay(self) -> float:
-        if self._budget is None or client_module._capture_sinks:
+        if self._budget is None:
             return 0.0
         return self._budget.try_acquire()
 

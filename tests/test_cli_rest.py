@@ -187,7 +187,8 @@ def test_missing_settings_exit_2(capsys: pytest.CaptureFixture[str], emulator: E
     no_from = run(
         capsys, "incidents", "ack", first, "--base-url", emulator.rest_url, "--api-key", API_KEY
     )
-    assert_error_line(no_from, 2, "From")
+    assert_error_line(no_from, 2, "From", "--from", "PAGERDUTY_DEFAULT_FROM_EMAIL")
+    assert "from_email=" not in no_from.err  # the flag, not the Python argument
     assert emulator.alert(first)["status"] == "triggered"
     no_id = run(capsys, "incidents", "ack")
     assert_error_line(no_id, 2)

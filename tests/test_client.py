@@ -658,42 +658,39 @@ def test_threads_can_share_a_client() -> None:
     client.close()
 
 
-# -- the capture hook used by pd_integrations.testing --------------------------------
+# -- route_events: the public seam pd_integrations.testing captures through ----------
 
 
-@pytest.fixture
-def captured() -> Iterator[list[tuple[str, dict[str, object]]]]:
+def test_route_events_answers_for_every_client_like_pagerduty(mode: str) -> None:
+    h = Harness(mode)
     seen: list[tuple[str, dict[str, object]]] = []
+    answers = iter([500, 202, 202, 202])
 
-    def sink(path: str, body: dict[str, object]) -> None:
-        seen.append((path, body))
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        seen.append((request.url.path, body))
+        return httpx.Response(next(answers), json={"dedup_key": body.get("dedup_key")})
 
-    client_module._capture_sinks.append(sink)
-    try:
-        yield seen
-    finally:
-        client_module._capture_sinks.remove(sink)
-
-
-def test_capture_sinks_replace_the_network(
-    mode: str, captured: list[tuple[str, dict[str, object]]]
-) -> None:
-    h = Harness(mode, [500] * 10)
-    trigger = h.call("trigger", "boom", "critical")
-    change = h.call("change", "deployed")
-    once = h.call("send_once", TriggerEvent("boom", Severity.ERROR, "tests", dedup_key="d-1"))
-    assert h.server.requests == []
+    with client_module.route_events(handler):
+        trigger = h.call("trigger", "boom", "critical")
+        change = h.call("change", "deployed")
+        once = h.call("send_once", TriggerEvent("boom", Severity.ERROR, "tests", dedup_key="d-1"))
+    assert h.server.requests == []  # the client's own transport was never used
+    # The 500 was retried like any answer from PagerDuty: the same body went out twice.
+    assert seen[0] == seen[1]
     assert trigger.status == "success"
-    assert trigger.message == "Event processed"
     assert change == EventResponse("success", "Change event processed", None)
     assert once == EventResponse("success", "Event processed", "d-1")
-    paths = [path for path, _ in captured]
-    assert paths == ["/v2/enqueue", "/v2/change/enqueue", "/v2/enqueue"]
-    first = captured[0][1]
+    paths = [path for path, _ in seen]
+    assert paths == ["/v2/enqueue", "/v2/enqueue", "/v2/change/enqueue", "/v2/enqueue"]
+    first = seen[0][1]
     assert first["dedup_key"] == trigger.dedup_key
     assert first["routing_key"] == KEY
-    for path, body in captured:
+    for path, body in seen:
         assert_valid_event(path, body)
+    # Outside the block the client's transport answers again.
+    h.call("send_once", TriggerEvent("boom", Severity.ERROR, "tests", dedup_key="d-2"))
+    assert len(h.server.requests) == 1
 
 
 # -- connections on a real socket: reuse and fork safety ---------------------------

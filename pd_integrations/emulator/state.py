@@ -409,6 +409,11 @@ class Store:
             self._by_status.clear()
             self._routing_keys.clear()
             self._accepted = 0
+            # Incidents and notes are numbered afresh, as in a new PagerDuty account, so
+            # a script or a docs example can name A00001 after a reset; the event and
+            # request sequence numbers keep growing: they are the console's cursors.
+            self._next_alert = 1
+            self._next_note = 1
             self._changed.notify_all()
 
     # -- internals --------------------------------------------------------------------

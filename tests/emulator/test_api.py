@@ -168,8 +168,10 @@ def test_reset_forgets_everything(clock: FakeClock) -> None:
         assert emulator.stats()["requests"] == 0
         assert emulator.faults()["latency"] == 0.0
         send(client, trigger_body("a"))  # the rate window was emptied too
-        # Ids and sequence numbers keep growing, so old cursors never match new data.
-        assert emulator.alerts()[0]["id"] != first_id
+        # Incident ids start again (a script can name A00001 after a reset); sequence
+        # numbers keep growing, so old cursors never match new data.
+        assert emulator.alerts()[0]["id"] == first_id == "A00001"
+        assert emulator.alerts()[0]["incident_number"] == 1
         assert emulator.events()[0]["seq"] > last_seq
         emulator.reset()
         assert emulator.alerts() == []
