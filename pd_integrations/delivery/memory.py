@@ -16,7 +16,7 @@ from .pending import Pending
 from .schedule import Slot
 
 if TYPE_CHECKING:
-    from pd_integrations.dispatch import Dispatcher
+    from pd_integrations.delivery.host import Host
 
 _log = logging.getLogger("pd_integrations.dispatch")
 
@@ -29,7 +29,7 @@ class MemoryQueue:
 
     spool = None
 
-    def __init__(self, dispatcher: Dispatcher) -> None:
+    def __init__(self, dispatcher: Host) -> None:
         self._dispatcher = dispatcher
         self._thread: threading.Thread | None = None
 

@@ -24,7 +24,7 @@ from .pending import Pending
 from .schedule import Slot
 
 if TYPE_CHECKING:
-    from pd_integrations.dispatch import Dispatcher
+    from pd_integrations.delivery.host import Host
 
 _log = logging.getLogger("pd_integrations.dispatch")
 
@@ -35,7 +35,7 @@ SPOOL_POLL_SECONDS = 1.0
 class SpoolQueue:
     """A writer and a sender thread over one :class:`~pd_integrations.spool.Spool`."""
 
-    def __init__(self, dispatcher: Dispatcher, spool: Spool) -> None:
+    def __init__(self, dispatcher: Host, spool: Spool) -> None:
         self._dispatcher = dispatcher
         self.spool = spool
         lock = dispatcher._lock
