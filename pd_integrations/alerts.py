@@ -30,7 +30,15 @@ from typing import Any
 
 from . import config, signals
 from .client import EventsClient
-from .dispatch import DEFAULT_MAX_QUEUE, Dispatcher, DispatchStats, with_occurrences
+from .delivery.alarm import DeliveryAlarm
+from .dispatch import (
+    DEFAULT_MAX_QUEUE,
+    DEFAULT_STALL_AFTER,
+    DeliveryHealth,
+    Dispatcher,
+    DispatchStats,
+    with_occurrences,
+)
 from .errors import InvalidEventError, UnknownAlertError
 from .events import (
     AcknowledgeEvent,
@@ -50,6 +58,8 @@ from .scrub import DEFAULT_SCRUBBER, Scrubber
 from .state import DEFAULT_ALERT_TTL, AlertRecord, Raised, StateBackend, open_state
 
 _log = logging.getLogger("pd_integrations.alerts")
+
+DELIVERY_ALERT_KEY_VAR = "PAGERDUTY_DELIVERY_ALERT_ROUTING_KEY"
 
 DEFAULT_AUTO_RESOLVE_AFTER = 1800.0
 DEFAULT_REFRESH_AFTER = config.DEFAULT_REFRESH_AFTER
@@ -150,6 +160,8 @@ class AlertManager:
         spool: str | os.PathLike[str] | None = None,
         shutdown_timeout: float | None = None,
         refresh_after: float | str | None = None,
+        delivery_alert_routing_key: str | None = None,
+        delivery_stall_after: float = DEFAULT_STALL_AFTER,
     ) -> None:
         key = client.routing_key if client is not None else config.routing_key(routing_key)
         self.source = client.source if client is not None and not source else config.source(source)
@@ -179,6 +191,23 @@ class AlertManager:
                 budget=budget,
                 spool=spool,
                 exit_flush_timeout=shutdown_timeout,
+            )
+        self._alarm: DeliveryAlarm | None = None
+        alarm_key = delivery_alert_routing_key or config.env_value(DELIVERY_ALERT_KEY_VAR)
+        if self._dispatcher is not None and alarm_key:
+            self._alarm = DeliveryAlarm(
+                self._dispatcher,
+                Dispatcher(
+                    EventsClient(
+                        check_routing_key(alarm_key),
+                        source=self.source,
+                        base_url=base_url,
+                        timeout=timeout,
+                        scrubber=scrubber,
+                    )
+                ),
+                stall_after=delivery_stall_after,
+                source=self.source,
             )
         self._resolver = _AutoResolver(self)
         self._background = _Background(self, self._state.lease)
@@ -511,9 +540,29 @@ class AlertManager:
             None if deadline is None else max(0.0, deadline - time.monotonic())
         )
 
+    def health(self) -> DeliveryHealth | None:
+        """Whether this manager's events reach PagerDuty (``None`` when disabled).
+
+        See :meth:`~pd_integrations.dispatch.Dispatcher.health`; the stall threshold is
+        ``delivery_stall_after``.
+        """
+        if self._dispatcher is None:
+            return None
+        stall = self._alarm.stall_after if self._alarm is not None else DEFAULT_STALL_AFTER
+        return self._dispatcher.health(stall)
+
+    @property
+    def delivery_alarm(self) -> DeliveryAlarm | None:
+        """The watcher of ``delivery_alert_routing_key``, if one was given."""
+        return self._alarm
+
     def close(self, timeout: float | None = 5.0) -> bool:
         """Flush, stop the background threads and close the HTTP and Redis connections."""
         self._resolver.stop()
+        if self._alarm is not None:
+            self._alarm.stop()
+            self._alarm.alarm.close(timeout)
+            self._alarm.alarm.client.close()
         flushed = self._background.stop(timeout)
         _live.discard(self)
         if self._dispatcher is not None:

@@ -54,9 +54,9 @@ from .errors import (
     PagerDutyError,
     RateLimitedError,
 )
-from .events import Event, TriggerEvent, new_dedup_key
+from .events import Event, TriggerEvent, mask_key, new_dedup_key
 from .ratelimit import DEFAULT_PER_MINUTE, RateBudget, shared_budget
-from .spool import Spool, open_spool
+from .spool import Spool, SpoolError, open_spool
 
 if TYPE_CHECKING:
     from .client import EventsClient
@@ -65,6 +65,29 @@ _log = logging.getLogger("pd_integrations.dispatch")
 
 DEFAULT_MAX_QUEUE = 1000
 DEFAULT_GIVE_UP_AFTER = 900.0
+
+
+DEFAULT_STALL_AFTER = 300.0
+"""Seconds events may wait with nothing delivered before delivery counts as failing."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryHealth:
+    """Whether a routing key's events reach PagerDuty (see :meth:`Dispatcher.health`)."""
+
+    routing_key: str  # masked
+    queued: int
+    oldest_queued_seconds: float | None
+    sent: int
+    failed: int
+    rejected: int  # refused with a 4xx: never retried, lost
+    dropped: int
+    last_sent_seconds_ago: float | None
+    problem: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +205,10 @@ class Dispatcher:
         self._closed = False
         self._pid = os.getpid()
         self._sent = self._retried = self._failed = self._dropped = self._coalesced = 0
+        # For health(): when PagerDuty last accepted an event, and what refused one since.
+        self._last_sent: float | None = None
+        self._rejected = 0
+        self._rejected_since_sent: str | None = None
         spool = getattr(self, "_spool_to_open", None)
         self._queue: MemoryQueue | SpoolQueue = (
             MemoryQueue(self) if spool is None else SpoolQueue(self, spool)
@@ -354,6 +381,50 @@ class Dispatcher:
                 coalesced=self._coalesced,
             )
 
+    def health(self, stall_after: float = DEFAULT_STALL_AFTER) -> DeliveryHealth:
+        """Whether events of this routing key are reaching PagerDuty, and what is wrong if not.
+
+        A problem is either a refusal (PagerDuty answered 4xx, as it does for a revoked
+        routing key) with no event accepted since, or events waiting for longer than
+        ``stall_after`` seconds while nothing was accepted for as long.
+        """
+        spool = self._queue.spool
+        now = time.monotonic()
+        file_age: float | None = None
+        if spool is not None:
+            try:
+                file_age = spool.oldest_age()
+            except SpoolError:
+                file_age = None
+        with self._lock:
+            ages = [now - slot.item.enqueued_at for slot in self._schedule]
+            last_sent, refused = self._last_sent, self._rejected_since_sent
+            rejected = self._rejected
+            counts = (self._sent, self._failed, self._dropped)
+        queued = self.stats().queued
+        oldest = max([*ages, *([file_age] if file_age is not None else [])], default=None)
+        since_sent = None if last_sent is None else now - last_sent
+        problem = None
+        if refused is not None:
+            problem = f"PagerDuty refuses events for this routing key: {refused}"
+        elif (
+            oldest is not None
+            and oldest >= stall_after
+            and (since_sent is None or since_sent >= stall_after)
+        ):
+            problem = f"nothing delivered for {oldest:.0f} s while {queued} event(s) wait"
+        return DeliveryHealth(
+            routing_key=mask_key(self.client.routing_key),
+            queued=queued,
+            oldest_queued_seconds=oldest,
+            sent=counts[0],
+            failed=counts[1],
+            rejected=rejected,
+            dropped=counts[2],
+            last_sent_seconds_ago=since_sent,
+            problem=problem,
+        )
+
     @property
     def closed(self) -> bool:
         return self._closed
@@ -410,6 +481,9 @@ class Dispatcher:
             )
         except InvalidEventError as error:
             self._circuit_answered()
+            with self._lock:
+                self._rejected += 1
+                self._rejected_since_sent = str(error)
             self._finish_failed(item, event, error, "rejected")
             return None
         except DeliveryError as error:
@@ -434,6 +508,8 @@ class Dispatcher:
         with self._lock:
             self._schedule.circuit.accepted()
             self._sent += 1
+            self._last_sent = time.monotonic()
+            self._rejected_since_sent = None
         queue.settle(item, "complete")
         signals.emit(signals.event_sent, self, event=event, response=response)
         return None

@@ -545,6 +545,13 @@ class Spool:
             self._query("SELECT count(*) FROM pending WHERE stream = ?", (self._stream,))[0][0]
         )
 
+    def oldest_age(self, now: float | None = None) -> float | None:
+        """Seconds since the oldest pending row of this routing key was written, if any."""
+        stamp = time.time() if now is None else now
+        rows = self._query("SELECT min(enqueued_at) FROM pending WHERE stream = ?", (self._stream,))
+        oldest = rows[0][0] if rows else None
+        return None if oldest is None else max(0.0, stamp - float(oldest))
+
     def pending(self) -> list[Event]:
         """The pending events of this routing key, oldest first."""
         rows = self._query(

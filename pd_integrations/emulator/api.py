@@ -30,6 +30,7 @@ JSON_TYPE = "application/json"
 ACCEPTED = {"status": "success", "message": "Event processed"}
 CHANGE_ACCEPTED = {"status": "success", "message": "Change event processed"}
 INVALID = {"status": "invalid event", "message": "Event object is invalid"}
+INVALID_ROUTING_KEY = "Invalid routing key"
 # PagerDuty's OpenAPI file shows this shape for a body that is not JSON ("JSON parse
 # error"); it is used for JSON that is not an object too.
 UNRECOGNIZED = {"status": "Unrecognized object", "message": "Event object format is unrecognized"}
@@ -126,6 +127,8 @@ class App:
         self.webhooks = webhooks
         self.console_user = console_user
         self.guard = guard
+        # Routing keys answered as PagerDuty answers a deleted integration's key.
+        self.revoked: set[str] = set()
         self._console = console_html.encode()
         scripts = " ".join(_inline_hashes(console_html, "script"))
         styles = " ".join(_inline_hashes(console_html, "style"))
@@ -186,6 +189,7 @@ class App:
         self.store.reset()
         self.window.reset()
         self.faults.clear()
+        self.revoked.clear()
         if self.webhooks is not None:
             self.webhooks.reset()
 
@@ -263,6 +267,8 @@ class App:
             errors = rules.validate_event(document)
         if not rules.is_json_media_type(request.content_type):
             errors.append(rules.CONTENT_TYPE_ERROR)
+        if not errors and key in self.revoked:
+            errors.append(INVALID_ROUTING_KEY)
         if errors:
             status_body = UNRECOGNIZED if rules.NOT_AN_OBJECT in errors else INVALID
             return json_response(400, {**status_body, "errors": errors}), errors

@@ -375,6 +375,15 @@ class Emulator:
         self._faults.update(**settings)
         return self._faults.snapshot()
 
+    def revoke(self, routing_key: str) -> None:
+        """Answer ``routing_key``'s events with 400 "Invalid routing key", as PagerDuty
+        does once its integration was deleted; :meth:`reset` or :meth:`restore` ends it."""
+        self._app.revoked.add(routing_key)
+
+    def restore(self, routing_key: str) -> None:
+        """Accept ``routing_key``'s events again after :meth:`revoke`."""
+        self._app.revoked.discard(routing_key)
+
     def clear_faults(self) -> None:
         """No more faults; the fault decisions restart from the seed."""
         self._faults.clear()
