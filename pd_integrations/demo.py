@@ -1,7 +1,8 @@
 """``pd-integrations demo``: a real FastAPI app alerting into a local emulator, in seconds.
 
-It starts the emulator in-process, serves the FastAPI example app from the source
-checkout (``example_projects/fastapi_app``, a small bookshop wired with
+It starts the emulator in-process, serves the FastAPI example app
+(``example_projects/fastapi_app`` in a source checkout, shipped in the wheel as
+``pd_integrations/demo_bookshop.py``: a small bookshop wired with
 :class:`~pd_integrations.starlette.PagerDutyMiddleware`) with uvicorn on a loopback
 port, its AlertManager pointed at the emulator, and sends it real HTTP requests: healthy
 ones, a route with a bug, the same bug on many orders, a slow report, a payments outage
@@ -51,8 +52,10 @@ DESCRIPTION = (
     "the alerts PagerDuty would have."
 )
 EXAMPLE_DIR = Path(__file__).resolve().parents[1] / "example_projects" / "fastapi_app"
-"""The example app the demo runs; it exists in a source checkout, not in a wheel."""
+"""The example app the demo runs, in a source checkout."""
 EXAMPLE_MODULE = "fastapi_example_app"
+PACKAGED_EXAMPLE = Path(__file__).resolve().parent / "demo_bookshop.py"
+"""The same file, where the wheel puts it (pyproject's ``force-include``)."""
 _LOADED_AS = "_pd_integrations_demo_bookshop"
 DEMO_ROUTING_KEY = "pdintegrationsdemo00000000000000"
 DEMO_ENVIRONMENT = "demo"
@@ -129,13 +132,19 @@ def _app_environ() -> contextlib.AbstractContextManager[None]:
 
 
 def load_example() -> CreateApp:
-    """``create_app`` of ``example_projects/fastapi_app``; :class:`DemoUnavailable` if none."""
+    """``create_app`` of the FastAPI example app; :class:`DemoUnavailable` if none.
+
+    The checkout's copy first (an edit to the example shows at once), else the wheel's.
+    """
     path = EXAMPLE_DIR / f"{EXAMPLE_MODULE}.py"
     if not path.is_file():
+        path = PACKAGED_EXAMPLE
+    if not path.is_file():
         raise DemoUnavailable(
-            f"the demo runs the FastAPI example app from a source checkout of "
-            f"pd_integrations, and {path} does not exist (installed from a wheel?): "
-            f"clone the repository and run `python3 dev.py demo` there"
+            f"the demo runs the FastAPI example app, and neither "
+            f"{EXAMPLE_DIR / f'{EXAMPLE_MODULE}.py'} (a source checkout) nor {path} (the "
+            f"wheel) exists: reinstall pd-integrations, or clone the repository and run "
+            f"`python3 dev.py demo` there"
         )
     try:
         import fastapi  # noqa: F401

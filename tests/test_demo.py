@@ -279,12 +279,14 @@ def test_without_a_source_checkout(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(demo, "EXAMPLE_DIR", tmp_path / "example_projects" / "fastapi_app")
+    monkeypatch.setattr(demo, "PACKAGED_EXAMPLE", tmp_path / "site" / "demo_bookshop.py")
     assert main(["demo"]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     (line,) = captured.err.splitlines()
-    assert line.startswith("pd-integrations: error: the demo runs the FastAPI example app ")
+    assert line.startswith("pd-integrations: error: the demo runs the FastAPI example app")
     assert "source checkout" in line
+    assert "reinstall" in line
     assert str(tmp_path / "example_projects" / "fastapi_app" / "fastapi_example_app.py") in line
 
 
