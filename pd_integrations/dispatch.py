@@ -243,15 +243,7 @@ class Dispatcher:
             if isinstance(error, PagerDutyError)
             else PagerDutyError(f"the event cannot be encoded: {type(error).__name__}: {error}")
         )
-        with self._lock:
-            self._failed += 1
-        _log.error(
-            "PagerDuty %s event (dedup key %s) not delivered: %s",
-            event.action,
-            event.dedup_key,
-            failure,
-        )
-        signals.emit(signals.event_failed, self, event=event, error=failure)
+        self._failed_for_good(event, failure)
 
     def _submit(self, prepared: PreparedEvent) -> bool:
         event = prepared.event
@@ -546,6 +538,10 @@ class Dispatcher:
         self, item: Pending, event: Event, error: PagerDutyError, reason: str
     ) -> None:
         self._queue.settle(item, "fail", reason=reason, error=str(error))
+        self._failed_for_good(event, error)
+
+    def _failed_for_good(self, event: Event, error: PagerDutyError) -> None:
+        """Count, log and signal an event that will never be sent: never silent."""
         with self._lock:
             self._failed += 1
         _log.error(
