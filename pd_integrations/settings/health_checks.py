@@ -51,17 +51,19 @@ class HealthCheckSpec:
     recovery_threshold: int | None = None
 
 
-def health_check_errors(value: object) -> tuple[tuple[HealthCheckSpec, ...], list[str]]:
-    """Every usable check (dependencies first), and one message per unusable entry.
+def health_check_errors(
+    value: object,
+) -> tuple[tuple[HealthCheckSpec, ...], list[InvalidSetting]]:
+    """Every usable check (dependencies first), and one error per unusable entry.
 
-    A message starts with the entry it is about (``['db'] ...``), or is about the whole
-    value when it does not start with ``[``.
+    An error's text starts with the entry it is about (``['db'] ...``), or is about the
+    whole value when it does not start with ``[``.
     """
     try:
         entries = check_mapping(value)
     except InvalidSetting as error:
-        return (), [str(error)]
-    errors: list[str] = []
+        return (), [error]
+    errors: list[InvalidSetting] = []
     specs: dict[str, HealthCheckSpec] = {}
     for name, entry in entries.items():
         try:
@@ -69,7 +71,7 @@ def health_check_errors(value: object) -> tuple[tuple[HealthCheckSpec, ...], lis
                 raise InvalidSetting(f"names must be non-empty strings, not {name!r}")
             specs[name] = _health_check(name, entry)
         except InvalidSetting as error:
-            errors.append(f"[{name!r}] {error}")
+            errors.append(InvalidSetting(f"[{name!r}] {error}", hint=error.hint))
     return _dependencies_first(specs, errors), errors
 
 
@@ -77,7 +79,7 @@ def check_health_checks(value: object) -> tuple[HealthCheckSpec, ...]:
     """The checks of ``value``; :class:`InvalidSetting` for the first unusable entry."""
     specs, errors = health_check_errors(value)
     if errors:
-        raise InvalidSetting(errors[0])
+        raise errors[0]
     return specs
 
 
@@ -139,7 +141,7 @@ def _health_check(name: str, entry: object) -> HealthCheckSpec:
 
 
 def _dependencies_first(
-    specs: dict[str, HealthCheckSpec], errors: list[str]
+    specs: dict[str, HealthCheckSpec], errors: list[InvalidSetting]
 ) -> tuple[HealthCheckSpec, ...]:
     ordered: dict[str, HealthCheckSpec] = {}
     visiting: set[str] = set()
@@ -148,14 +150,17 @@ def _dependencies_first(
         if spec.name in ordered:
             return True
         if spec.name in visiting:
-            errors.append(f"[{spec.name!r}] depends on itself")
+            errors.append(InvalidSetting(f"[{spec.name!r}] depends on itself"))
             return False
         visiting.add(spec.name)
         try:
             for dependency in spec.depends_on:
                 if dependency not in specs:
                     errors.append(
-                        f"[{spec.name!r}] depends on {dependency!r}, which is not a usable check"
+                        InvalidSetting(
+                            f"[{spec.name!r}] depends on {dependency!r}, which is not a usable "
+                            "check"
+                        )
                     )
                     return False
                 if not visit(specs[dependency]):

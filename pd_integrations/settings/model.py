@@ -464,7 +464,7 @@ def load(
         try:
             found[setting.name] = setting.check(setting.text(raw))
         except InvalidSetting as error:
-            problems.append(_problem(setting, error, *where))
+            problems.append(_problem(setting, error, raw, *where))
             found[setting.name] = default
             continue
         origins[setting.name], refs[setting.name] = where
@@ -472,11 +472,16 @@ def load(
     return PagerDutySettings(**found, origins=origins, refs=refs, problems=tuple(problems))
 
 
-def _problem(setting: Setting, error: InvalidSetting, origin: str, ref: str) -> Problem:
+def _problem(
+    setting: Setting, error: InvalidSetting, raw: object, origin: str, ref: str
+) -> Problem:
     if setting.secret or not error.has_value:
         text = error.problem
     else:
-        text = f"{error.problem}, not {v.shown(error.value)}"
+        value = error.value
+        if isinstance(raw, str) and isinstance(value, int | float):
+            value = raw  # the text as written, not the number it was read as
+        text = f"{error.problem}, not {v.shown(value)}"
     separator = "" if text.startswith("[") else " "
     return Problem(
         setting.code,
