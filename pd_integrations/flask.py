@@ -53,6 +53,7 @@ from .health import CheckDecorator, HealthCheck, HealthMonitor, HealthReport
 from .monitor import RequestInfo, RequestMonitor
 from .settings import SETTINGS, PagerDutySettings, load
 from .settings.build import build_alerts, build_health, build_monitor
+from .settings.processes import multi_process_warning
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -568,6 +569,10 @@ class PagerDuty:
         if settings.health_path is not None:
             _add_health_endpoint(app, settings.health_path)
         app.cli.add_command(pagerduty_cli)
+        if alerts.enabled and owns_alerts:
+            warning = multi_process_warning(settings.state_url is not None)
+            if warning is not None:
+                _log.warning("%s", warning)
         if not alerts.enabled:
             _log.warning(
                 "PagerDuty alerting is disabled for app %r: no routing key "

@@ -21,7 +21,7 @@ from typing import Final, Literal
 from django.conf import settings as django_settings
 from django.http import UnreadablePostError
 
-from pd_integrations.settings import SETTINGS, PagerDutySettings
+from pd_integrations.settings import SETTINGS, SETTINGS_BY_NAME, InvalidSetting, PagerDutySettings
 from pd_integrations.settings import load as load_settings
 from pd_integrations.settings.health_checks import HealthCheckSpec, health_check_errors
 from pd_integrations.settings.model import Problem as SettingProblem
@@ -120,13 +120,22 @@ def load(
     checks = given.pop("health_checks", None)
     settings = _load_model(given, environ)
     if checks is not None:
+        try:
+            checks = SETTINGS_BY_NAME["health_checks"].text(checks)
+        except InvalidSetting as error:
+            checks = error  # not JSON: reported as not a mapping, like any other value
         specs, errors = health_check_errors(checks)
         ref = _ref("HEALTH_CHECKS")
         for error in errors:
             text = str(error)
             separator = "" if text.startswith("[") else " "
             problems.append(Problem(_id("E010"), "error", f"{ref}{separator}{text}", error.hint))
-        settings = replace(settings, health_checks=specs)
+        settings = replace(
+            settings,
+            health_checks=specs,
+            origins={**settings.origins, "health_checks": ref},
+            refs={**settings.refs, "health_checks": ref},
+        )
     problems.extend(_from_model(problem) for problem in settings.problems)
     return settings, problems
 
