@@ -122,14 +122,16 @@ def load(
     if checks is not None:
         try:
             checks = SETTINGS_BY_NAME["health_checks"].text(checks)
-        except InvalidSetting as error:
-            checks = error  # not JSON: reported as not a mapping, like any other value
-        specs, errors = health_check_errors(checks)
+        except InvalidSetting as not_json:
+            specs: tuple[HealthCheckSpec, ...] = ()
+            errors = [not_json]
+        else:
+            specs, errors = health_check_errors(checks)
         ref = _ref("HEALTH_CHECKS")
-        for error in errors:
-            text = str(error)
+        for invalid in errors:
+            text = str(invalid)
             separator = "" if text.startswith("[") else " "
-            problems.append(Problem(_id("E010"), "error", f"{ref}{separator}{text}", error.hint))
+            problems.append(Problem(_id("E010"), "error", f"{ref}{separator}{text}", invalid.hint))
         settings = replace(
             settings,
             health_checks=specs,

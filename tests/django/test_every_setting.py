@@ -97,7 +97,7 @@ async def _nothing(scope: Any, receive: Any, send: Any) -> None:
     raise AssertionError("not called")
 
 
-def _starlette(given: dict[str, object]) -> PagerDutySettings:
+def _starlette(given: dict[str, Any]) -> PagerDutySettings:
     middleware = PagerDutyMiddleware(_nothing, **given)
     assert middleware.error is None, middleware.error
     if middleware.alerts is not None:
