@@ -17,7 +17,7 @@ import threading
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from importlib import metadata
 from typing import Any, NoReturn, cast
 from urllib.parse import urlsplit
@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from . import config, demo
-from .client import DEFAULT_BASE_URL, EventResponse, EventsClient, RetryPolicy, resolve_base_url
+from .client import DEFAULT_BASE_URL, EventResponse, EventsClient, RetryPolicy
 from .errors import ConfigurationError, InvalidEventError, PagerDutyError
 from .events import (
     ROUTING_KEY_LENGTH,
@@ -40,6 +40,8 @@ from .events import (
     check_routing_key,
     mask_key,
 )
+from .settings import load as load_settings
+from .settings.report import Finding, format_findings, settings_findings
 from .state import safe_url
 
 PROG = "pd-integrations"
@@ -559,22 +561,18 @@ def _image(url: str) -> Image:
 # -- check ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Finding:
-    """One line of ``check``'s report; ``ok`` is None when the check could not run."""
-
-    name: str
-    ok: bool | None
-    detail: str
-
-
 def _check(args: argparse.Namespace) -> int:
-    findings: list[Finding] = []
-    key, key_origin = _routing_key_origin(args.routing_key)
-    findings.append(_check_routing_key(key, key_origin))
-    url, url_origin = _base_url_origin(args.base_url)
-    url_finding = _check_base_url(url, url_origin)
-    findings.append(url_finding)
+    flags = {"routing_key": "--routing-key", "events_base_url": "--base-url"}
+    settings = load_settings(
+        {"routing_key": args.routing_key, "events_base_url": args.base_url},
+        origin=lambda setting: flags[setting.name],
+        ref=lambda setting: setting.name.replace("_", " "),
+    )
+    findings = settings_findings(
+        settings, missing_key="pass --routing-key or set PAGERDUTY_ROUTING_KEY"
+    )
+    key, url = settings.routing_key, settings.events_base_url
+    url_finding = findings[1]
     verify: ssl.SSLContext | bool = True
     if args.ca_file is not None:
         try:
@@ -608,50 +606,6 @@ def _check(args: argparse.Namespace) -> int:
         problems = sum(1 for finding in findings if not finding.ok)
         print("All checks passed." if ok else f"{problems} problem(s) found.")
     return EXIT_OK if ok else EXIT_FAILED
-
-
-def _routing_key_origin(explicit: str | None) -> tuple[str | None, str]:
-    if explicit:
-        return explicit, "--routing-key"
-    for name in config.ROUTING_KEY_VARS:
-        value = config.env_value(name)
-        if value:
-            return value, name
-    return None, ""
-
-
-def _base_url_origin(explicit: str | None) -> tuple[str, str]:
-    if explicit:
-        return explicit.strip(), "--base-url"
-    value = config.env_value(config.EVENTS_BASE_URL_VAR)
-    if value:
-        return value, config.EVENTS_BASE_URL_VAR
-    return DEFAULT_BASE_URL, "default"
-
-
-def _check_routing_key(key: str | None, origin: str) -> Finding:
-    if not key:
-        return Finding(
-            "routing key",
-            False,
-            "missing: pass --routing-key or set PAGERDUTY_ROUTING_KEY",
-        )
-    try:
-        check_routing_key(key)
-    except ConfigurationError as error:
-        return Finding("routing key", False, f"{error} (from {origin})")
-    note = ""
-    if key.startswith("R"):
-        note = "; a global ruleset key: change events need a service integration key"
-    return Finding("routing key", True, f"{mask_key(key)} (from {origin}){note}")
-
-
-def _check_base_url(url: str, origin: str) -> Finding:
-    try:
-        resolve_base_url(url)
-    except ConfigurationError as error:
-        return Finding("base URL", False, f"{error} (from {origin})")
-    return Finding("base URL", True, f"{safe_url(url)} (from {origin})")
 
 
 def probe(url: str, timeout: float, verify: ssl.SSLContext | bool = True) -> Finding:
@@ -694,10 +648,8 @@ def _connection_problem(url: str, error: httpx.HTTPError) -> str:
 
 
 def _print_findings(findings: Sequence[Finding], secrets: Sequence[str]) -> None:
-    width = max(len(finding.name) for finding in findings)
-    for finding in findings:
-        mark = {True: "OK  ", False: "FAIL", None: "SKIP"}[finding.ok]
-        print(f"{mark}  {finding.name:<{width}}  {_redact(finding.detail, secrets)}")
+    for line in format_findings(findings, secrets):
+        print(line)
 
 
 # -- emulator and demo -------------------------------------------------------------------

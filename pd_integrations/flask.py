@@ -31,11 +31,10 @@ commands. Every decision is the :class:`~pd_integrations.monitor.RequestMonitor`
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -43,31 +42,18 @@ from flask import Blueprint, Flask, current_app, got_request_exception, request
 from flask.wrappers import Request
 from werkzeug.exceptions import HTTPException
 
-from . import config, shutdown
 from . import settings as values
-from .alerts import DEFAULT_AUTO_RESOLVE_AFTER, AlertManager
-from .client import DEFAULT_BASE_URL
-from .config import DEFAULT_EXIT_FLUSH_TIMEOUT
+from . import shutdown
+from .alerts import AlertManager
 from .errors import ConfigurationError
-from .events import Link, Severity, check_routing_key
+from .events import Link, Severity
 from .flask_cli import pagerduty_cli
 from .flask_webhooks import config_secrets, webhook_blueprint
-from .health import (
-    DEFAULT_FAILURE_THRESHOLD,
-    DEFAULT_RECOVERY_THRESHOLD,
-    DEFAULT_TIMEOUT,
-    CheckDecorator,
-    HealthCheck,
-    HealthMonitor,
-    HealthReport,
-)
-from .monitor import (
-    DEFAULT_EXCLUDE_PATHS,
-    DEFAULT_INCLUDE_HEADERS,
-    DedupBy,
-    RequestInfo,
-    RequestMonitor,
-)
+from .health import CheckDecorator, HealthCheck, HealthMonitor, HealthReport
+from .monitor import RequestInfo, RequestMonitor
+from .settings import SETTINGS, PagerDutySettings, load
+from .settings.build import build_alerts, build_health, build_monitor
+from .settings.processes import multi_process_warning
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -88,294 +74,38 @@ __all__ = [
 _log = logging.getLogger("pd_integrations.flask")
 
 EXTENSION_KEY: Final = "pagerduty"
-DEFAULT_HEALTH_PATH: Final = "/health"
-_OFF = ("none", "off")
 
 CheckT = TypeVar("CheckT", bound=HealthCheck)
 
 
 # -- settings ------------------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class PagerDutySettings:
-    """One app's ``PAGERDUTY_*`` settings, parsed and checked (see :func:`load_settings`)."""
-
-    routing_key: str | None = None
-    routing_key_origin: str = "unset"
-    events_base_url: str = DEFAULT_BASE_URL
-    events_base_url_origin: str = "default"
-    source: str | None = None
-    environment: str | None = None
-    client_url: str | None = None
-    component: str | None = None
-    timeout: float = 10.0
-    auto_resolve_after: float | None = DEFAULT_AUTO_RESOLVE_AFTER
-    refresh_after: float = config.DEFAULT_REFRESH_AFTER
-    """Seconds between triggers of an open alert that keeps occurring; 0: never."""
-    slow_request_ms: float | None = None
-    slow_routes: dict[str, float | None] = field(default_factory=dict)
-    exclude_paths: tuple[str, ...] = DEFAULT_EXCLUDE_PATHS
-    alert_on_handled_5xx: bool = False
-    severity_for_status: dict[int, Severity | None] | None = None
-    dedup_by: DedupBy = "fingerprint"
-    runbooks: dict[str, str | Link] = field(default_factory=dict)
-    auto_resolve: bool = True
-    in_app_include: tuple[str, ...] = ()
-    in_app_exclude: tuple[str, ...] = ()
-    include_headers: tuple[str, ...] = DEFAULT_INCLUDE_HEADERS
-    send_client_ip: bool = False
-    ignore_exceptions: tuple[type[BaseException], ...] = ()
-    health_path: str | None = DEFAULT_HEALTH_PATH
-    health_interval: float | None = None
-    health_failure_threshold: int = DEFAULT_FAILURE_THRESHOLD
-    health_recovery_threshold: int = DEFAULT_RECOVERY_THRESHOLD
-    health_timeout: float = DEFAULT_TIMEOUT
-    health_show_errors: bool = False
-    # Not in repr(): a Redis URL may carry a password.
-    state_url: str | None = field(default=None, repr=False)
-    """Where alert state is shared (``redis://...``); ``None``: in this process."""
-    spool: str | None = None
-    """The SQLite spool file; ``None``: events wait in memory only."""
-    flush_timeout: float = DEFAULT_EXIT_FLUSH_TIMEOUT
-    """Seconds the flush at exit and on SIGTERM may take."""
-
-
-_Value = TypeVar("_Value")
-_Default = TypeVar("_Default")
-
-
-def _as_is(value: object) -> object:
-    return value
-
-
-def _number_text(value: object) -> object:
-    return values.number_from_text(values.off_from_text(value))
-
-
-def _loose_flag(value: object) -> object:
-    # app.config often gets 0/1 from a config file or from_prefixed_env.
-    if type(value) is int and value in (0, 1):
-        return bool(value)
-    return values.flag_from_text(value)
-
-
-def _loose_threshold(value: object) -> object:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return values.threshold_from_text(value)
-
-
-class _Reader:
-    """Reads ``PAGERDUTY_*`` settings: ``app.config`` first, then the environment.
-
-    A setting absent from ``app.config`` (or set to ``None`` or ``""`` there, unless
-    ``None`` is one of its values) falls back to the environment variable of the same
-    name. Text, from either place, is read as the setting needs (numbers, ``true``/
-    ``false``, comma-separated lists, JSON objects); the value is then checked by
-    :mod:`pd_integrations.settings`, as the Django app checks its own.
-    """
-
-    def __init__(self, app_config: Mapping[str, Any], environ: Mapping[str, str]) -> None:
-        self.app_config = app_config
-        self.environ = environ
-
-    def get(self, name: str, *, none_means_off: bool = False) -> tuple[Any, str] | None:
-        """``(value, origin)`` or ``None`` when the setting is not given anywhere."""
-        if name in self.app_config:
-            value = self.app_config[name]
-            if (value is None and none_means_off) or (value is not None and value != ""):
-                return value, "app.config"
-        text = self.environ.get(name, "").strip()
-        if text:
-            return text, f"environment variable {name}"
-        return None
-
-    def fail(self, name: str, origin: str, error: values.InvalidSetting) -> ConfigurationError:
-        got = f", got {values.shown(error.value)}" if error.has_value else ""
-        return ConfigurationError(f"{name} {error.problem}{got} (from {origin})")
-
-    def checked(
-        self,
-        name: str,
-        check: Callable[[Any], _Value],
-        *,
-        text: Callable[[object], object] = _as_is,
-        none_means_off: bool = False,
-    ) -> tuple[_Value, str] | None:
-        """The checked value and its origin; ``None`` when the setting is not given."""
-        found = self.get(name, none_means_off=none_means_off)
-        if found is None:
-            return None
-        value, origin = found
-        try:
-            return check(text(value)), origin
-        except values.InvalidSetting as error:
-            raise self.fail(name, origin, error) from None
-
-    def read(
-        self,
-        name: str,
-        check: Callable[[Any], _Value],
-        default: _Default,
-        *,
-        text: Callable[[object], object] = _as_is,
-        none_means_off: bool = False,
-    ) -> _Value | _Default:
-        found = self.checked(name, check, text=text, none_means_off=none_means_off)
-        return default if found is None else found[0]
-
-    def seconds(self, name: str, default: float) -> float:
-        return self.read(
-            name,
-            partial(values.check_positive, unit="seconds"),
-            default,
-            text=values.number_from_text,
-        )
-
-    def seconds_or_off(self, name: str, default: float | None) -> float | None:
-        check = partial(values.check_positive_or_none, unit="seconds")
-        return self.read(name, check, default, text=_number_text, none_means_off=True)
-
-    def flag(self, name: str, default: bool) -> bool:
-        return self.read(name, values.check_flag, default, text=_loose_flag)
-
-    def threshold(self, name: str, default: int) -> int:
-        return self.read(name, values.check_threshold, default, text=_loose_threshold)
-
-    def strings(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
-        return self.read(name, values.check_strings, default, text=values.strings_from_text)
-
-    def text(self, name: str, fallback: Callable[[], str | None] | None = None) -> str | None:
-        value = self.read(name, values.check_optional_text, None)
-        if value is None and fallback is not None:
-            return fallback()
-        return value
+CONFIG_ORIGIN: Final = "app.config"
 
 
 def load_settings(
     app_config: Mapping[str, Any], environ: Mapping[str, str] | None = None
 ) -> PagerDutySettings:
-    """Parse and check one app's ``PAGERDUTY_*`` settings; :class:`ConfigurationError` if bad.
+    """Read and check one app's ``PAGERDUTY_*`` settings; :class:`ConfigurationError` if bad.
 
-    Each setting comes from ``app_config``, else from the environment variable of the
-    same name; the routing key, base URL, source, environment and client URL also fall
-    back to the library's usual variables (``PAGERDUTY_INTEGRATION_KEY``, ``APP_NAME``,
-    ``APP_ENV``, ``APP_URL``).
+    Each setting of :data:`pd_integrations.settings.SETTINGS` comes from
+    ``app_config["PAGERDUTY_<NAME>"]``, else from the environment (see
+    :func:`pd_integrations.settings.load`). The error names the setting, shows the value,
+    says where it came from and what is allowed.
     """
-    env = os.environ if environ is None else environ
-    read = _Reader(app_config, env)
-    key, key_origin = _routing_key(read, env)
-    base_url, base_url_origin = read.checked(
-        "PAGERDUTY_EVENTS_BASE_URL", values.check_events_base_url
-    ) or (DEFAULT_BASE_URL, "default")
-    health_path = _health_path(read)
-    exclude = read.strings("PAGERDUTY_EXCLUDE_PATHS", DEFAULT_EXCLUDE_PATHS)
-    if health_path is not None and health_path not in exclude:
-        exclude = (*exclude, health_path)  # probes must not page as slow requests
-    return PagerDutySettings(
-        routing_key=key,
-        routing_key_origin=key_origin,
-        events_base_url=base_url,
-        events_base_url_origin=base_url_origin,
-        source=read.text("PAGERDUTY_SOURCE", lambda: config.env_value(config.APP_NAME_VAR, env)),
-        environment=read.text("PAGERDUTY_ENVIRONMENT", lambda: config.environment(None, env)),
-        client_url=read.text("PAGERDUTY_CLIENT_URL", lambda: config.client_url(None, env)),
-        component=read.text("PAGERDUTY_COMPONENT"),
-        timeout=read.seconds("PAGERDUTY_TIMEOUT", 10.0),
-        auto_resolve_after=read.seconds_or_off(
-            "PAGERDUTY_AUTO_RESOLVE_AFTER", DEFAULT_AUTO_RESOLVE_AFTER
-        ),
-        refresh_after=read.read(
-            config.REFRESH_AFTER_VAR,
-            values.check_refresh_after,
-            config.DEFAULT_REFRESH_AFTER,
-            text=values.number_from_text,
-        ),
-        slow_request_ms=read.read(
-            "PAGERDUTY_SLOW_REQUEST_MS",
-            partial(values.check_positive_or_none, unit="milliseconds"),
-            None,
-            text=_number_text,
-            none_means_off=True,
-        ),
-        slow_routes=read.read(
-            "PAGERDUTY_SLOW_ROUTES", values.check_slow_routes, {}, text=values.json_from_text
-        ),
-        exclude_paths=exclude,
-        alert_on_handled_5xx=read.flag("PAGERDUTY_ALERT_ON_HANDLED_5XX", False),
-        severity_for_status=read.read(
-            "PAGERDUTY_SEVERITY_FOR_STATUS",
-            values.check_severity_for_status,
-            None,
-            text=values.json_from_text,
-        ),
-        dedup_by=read.read("PAGERDUTY_DEDUP_BY", values.check_dedup_by, "fingerprint"),
-        runbooks=read.read(
-            "PAGERDUTY_RUNBOOKS", values.check_runbooks, {}, text=values.json_from_text
-        ),
-        auto_resolve=read.flag("PAGERDUTY_AUTO_RESOLVE", True),
-        in_app_include=read.strings("PAGERDUTY_IN_APP_INCLUDE", ()),
-        in_app_exclude=read.strings("PAGERDUTY_IN_APP_EXCLUDE", ()),
-        include_headers=read.strings("PAGERDUTY_INCLUDE_HEADERS", DEFAULT_INCLUDE_HEADERS),
-        send_client_ip=read.flag("PAGERDUTY_SEND_CLIENT_IP", False),
-        ignore_exceptions=read.read(
-            "PAGERDUTY_IGNORE_EXCEPTIONS",
-            values.check_exception_types,
-            (),
-            text=values.strings_from_text,
-        ),
-        health_path=health_path,
-        health_interval=read.seconds_or_off("PAGERDUTY_HEALTH_INTERVAL", None),
-        health_failure_threshold=read.threshold(
-            "PAGERDUTY_HEALTH_FAILURE_THRESHOLD", DEFAULT_FAILURE_THRESHOLD
-        ),
-        health_recovery_threshold=read.threshold(
-            "PAGERDUTY_HEALTH_RECOVERY_THRESHOLD", DEFAULT_RECOVERY_THRESHOLD
-        ),
-        health_timeout=read.seconds("PAGERDUTY_HEALTH_TIMEOUT", DEFAULT_TIMEOUT),
-        health_show_errors=read.flag("PAGERDUTY_HEALTH_SHOW_ERRORS", False),
-        state_url=read.read(config.STATE_URL_VAR, values.check_state_url, None),
-        spool=read.read(config.SPOOL_VAR, values.check_spool_path, None),
-        flush_timeout=read.read(
-            config.FLUSH_TIMEOUT_VAR,
-            values.check_flush_timeout,
-            DEFAULT_EXIT_FLUSH_TIMEOUT,
-            text=values.number_from_text,
-        ),
+    given = {
+        setting.name: app_config[setting.flask_key]
+        for setting in SETTINGS
+        if setting.flask_key in app_config
+    }
+    loaded = load(
+        given,
+        origin=CONFIG_ORIGIN,
+        ref=lambda setting: setting.flask_key,
+        environ=environ,
     )
-
-
-def _routing_key(read: _Reader, env: Mapping[str, str]) -> tuple[str | None, str]:
-    found = read.get("PAGERDUTY_ROUTING_KEY")
-    if found is not None:
-        key, origin = found
-    else:
-        names = [name for name in config.ROUTING_KEY_VARS if config.env_value(name, env)]
-        if not names:
-            return None, "unset"
-        key, origin = config.env_value(names[0], env), f"environment variable {names[0]}"
-    try:
-        return check_routing_key(key if isinstance(key, str) else repr(key)).strip(), origin
-    except ConfigurationError as error:
-        # The core's message masks the key; only the setting's name is added here.
-        raise ConfigurationError(f"PAGERDUTY_ROUTING_KEY (from {origin}): {error}") from None
-
-
-def _health_path(read: _Reader) -> str | None:
-    found = read.get("PAGERDUTY_HEALTH_PATH", none_means_off=True)
-    if found is None:
-        return DEFAULT_HEALTH_PATH
-    value, origin = found
-    if value is None or value is False or (isinstance(value, str) and value.lower() in _OFF):
-        return None
-    if not isinstance(value, str) or not value.startswith("/"):
-        raise read.fail(
-            "PAGERDUTY_HEALTH_PATH",
-            origin,
-            values.InvalidSetting("must be a path starting with / (or None)", value),
-        )
-    return value
+    loaded.raise_for_errors()
+    return loaded
 
 
 # -- health checks shared by every app of one extension -------------------------------------
@@ -805,38 +535,18 @@ class PagerDuty:
         if EXTENSION_KEY in app.extensions:
             raise RuntimeError("a PagerDuty extension is already registered on this app")
         settings = load_settings(app.config)
+        if self._refresh_after is not None:
+            settings = replace(settings, refresh_after=self._refresh_after)
         alerts, owns_alerts = self._alerts, False
         if alerts is None:
-            alerts = AlertManager(
-                settings.routing_key,
-                source=settings.source,
-                dedup_key_prefix=settings.environment,
-                auto_resolve_after=settings.auto_resolve_after,
-                refresh_after=(
-                    settings.refresh_after if self._refresh_after is None else self._refresh_after
-                ),
-                base_url=settings.events_base_url,
-                client_url=settings.client_url,
-                timeout=settings.timeout,
-                # Explicit, so that the manager uses what was read and checked here.
-                state_url=settings.state_url or values.MEMORY_STATE_URL,
-                spool=settings.spool,
-                shutdown_timeout=settings.flush_timeout,
-            )
+            alerts = build_alerts(settings)
             owns_alerts = True
             # init_app usually runs in the main thread (app factory, module import): the
             # one place where a SIGTERM handler can be installed. A no-op under a server
             # that handles SIGTERM itself.
             shutdown.install()
-        monitor = self._monitor or _build_monitor(alerts, settings)
-        health = self._health or HealthMonitor(
-            alerts,
-            failure_threshold=settings.health_failure_threshold,
-            recovery_threshold=settings.health_recovery_threshold,
-            default_timeout=settings.health_timeout,
-            component=settings.component,
-            environment=settings.environment,
-        )
+        monitor = self._monitor or build_monitor(settings, alerts)
+        health = self._health or build_health(settings, alerts)
         self.health.attach(health)
         state = PagerDutyState(
             settings,
@@ -859,6 +569,10 @@ class PagerDuty:
         if settings.health_path is not None:
             _add_health_endpoint(app, settings.health_path)
         app.cli.add_command(pagerduty_cli)
+        if alerts.enabled and owns_alerts:
+            warning = multi_process_warning(settings.state_url is not None)
+            if warning is not None:
+                _log.warning("%s", warning)
         if not alerts.enabled:
             _log.warning(
                 "PagerDuty alerting is disabled for app %r: no routing key "
@@ -882,27 +596,6 @@ class PagerDuty:
 
     def __repr__(self) -> str:
         return f"<PagerDuty checks={self.health.names}>"
-
-
-def _build_monitor(alerts: AlertManager, settings: PagerDutySettings) -> RequestMonitor:
-    return RequestMonitor(
-        alerts,
-        slow_request_ms=settings.slow_request_ms,
-        slow_routes=settings.slow_routes,
-        exclude_paths=settings.exclude_paths,
-        severity_for_status=settings.severity_for_status,
-        alert_on_handled_5xx=settings.alert_on_handled_5xx,
-        dedup_by=settings.dedup_by,
-        runbooks=settings.runbooks,
-        environment=settings.environment,
-        component=settings.component,
-        in_app_include=settings.in_app_include,
-        in_app_exclude=settings.in_app_exclude,
-        include_headers=settings.include_headers,
-        send_client_ip=settings.send_client_ip,
-        ignore_exceptions=settings.ignore_exceptions,
-        auto_resolve=settings.auto_resolve,
-    )
 
 
 def _add_health_endpoint(app: Flask, path: str) -> None:

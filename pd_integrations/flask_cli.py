@@ -17,6 +17,7 @@ from flask.cli import AppGroup
 from . import signals
 from .events import Event, Severity, mask_key
 from .health import CheckStatus
+from .settings.report import Finding, format_findings, settings_findings, state_finding
 
 if TYPE_CHECKING:
     from .dispatch import Dispatcher
@@ -112,40 +113,47 @@ def check_command(probe: bool) -> None:
     """Show this app's PagerDuty settings and run its health checks (without alerting)."""
     state = _state()
     settings = state.settings
-    problems = 0
     dispatcher = state.alerts.dispatcher
+    findings = settings_findings(settings)
     if not state.owns_alerts:
+        # The AlertManager passed to PagerDuty() is what runs, not the app's settings.
         key = dispatcher.client.routing_key if dispatcher is not None else None
         base_url = dispatcher.client.base_url if dispatcher is not None else None
-        base_url_line = f"{base_url} (from the AlertManager passed to PagerDuty())"
-        key_line = f"{mask_key(key)} (from the AlertManager passed to PagerDuty())"
+        given = "(from the AlertManager passed to PagerDuty())"
+        findings[0] = (
+            Finding("routing key", True, f"{mask_key(key)} {given}")
+            if key
+            else Finding("routing key", False, "missing: the AlertManager passed has none")
+        )
+        findings[1] = Finding("base URL", True, f"{base_url} {given}")
     else:
-        key = settings.routing_key
         base_url = settings.events_base_url
-        key_line = f"{mask_key(key)} (from {settings.routing_key_origin})"
-        base_url_line = f"{base_url} (from {settings.events_base_url_origin})"
-    if key is None:
-        key_line = "missing: set PAGERDUTY_ROUTING_KEY (alerting is disabled)"
-        problems += 1
-    rows = [
-        ("routing key", key_line),
-        ("base URL", base_url_line),
-        ("source", state.alerts.source),
-        ("environment", settings.environment or "-"),
-        ("slow requests", _slow_line(state)),
-        ("handled 5xx", "alert" if state.monitor.alert_on_handled_5xx else "no alert"),
-        ("dedup by", state.monitor.dedup_by),
-        ("health endpoint", _health_line(state)),
-        ("shared state", state.alerts.state.description),
-        ("spool", _spool_line(dispatcher)),
+    findings += [
+        Finding(name, True, value)
+        for name, value in (
+            ("source", state.alerts.source),
+            ("environment", settings.environment or "-"),
+            ("slow requests", _slow_line(state)),
+            ("handled 5xx", "alert" if state.monitor.alert_on_handled_5xx else "no alert"),
+            ("dedup by", state.monitor.dedup_by),
+            ("health endpoint", _health_line(state)),
+        )
     ]
-    for name, value in rows:
-        click.echo(f"{name:<16} {value}")
+    state_line = state_finding(settings)
+    findings.append(
+        state_line
+        if state_line.warning
+        else Finding("shared state", True, state.alerts.state.description)
+    )
+    findings.append(Finding("spool", True, _spool_line(dispatcher)))
+    problems = sum(1 for finding in findings if finding.ok is False)
+    for line in format_findings(findings):
+        click.echo(line)
     if probe and base_url is not None:
         from .cli import probe as probe_url  # the core CLI's reachability check
 
         finding = probe_url(base_url, 5.0)
-        click.echo(f"{'reachable':<16} {'OK' if finding.ok else 'FAIL'}  {finding.detail}")
+        click.echo(format_findings([finding])[0])
         problems += 0 if finding.ok else 1
     # A diagnosis must never page: a one-shot failure here would open an incident that
     # no running server knows it has to resolve.
@@ -153,9 +161,10 @@ def check_command(probe: bool) -> None:
     if report.checks:
         click.echo("health checks:")
     for result in report.checks:
-        mark = {CheckStatus.HEALTHY: "OK  ", CheckStatus.SKIPPED: "SKIP"}.get(result.status, "FAIL")
+        ok = {CheckStatus.HEALTHY: True, CheckStatus.SKIPPED: None}.get(result.status, False)
         detail = f"  {result.error}" if result.error else ""
-        click.echo(f"  {mark}  {result.name} ({result.duration_ms:.1f} ms){detail}")
+        check = Finding(result.name, ok, f"({result.duration_ms:.1f} ms){detail}")
+        click.echo("  " + format_findings([check])[0])
     if not report.healthy:
         problems += 1
     if problems:

@@ -18,20 +18,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Host, Match, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import config
 from .alerts import AlertManager
 from .errors import ConfigurationError
 from .health import DEFAULT_INTERVAL, HealthMonitor
 from .monitor import DedupBy, RequestInfo, RequestMonitor, RunbookMap, StatusSeverity
+from .settings import SETTINGS, load
+from .settings.build import build_alerts, build_health, build_monitor
+from .settings.processes import multi_process_warning
 from .starlette_webhooks import WebhookApp, webhook_app, webhook_endpoint, webhook_route
 
 __all__ = [
@@ -57,22 +60,60 @@ _MAX_MOUNT_DEPTH = 16
 _warned_disabled = False
 
 
+# Settings that configure the AlertManager the middleware creates, and the HealthMonitor.
+_ALERT_SETTINGS: Final = frozenset(
+    {
+        "routing_key",
+        "events_base_url",
+        "source",
+        "client_url",
+        "timeout",
+        "auto_resolve_after",
+        "refresh_after",
+        "state_url",
+        "spool",
+        "flush_timeout",
+    }
+)
+_HEALTH_SETTINGS: Final = frozenset(
+    {"health_checks", "health_timeout", "health_failure_threshold", "health_recovery_threshold"}
+)
+_MIDDLEWARE_SETTINGS: Final = frozenset({"health_interval", "health_path", "health_show_errors"})
+_REQUEST_SETTINGS: Final = frozenset(
+    setting.name
+    for setting in SETTINGS
+    if setting.name not in _ALERT_SETTINGS | _HEALTH_SETTINGS | _MIDDLEWARE_SETTINGS
+    and setting.name != "webhook_secret"
+)
+KEYWORD_SETTINGS: Final = (
+    _REQUEST_SETTINGS | _ALERT_SETTINGS | _HEALTH_SETTINGS | _MIDDLEWARE_SETTINGS
+)
+"""The settings PagerDutyMiddleware takes as keywords: all but ``webhook_secret``."""
+ARGUMENT_ORIGIN: Final = "a PagerDutyMiddleware argument"
+
+
 class PagerDutyMiddleware:
     """Exception and slow-request alerts for a Starlette or FastAPI app.
 
-    ``alerts`` defaults to the ``health`` monitor's manager, else
-    :meth:`AlertManager.from_env` (created here, and flushed at lifespan shutdown).
-    Without a routing key the middleware passes every request straight through and
-    warns once. The request settings build a :class:`RequestMonitor`; pass ``monitor``
-    instead for full control (then none of them may be given). ``slow_request_ms``
-    falls back to ``PAGERDUTY_SLOW_REQUEST_MS``; unset means no slow-request alerts.
+    Every setting of :data:`pd_integrations.settings.SETTINGS` but ``webhook_secret``
+    (which :func:`webhook_app` takes) is a keyword of the same name; one not given (or
+    ``None``) falls back to its ``PAGERDUTY_<NAME>`` environment variable, as in Flask
+    and Django. ``alerts``, ``monitor`` and ``health`` replace what the middleware would
+    build: ``alerts`` defaults to the ``health`` monitor's manager, else one built from
+    the settings (and flushed at lifespan shutdown); with ``monitor`` no request setting
+    may be given, with ``alerts``/``monitor``/``health`` no AlertManager setting, with
+    ``health`` no health-check setting.
 
-    With ``health``, the checks run every ``health_interval`` seconds (default 30) in a
-    task started when the app reports lifespan startup complete and cancelled when
-    shutdown begins; serve them with :func:`health_route`.
+    With a health monitor (``health``, or the ``health_checks`` setting), the checks run
+    every ``health_interval`` seconds (default 30; ``"off"`` for never) in a task started
+    when the app reports lifespan startup complete and cancelled when shutdown begins;
+    ``health_path`` serves them (or use :func:`health_route`).
 
-    ``refresh_after`` (else ``PAGERDUTY_REFRESH_AFTER``) configures the AlertManager
-    created here, so it cannot go with ``alerts``, ``monitor`` or ``health``.
+    A setting that cannot be used never breaks a request: the middleware logs it once
+    at ``ERROR`` and passes every request through untouched, and the lifespan startup
+    fails with it after the app's own startup ran (so ``uvicorn --lifespan on`` exits;
+    the default ``auto`` mode only logs that lifespan looks unsupported and serves).
+    Without a routing key the middleware passes every request through and warns once.
     """
 
     def __init__(
@@ -81,73 +122,123 @@ class PagerDutyMiddleware:
         *,
         alerts: AlertManager | None = None,
         monitor: RequestMonitor | None = None,
-        slow_request_ms: float | None = None,
+        health: HealthMonitor | None = None,
+        # The settings, in the order of pd_integrations.settings.SETTINGS; None: not given.
+        routing_key: str | None = None,
+        events_base_url: str | None = None,
+        source: str | None = None,
+        environment: str | None = None,
+        client_url: str | None = None,
+        component: str | None = None,
+        timeout: float | None = None,
+        auto_resolve_after: float | str | None = None,
+        refresh_after: float | str | None = None,
+        state_url: str | None = None,
+        spool: str | os.PathLike[str] | None = None,
+        flush_timeout: float | None = None,
+        slow_request_ms: float | str | None = None,
         slow_routes: Mapping[str, float | None] | None = None,
         exclude_paths: Iterable[str] | None = None,
         alert_on_handled_5xx: bool | None = None,
         severity_for_status: StatusSeverity | None = None,
         dedup_by: DedupBy | None = None,
         runbooks: RunbookMap | None = None,
-        environment: str | None = None,
-        component: str | None = None,
-        health: HealthMonitor | None = None,
-        health_interval: float | None = None,
-        refresh_after: float | str | None = None,
+        ignore_exceptions: Iterable[type[BaseException] | str] | None = None,
+        auto_resolve: bool | None = None,
+        in_app_include: Iterable[str] | None = None,
+        in_app_exclude: Iterable[str] | None = None,
+        include_headers: Iterable[str] | None = None,
+        send_client_ip: bool | None = None,
+        health_checks: Mapping[str, object] | None = None,
+        health_interval: float | str | None = None,
+        health_timeout: float | None = None,
+        health_failure_threshold: int | None = None,
+        health_recovery_threshold: int | None = None,
+        health_show_errors: bool | None = None,
+        health_path: str | None = None,
     ) -> None:
         self.app = app
-        if refresh_after is not None and any(x is not None for x in (alerts, monitor, health)):
-            raise TypeError(
-                "refresh_after= configures the AlertManager the middleware creates; pass it "
-                "to AlertManager(refresh_after=) instead"
-            )
-        settings: dict[str, Any] = {
-            "slow_request_ms": slow_request_ms,
-            "slow_routes": slow_routes,
-            "exclude_paths": exclude_paths,
-            "alert_on_handled_5xx": alert_on_handled_5xx,
-            "severity_for_status": severity_for_status,
-            "dedup_by": dedup_by,
-            "runbooks": runbooks,
-            "environment": environment,
-            "component": component,
+        arguments = locals()
+        given = {
+            name: arguments[name]
+            for name in _REQUEST_SETTINGS
+            | _ALERT_SETTINGS
+            | _HEALTH_SETTINGS
+            | _MIDDLEWARE_SETTINGS
+            if arguments[name] is not None
         }
-        given = {name: value for name, value in settings.items() if value is not None}
+        _refuse(given, _ALERT_SETTINGS, "alerts=, monitor= or health=", (alerts, monitor, health))
+        _refuse(given, _REQUEST_SETTINGS, "monitor=", (monitor,))
+        _refuse(given, _HEALTH_SETTINGS, "health=", (health,))
         if monitor is not None:
-            if given:
-                raise TypeError(
-                    f"pass either monitor= or request settings, not both ({', '.join(given)})"
-                )
             if alerts is not None and alerts is not monitor.alerts:
                 raise ValueError("alerts= is not the AlertManager of the monitor given")
             alerts = monitor.alerts
-        else:
-            if alerts is None and health is not None:
-                alerts = health.alerts
+        elif alerts is None and health is not None:
+            alerts = health.alerts
+        self.settings = load(
+            given,
+            origin=ARGUMENT_ORIGIN,
+            ref=lambda setting: setting.name,
+            defaults={"health_interval": DEFAULT_INTERVAL, "health_path": None},
+        )
+        self.error: ConfigurationError | None = None
+        try:
+            self.settings.raise_for_errors()
             if alerts is None:
-                alerts = AlertManager.from_env(refresh_after=refresh_after)
-            if "slow_request_ms" not in given:
-                env_ms = _env_slow_request_ms()
-                if env_ms is not None:
-                    given["slow_request_ms"] = env_ms
-            monitor = RequestMonitor(alerts, **given)
-        self.alerts = alerts
-        self.monitor = monitor
+                alerts = build_alerts(self.settings)
+            if monitor is None:
+                monitor = build_monitor(self.settings, alerts)
+            if health is None and self.settings.health_checks:
+                health = build_health(self.settings, alerts)
+        except ConfigurationError as error:
+            # Raising here would turn every request into a 500: Starlette builds the
+            # middleware stack lazily and builds it again on each request that fails.
+            self.error = error
+            _log.error(
+                "PagerDuty alerting is disabled: %s; PagerDutyMiddleware passes requests "
+                "through untouched",
+                error,
+            )
+            health = None
+        self.alerts: AlertManager | None = None if self.error else alerts
+        """``None`` only while a setting is invalid: nothing is watched or sent then."""
+        self.monitor: RequestMonitor | None = None if self.error else monitor
         self.health = health
-        if health_interval is not None and not health_interval > 0:
-            raise ValueError(f"health_interval must be positive, got {health_interval!r}")
-        self.health_interval = DEFAULT_INTERVAL if health_interval is None else health_interval
+        self.health_interval = self.settings.health_interval
+        self._health_endpoint: ASGIApp | None = None
+        if health is not None and self.settings.health_path is not None:
+            self._health_endpoint = Route(
+                self.settings.health_path,
+                health_endpoint(
+                    health,
+                    max_age=None if self.health_interval is None else self.health_interval,
+                    errors=self.settings.health_show_errors,
+                ),
+                methods=["GET"],
+            )
         # The hot path compares the scope type with this once: ``None`` when alerting is
         # off turns the middleware into a pass-through for every request.
-        self._watched: str | None = "http" if alerts.enabled else None
+        enabled = self.alerts is not None and self.alerts.enabled
+        self._watched: str | None = "http" if enabled or self._health_endpoint else None
         # Lifespan shutdown flushes the queue: uvicorn re-raises SIGTERM after it, so the
-        # exit handlers never run there.
-        self._hooks_lifespan = health is not None or alerts.enabled
-        if not alerts.enabled:
-            _warn_disabled()
+        # exit handlers never run there. A configuration error fails the startup.
+        self._hooks_lifespan = health is not None or enabled or self.error is not None
+        if self.alerts is not None:
+            if not enabled:
+                _warn_disabled()
+            _warn_multi_process(self.alerts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == self._watched:
+            endpoint = self._health_endpoint
+            if endpoint is not None and scope.get("path") == self.settings.health_path:
+                await endpoint(scope, receive, send)
+                return
             monitor = self.monitor
+            if monitor is None or not monitor.alerts.enabled:
+                await self.app(scope, receive, send)
+                return
             watch = _Watch(monitor, scope, send, monitor.clock())
             try:
                 await self.app(scope, receive, watch.send)
@@ -330,10 +421,11 @@ def _match_again(scope: Scope, base: str) -> tuple[Any, str, str]:
 class _Lifespan:
     """Starts the periodic health checks after startup, stops them before shutdown."""
 
-    __slots__ = ("_receive", "_send", "middleware", "task")
+    __slots__ = ("_receive", "_send", "failed", "middleware", "task")
 
     def __init__(self, middleware: PagerDutyMiddleware, receive: Receive, send: Send) -> None:
         self.middleware = middleware
+        self.failed = False
         self._receive = receive
         self._send = send
         self.task: asyncio.Task[None] | None = None
@@ -347,6 +439,15 @@ class _Lifespan:
 
     async def send(self, message: Message) -> None:
         kind = message["type"]
+        error = self.middleware.error
+        if error is not None:
+            if kind == "lifespan.startup.complete":
+                # The app's own startup ran; the server decides what a failed lifespan
+                # means (uvicorn --lifespan on exits, the default mode serves on).
+                self.failed = True
+                raise error
+            if kind == "lifespan.startup.failed" and self.failed:
+                return  # Starlette reporting our error: the server gets the exception
         if kind == "lifespan.startup.complete":
             self.start_checks()
         elif kind in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
@@ -356,7 +457,7 @@ class _Lifespan:
 
     def start_checks(self) -> None:
         health = self.middleware.health
-        if health is None or self.task is not None:
+        if health is None or self.task is not None or self.middleware.health_interval is None:
             return
         self.task = asyncio.get_running_loop().create_task(
             health.run_periodically(self.middleware.health_interval),
@@ -372,6 +473,8 @@ class _Lifespan:
 
     async def flush(self) -> None:
         alerts = self.middleware.alerts
+        if alerts is None:
+            return
         dispatcher = alerts.dispatcher
         if dispatcher is not None:
             # Deliver what is queued before the server exits; blocking, so in a thread.
@@ -435,17 +538,28 @@ def health_route(
 # -- configuration ----------------------------------------------------------------------
 
 
-def _env_slow_request_ms() -> float | None:
-    raw = config.env_value(SLOW_REQUEST_MS_VAR)
-    if raw is None:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not value > 0:
-        raise ConfigurationError(f"{SLOW_REQUEST_MS_VAR} must be a positive number, got {raw!r}")
-    return value
+def _refuse(
+    given: Mapping[str, object], names: frozenset[str], instead: str, objects: Iterable[object]
+) -> None:
+    clash = sorted(name for name in given if name in names)
+    if clash and any(obj is not None for obj in objects):
+        raise TypeError(
+            f"{', '.join(clash)} configure(s) what {instead} replaces: pass them to the "
+            "object you build instead"
+        )
+
+
+_warned_multi_process = False
+
+
+def _warn_multi_process(alerts: AlertManager) -> None:
+    global _warned_multi_process
+    if _warned_multi_process or not alerts.enabled:
+        return
+    warning = multi_process_warning(alerts.state.description != "memory")
+    if warning is not None:
+        _warned_multi_process = True
+        _log.warning("%s", warning)
 
 
 def _warn_disabled() -> None:

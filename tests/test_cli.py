@@ -521,7 +521,7 @@ def test_check_reports_every_problem(capsys: pytest.CaptureFixture[str], closed_
     assert time.monotonic() - started < 5
     assert result.status == 1
     lines = result.out.splitlines()
-    assert lines[0].startswith("FAIL  routing key  malformed PagerDuty routing key")
+    assert lines[0].startswith("FAIL  routing key  routing key is malformed (****")
     assert lines[1].startswith("OK    base URL")
     assert lines[2].startswith(f"FAIL  reachable    cannot reach 127.0.0.1:{closed_port}")
     assert lines[-1] == "2 problem(s) found."

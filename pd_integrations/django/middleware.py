@@ -22,13 +22,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TypeGuard, cast
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from asgiref.sync import async_to_sync, iscoroutinefunction, markcoroutinefunction
 from django.http import FileResponse, HttpRequest, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 
 from pd_integrations.monitor import RequestMonitor
 
-from . import receivers
+from . import receivers, views
 from .describe import describe, stashed_exception
 from .runtime import current
 
@@ -60,7 +60,13 @@ class PagerDutyMiddleware:
         if self.is_async:
             return self.__acall__(request)
         get_response = self._sync
-        monitor = current().monitor
+        runtime = current()
+        if (
+            runtime.settings.health_path is not None
+            and request.path == runtime.settings.health_path
+        ):
+            return async_to_sync(views.health)(request)
+        monitor = runtime.monitor
         if monitor is None:
             return get_response(request)
         start = monitor.clock()
@@ -73,7 +79,13 @@ class PagerDutyMiddleware:
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         get_response = self._async
-        monitor = current().monitor
+        runtime = current()
+        if (
+            runtime.settings.health_path is not None
+            and request.path == runtime.settings.health_path
+        ):
+            return await views.health(request)
+        monitor = runtime.monitor
         if monitor is None:
             return await get_response(request)
         start = monitor.clock()

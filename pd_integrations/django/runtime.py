@@ -17,7 +17,8 @@ from pd_integrations.alerts import AlertManager
 from pd_integrations.errors import ConfigurationError
 from pd_integrations.health import HealthMonitor
 from pd_integrations.monitor import RequestMonitor
-from pd_integrations.settings import MEMORY_STATE_URL
+from pd_integrations.settings import build as settings_build
+from pd_integrations.settings.processes import multi_process_warning
 
 from . import conf
 from .conf import PagerDutySettings
@@ -47,63 +48,15 @@ def build_alerts(settings: PagerDutySettings) -> AlertManager | None:
     if settings.routing_key_error is not None:
         return None
     try:
-        return AlertManager(
-            settings.routing_key,
-            source=settings.source,
-            dedup_key_prefix=settings.environment,
-            base_url=settings.events_base_url,
-            client_url=settings.client_url,
-            # All explicit: an invalid environment variable was reported by a system
-            # check and replaced by its default; the manager must not read it again.
-            state_url=settings.state_url or MEMORY_STATE_URL,
-            spool=settings.spool,
-            shutdown_timeout=settings.flush_timeout,
-            refresh_after=settings.refresh_after,
-        )
+        return settings_build.build_alerts(settings)
     except ConfigurationError:
         # The environment changed since the settings were read; treat it like a bad key.
         _log.exception("cannot create the PagerDuty AlertManager")
         return None
 
 
-def build_monitor(settings: PagerDutySettings, alerts: AlertManager) -> RequestMonitor:
-    return RequestMonitor(
-        alerts,
-        slow_request_ms=settings.slow_request_ms,
-        slow_routes=settings.slow_routes,
-        exclude_paths=settings.exclude_paths,
-        severity_for_status=settings.severity_for_status or None,
-        alert_on_handled_5xx=settings.alert_on_handled_5xx,
-        dedup_by=settings.dedup_by,
-        runbooks=settings.runbooks,
-        environment=settings.environment,
-        component=settings.component,
-        ignore_exceptions=settings.ignore_exceptions,
-    )
-
-
-def build_health(settings: PagerDutySettings, alerts: AlertManager) -> HealthMonitor:
-    """A HealthMonitor with ``HEALTH_CHECKS`` registered."""
-    health = HealthMonitor(
-        alerts,
-        failure_threshold=settings.health_failure_threshold,
-        recovery_threshold=settings.health_recovery_threshold,
-        default_timeout=settings.health_timeout,
-        component=settings.component,
-        environment=settings.environment,
-    )
-    for spec in settings.health_checks:
-        health.register(
-            spec.name,
-            spec.check,
-            timeout=spec.timeout,
-            depends_on=spec.depends_on,
-            severity=spec.severity,
-            runbook=spec.runbook,
-            failure_threshold=spec.failure_threshold,
-            recovery_threshold=spec.recovery_threshold,
-        )
-    return health
+build_monitor = settings_build.build_monitor
+build_health = settings_build.build_health
 
 
 def build(settings: PagerDutySettings, *, background: bool = True) -> Runtime:
@@ -120,6 +73,10 @@ def build(settings: PagerDutySettings, *, background: bool = True) -> Runtime:
         )
     monitor = build_monitor(settings, alerts) if alerts.enabled else None
     health = build_health(settings, alerts)
+    if alerts.enabled:
+        warning = multi_process_warning(settings.state_url is not None)
+        if warning is not None:
+            _log.warning("%s", warning)
     if background and settings.health_interval is not None and settings.health_checks:
         health.start(settings.health_interval)
     return Runtime(settings, alerts, monitor, health)

@@ -34,7 +34,7 @@ async def health(request: HttpRequest) -> HttpResponse:
         if report is None:
             report = await monitor.arun()
         response = JsonResponse(
-            report.to_dict(errors=runtime.settings.health_errors), status=report.http_status
+            report.to_dict(errors=runtime.settings.health_show_errors), status=report.http_status
         )
     response["Cache-Control"] = "no-store"
     return response

@@ -38,7 +38,7 @@ _CHUNK = 64 * 1024
 
 def settings_secrets() -> tuple[str, ...]:
     """The secrets in effect: ``PAGERDUTY["WEBHOOK_SECRET"]``, else the environment."""
-    return conf.get().webhook_secrets
+    return conf.get().webhook_secret
 
 
 #: The receiver the included URL serves: register your handlers on it.

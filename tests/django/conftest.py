@@ -19,6 +19,7 @@ from django.test import AsyncClient, Client, override_settings
 
 from pd_integrations import config
 from pd_integrations.django import runtime
+from pd_integrations.settings import SETTINGS
 from pd_integrations.testing import CapturedEvents
 
 # Variables the adapter reads: a developer's own must not leak into the tests.
@@ -31,6 +32,7 @@ ENV_VARS = (
     config.STATE_URL_VAR,
     config.SPOOL_VAR,
     config.FLUSH_TIMEOUT_VAR,
+    *(var for setting in SETTINGS for var in setting.env_vars),
 )
 ROUTING_KEY = "djangoadaptertestroutingkey00001"
 

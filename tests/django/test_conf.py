@@ -40,7 +40,7 @@ def test_defaults() -> None:
     assert settings.severity_for_status == {}
     assert settings.health_checks == ()
     assert settings.health_interval is None
-    assert settings.health_errors is False
+    assert settings.health_show_errors is False
     assert [cls.__name__ for cls in settings.ignore_exceptions] == ["UnreadablePostError"]
 
 
@@ -93,7 +93,7 @@ def test_every_setting() -> None:
     assert settings.health_interval == 30.0
     assert settings.health_timeout == 2.5
     assert (settings.health_failure_threshold, settings.health_recovery_threshold) == (3, 2)
-    assert settings.health_errors is True
+    assert settings.health_show_errors is True
 
 
 def test_environment_fallbacks() -> None:
@@ -108,7 +108,7 @@ def test_environment_fallbacks() -> None:
 
     assert problems == []
     assert settings.routing_key == ENV_KEY
-    assert settings.routing_key_origin == "PAGERDUTY_INTEGRATION_KEY"
+    assert settings.routing_key_origin == "environment variable PAGERDUTY_INTEGRATION_KEY"
     assert settings.events_base_url == "https://events.eu.pagerduty.com"
     assert (settings.source, settings.environment) == ("from-env", "staging")
     assert settings.client_url == "https://app.example.com"
@@ -147,7 +147,7 @@ def test_a_missing_key_is_a_warning() -> None:
     assert settings.routing_key is None
 
 
-@pytest.mark.parametrize("key", ["short", KEY + " ", KEY[:-1] + "!", 12345])
+@pytest.mark.parametrize("key", ["short", KEY + "0", KEY[:-1] + "!", 12345])
 def test_a_malformed_key_is_an_error_that_never_shows_the_key(key: Any) -> None:
     settings, raw_problems = conf.load({"ROUTING_KEY": key}, {})
     (problem,) = raw_problems
@@ -172,24 +172,19 @@ def test_a_malformed_key_in_the_environment_is_an_error() -> None:
     [
         ("SLOW_REQUEST_MS", 0, "E002"),
         ("SLOW_REQUEST_MS", -5, "E002"),
-        ("SLOW_REQUEST_MS", "5000", "E002"),
         ("SLOW_REQUEST_MS", True, "E002"),
         ("DEDUP_BY", "exception", "E004"),
         ("SLOW_ROUTES", ["/a/"], "E007"),
         ("SLOW_ROUTES", {"/a/": 0}, "E007"),
         ("SLOW_ROUTES", {3: 100}, "E007"),
-        ("EXCLUDE_PATHS", "/health", "E008"),
         ("EXCLUDE_PATHS", ["/ok", ""], "E008"),
         ("RUNBOOKS", {"*": "not a url"}, "E009"),
         ("RUNBOOKS", "https://example.com", "E009"),
         ("HEALTH_INTERVAL", 0, "E011"),
-        ("HEALTH_TIMEOUT", None, "E011"),
         ("HEALTH_FAILURE_THRESHOLD", 0, "E011"),
         ("HEALTH_RECOVERY_THRESHOLD", 1.5, "E011"),
         ("EVENTS_BASE_URL", "events.pagerduty.com", "E012"),
         ("EVENTS_BASE_URL", "ftp://example.com", "E012"),
-        ("ALERT_ON_HANDLED_5XX", "yes", "E013"),
-        ("HEALTH_ERRORS", 1, "E013"),
         ("SEVERITY_FOR_STATUS", {404: "error"}, "E014"),
         ("SEVERITY_FOR_STATUS", {503: "loud"}, "E014"),
         ("SEVERITY_FOR_STATUS", {"abc": "error"}, "E014"),
@@ -197,18 +192,14 @@ def test_a_malformed_key_in_the_environment_is_an_error() -> None:
         ("ENVIRONMENT", ["prod"], "E015"),
         ("IGNORE_EXCEPTIONS", ["no.such.Error"], "E016"),
         ("IGNORE_EXCEPTIONS", ["tests.django.health.upstream"], "E016"),
-        ("IGNORE_EXCEPTIONS", "builtins.KeyError", "E016"),
         ("STATE_URL", "http://redis.internal:6379/0", "E018"),
         ("STATE_URL", "redis://redis.internal:port/0", "E018"),
         ("STATE_URL", 6379, "E018"),
-        ("SPOOL", "", "E019"),
         ("SPOOL", 42, "E019"),
         ("FLUSH_TIMEOUT", -1, "E020"),
-        ("FLUSH_TIMEOUT", "5", "E020"),
         ("FLUSH_TIMEOUT", float("nan"), "E020"),
         ("FLUSH_TIMEOUT", True, "E020"),
         ("REFRESH_AFTER", -1, "E021"),
-        ("REFRESH_AFTER", "300", "E021"),
         ("REFRESH_AFTER", "soon", "E021"),
         ("REFRESH_AFTER", float("inf"), "E021"),
     ],
@@ -426,7 +417,7 @@ def test_an_invalid_environment_variable_is_reported_and_not_used(
     assert problem.id == f"pd_integrations.{code}"
     assert problem.level == "error"
     assert problem.msg.startswith(f"{var} must be")
-    assert f"not {text!r}; {consequence}" in problem.msg
+    assert f"not {text!r} (from the environment)" in problem.msg
     assert settings == conf.load({"ROUTING_KEY": KEY}, {})[0]
 
 

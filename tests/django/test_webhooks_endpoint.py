@@ -167,7 +167,7 @@ def test_secrets_from_the_environment_and_lists(
         monkeypatch.setenv(ENV_VAR, f"{OTHER_SECRET},{SECRET}")
         runtime.reset()
         assert post(*delivery("pagey.ping"))[0] == 200
-        assert conf.get().webhook_secrets_origin == ENV_VAR
+        assert conf.get().origin("webhook_secret") == f"environment variable {ENV_VAR}"
     assert calls == ["pagey.ping", "pagey.ping"]
 
 
@@ -177,13 +177,13 @@ def test_a_malformed_secret_setting_is_a_system_check_error(value: object) -> No
         errors = [m for m in checks.run_checks() if m.id == "pd_integrations.E017"]
         assert len(errors) == 1
         assert "PAGERDUTY['WEBHOOK_SECRET'] must be a string or a list" in errors[0].msg
-        assert conf.get().webhook_secrets == ()
+        assert conf.get().webhook_secret == ()
 
 
 def test_the_summary_counts_secrets_without_showing_them() -> None:
     with pagerduty(WEBHOOK_SECRET=f"{SECRET} {OTHER_SECRET}"):
         summary = conf.get().summary()
-        assert summary["webhook_secrets"] == 2
-        assert summary["webhook_secrets_origin"] == "PAGERDUTY['WEBHOOK_SECRET']"
+        assert summary["webhook_secret"] == 2
+        assert conf.get().origin("webhook_secret") == "PAGERDUTY['WEBHOOK_SECRET']"
         assert SECRET not in repr(conf.get())
         assert SECRET not in repr(summary)

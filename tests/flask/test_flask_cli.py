@@ -174,4 +174,4 @@ def test_check_command_probe(make_app: MakeApp) -> None:
 
         assert result.exit_code == 0, result.output
         assert f"{emulator.url} (from app.config)" in result.output
-        assert "reachable        OK" in result.output
+        assert "OK    reachable" in result.output

@@ -60,6 +60,7 @@ def timed_by(clock: FakeClock) -> Callable[..., PagerDutyMiddleware]:
     # ``app`` by keyword too: Starlette before 0.38 builds middleware as ``cls(app=app, ...)``.
     def install(app: ASGIApp, **settings: Any) -> PagerDutyMiddleware:
         middleware = PagerDutyMiddleware(app, **settings)
+        assert middleware.monitor is not None, middleware.error
         middleware.monitor.clock = clock
         return middleware
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 import pd_integrations.starlette as pd_starlette
 from pd_integrations import AlertManager
+from pd_integrations.errors import ConfigurationError
 from pd_integrations.monitor import RequestMonitor
 from pd_integrations.starlette import PagerDutyMiddleware
 from pd_integrations.testing import CapturedEvents, capture_events
@@ -284,11 +287,51 @@ def test_slow_request_ms_falls_back_to_the_environment(
 ) -> None:
     monkeypatch.setenv("PAGERDUTY_SLOW_REQUEST_MS", "50")
     middleware = PagerDutyMiddleware(_nothing, alerts=alerts)
+    assert middleware.monitor is not None
     assert middleware.monitor.slow_request_ms == 50
 
+
+def test_an_invalid_setting_turns_the_middleware_into_a_pass_through(
+    pagerduty_events: CapturedEvents,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     monkeypatch.setenv("PAGERDUTY_SLOW_REQUEST_MS", "fast")
-    with pytest.raises(ValueError, match="PAGERDUTY_SLOW_REQUEST_MS"):
-        PagerDutyMiddleware(_nothing, alerts=alerts)
+    app = Starlette(routes=[Route("/boom", _boom)])
+    app.add_middleware(PagerDutyMiddleware)
+    client = TestClient(app, raise_server_exceptions=False)
+
+    answers = [client.get("/boom").status_code for _ in range(3)]
+
+    assert answers == [500, 500, 500]  # the app's own error page, not the middleware's
+    assert pagerduty_events.triggers == []
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR and "PagerDuty" in r.message]
+    assert len(errors) == 1
+    assert "PAGERDUTY_SLOW_REQUEST_MS" in errors[0].message
+    assert "'fast'" in errors[0].message
+    assert "(from the environment)" in errors[0].message
+
+
+def test_an_invalid_setting_fails_the_lifespan_start_up_after_the_apps_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    started: list[str] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        started.append("app")
+        yield
+
+    app = Starlette(routes=[Route("/boom", _boom)], lifespan=lifespan)
+    app.add_middleware(PagerDutyMiddleware, slow_request_ms="soon")
+
+    with pytest.raises(ConfigurationError, match=r"slow_request_ms .*'soon'"), TestClient(app):
+        pass
+    assert started == ["app"]
+
+
+async def _boom(request: Request) -> Response:
+    raise RuntimeError("boom")
 
 
 def test_a_monitor_excludes_the_other_settings(alerts: AlertManager) -> None:
@@ -305,13 +348,19 @@ def test_refresh_after_configures_the_manager_created_here(
     pagerduty_events: CapturedEvents, monkeypatch: pytest.MonkeyPatch, alerts: AlertManager
 ) -> None:
     created: list[AlertManager] = []
+
+    def made(**settings: Any) -> AlertManager:
+        alerts = PagerDutyMiddleware(_nothing, **settings).alerts
+        assert alerts is not None
+        return alerts
+
     try:
-        created.append(PagerDutyMiddleware(_nothing, refresh_after=30).alerts)
+        created.append(made(refresh_after=30))
         assert created[-1].refresh_after == 30.0
-        created.append(PagerDutyMiddleware(_nothing, refresh_after="off").alerts)
+        created.append(made(refresh_after="off"))
         assert created[-1].refresh_after == 0.0
         monkeypatch.setenv("PAGERDUTY_REFRESH_AFTER", "45")
-        created.append(PagerDutyMiddleware(_nothing).alerts)
+        created.append(made())
         assert created[-1].refresh_after == 45.0
     finally:
         for manager in created:

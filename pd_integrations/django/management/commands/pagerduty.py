@@ -28,6 +28,7 @@ from pd_integrations.django import conf, runtime
 from pd_integrations.django.checks import TAG
 from pd_integrations.events import Severity
 from pd_integrations.health import HealthReport
+from pd_integrations.settings.report import format_findings, settings_findings, state_finding
 
 ACTIONS = ("check", "test", "health")
 EXIT_FAILED = 1
@@ -87,7 +88,11 @@ class Command(BaseCommand):
                 {
                     "ok": not failing,
                     "messages": [_message_dict(m) for m in messages],
-                    "settings": settings.summary(),
+                    "settings": {
+                        **settings.summary(),
+                        "routing_key_origin": settings.routing_key_origin,
+                        "enabled": settings.enabled,
+                    },
                 }
             )
         else:
@@ -102,10 +107,13 @@ class Command(BaseCommand):
             raise CommandError(f"{len(failing)} problem(s) found", returncode=EXIT_FAILED)
 
     def _print_settings(self, settings: conf.PagerDutySettings) -> None:
+        # The lines every check command shows, then every setting in effect.
+        findings = settings_findings(settings, missing_key="set PAGERDUTY['ROUTING_KEY']")
+        for line in format_findings([*findings, state_finding(settings)]):
+            self.stdout.write(line)
+        self.stdout.write("")
         summary = settings.summary()
-        key = summary["routing_key"]
-        origin = summary.pop("routing_key_origin")
-        summary["routing_key"] = f"{key} (from {origin})" if key else "none: alerting is disabled"
+        summary.pop("routing_key")
         width = max(len(name) for name in summary)
         self.stdout.write(self.style.MIGRATE_HEADING("PagerDuty settings in effect:"))
         for name, value in summary.items():
@@ -116,6 +124,8 @@ class Command(BaseCommand):
 
     def _test(self, *, as_json: bool, severity: Severity, keep_open: bool, timeout: float) -> None:
         settings, _ = conf.load()
+        if settings.routing_key_error is not None:
+            raise CommandError(settings.routing_key_error, returncode=EXIT_CONFIG)
         if settings.routing_key is None:
             raise CommandError(
                 "no PagerDuty routing key: set PAGERDUTY['ROUTING_KEY'] or PAGERDUTY_ROUTING_KEY",

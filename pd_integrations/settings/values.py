@@ -25,12 +25,12 @@ from importlib import import_module
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from . import config
-from .client import DEFAULT_BASE_URL
-from .errors import ConfigurationError
-from .events import Link, Severity
-from .monitor import DedupBy
-from .state import safe_url, state_backend_kind
+from pd_integrations import config
+from pd_integrations.client import DEFAULT_BASE_URL
+from pd_integrations.errors import ConfigurationError
+from pd_integrations.events import Link, Severity
+from pd_integrations.monitor import DedupBy
+from pd_integrations.state import safe_url, state_backend_kind
 
 __all__ = [
     "MEMORY_STATE_URL",

@@ -1,0 +1,86 @@
+"""Settings -> the runtime objects, the same way in every framework.
+
+:func:`build_alerts`, :func:`build_monitor` and :func:`build_health` turn one
+:class:`~.model.PagerDutySettings` into the :class:`~pd_integrations.AlertManager`,
+:class:`~pd_integrations.monitor.RequestMonitor` and
+:class:`~pd_integrations.health.HealthMonitor` an adapter uses. Every value is passed
+explicitly, so the objects never read the environment again: what was checked (and
+reported) is what runs.
+"""
+
+from __future__ import annotations
+
+from pd_integrations.alerts import AlertManager
+from pd_integrations.health import HealthMonitor
+from pd_integrations.monitor import RequestMonitor
+
+from .model import PagerDutySettings
+from .values import MEMORY_STATE_URL
+
+__all__ = ["build_alerts", "build_health", "build_monitor"]
+
+
+def build_alerts(settings: PagerDutySettings) -> AlertManager:
+    """An AlertManager for ``settings`` (disabled when there is no routing key)."""
+    return AlertManager(
+        settings.routing_key,
+        source=settings.source,
+        dedup_key_prefix=settings.environment,
+        auto_resolve_after=settings.auto_resolve_after,
+        refresh_after=settings.refresh_after,
+        base_url=settings.events_base_url,
+        client_url=settings.client_url,
+        timeout=settings.timeout,
+        state_url=settings.state_url or MEMORY_STATE_URL,
+        spool=settings.spool,
+        shutdown_timeout=settings.flush_timeout,
+    )
+
+
+def build_monitor(settings: PagerDutySettings, alerts: AlertManager) -> RequestMonitor:
+    """The RequestMonitor; the health endpoint's path is never reported as slow."""
+    exclude = settings.exclude_paths
+    if settings.health_path is not None and settings.health_path not in exclude:
+        exclude = (*exclude, settings.health_path)
+    return RequestMonitor(
+        alerts,
+        slow_request_ms=settings.slow_request_ms,
+        slow_routes=settings.slow_routes,
+        exclude_paths=exclude,
+        severity_for_status=settings.severity_for_status or None,
+        alert_on_handled_5xx=settings.alert_on_handled_5xx,
+        dedup_by=settings.dedup_by,
+        runbooks=settings.runbooks,
+        environment=settings.environment,
+        component=settings.component,
+        in_app_include=settings.in_app_include,
+        in_app_exclude=settings.in_app_exclude,
+        include_headers=settings.include_headers,
+        send_client_ip=settings.send_client_ip,
+        ignore_exceptions=settings.ignore_exceptions,
+        auto_resolve=settings.auto_resolve,
+    )
+
+
+def build_health(settings: PagerDutySettings, alerts: AlertManager) -> HealthMonitor:
+    """A HealthMonitor with the ``health_checks`` setting's checks registered."""
+    health = HealthMonitor(
+        alerts,
+        failure_threshold=settings.health_failure_threshold,
+        recovery_threshold=settings.health_recovery_threshold,
+        default_timeout=settings.health_timeout,
+        component=settings.component,
+        environment=settings.environment,
+    )
+    for spec in settings.health_checks:
+        health.register(
+            spec.name,
+            spec.check,
+            timeout=spec.timeout,
+            depends_on=spec.depends_on,
+            severity=spec.severity,
+            runbook=spec.runbook,
+            failure_threshold=spec.failure_threshold,
+            recovery_threshold=spec.recovery_threshold,
+        )
+    return health

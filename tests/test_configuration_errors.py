@@ -1,0 +1,71 @@
+"""A configuration error never breaks requests: real servers, a bad environment value.
+
+The FastAPI app under uvicorn in its default lifespan mode cannot fail start-up (uvicorn
+serves on after a lifespan error): it answers, logs the error once and sends nothing.
+``--lifespan on`` fails start-up with the setting's name and value.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import httpx
+
+from pd_integrations.emulator import Emulator
+
+from .test_shutdown import PROCESS_TIMEOUT, emulator, free_port, server_env, serving
+
+__all__ = ["emulator"]
+
+BAD = {"PAGERDUTY_SLOW_REQUEST_MS": "5s"}
+MESSAGE = "PAGERDUTY_SLOW_REQUEST_MS must be a positive number of milliseconds"
+
+
+def _stop(server: subprocess.Popen[str]) -> str:
+    server.terminate()
+    try:
+        return server.communicate(timeout=PROCESS_TIMEOUT)[0]
+    finally:
+        if server.poll() is None:
+            server.kill()
+
+
+def test_fastapi_under_uvicorn_default_lifespan_serves_and_logs_once(emulator: Emulator) -> None:
+    port = free_port()
+    command = [
+        sys.executable, "-m", "uvicorn", "tests.processes.asgi_middleware_app:app",
+        "--host", "127.0.0.1", "--port", str(port),
+    ]  # fmt: skip
+    with serving(command, server_env(emulator, **BAD), port) as server:
+        for _ in range(3):
+            response = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=30)
+            assert response.status_code == 200
+            assert response.json() == {"status": "ready"}
+        output = _stop(server)
+    assert output.count(MESSAGE) == 1, output
+    assert (
+        output.split(MESSAGE)[0].splitlines()[-1].startswith("ERROR:pd_integrations.starlette:")
+    ), output
+    assert "Traceback" not in output, output
+    assert emulator.alerts() == []
+
+
+def test_fastapi_under_uvicorn_lifespan_on_fails_start_up(emulator: Emulator) -> None:
+    port = free_port()
+    command = [
+        sys.executable, "-m", "uvicorn", "tests.processes.asgi_middleware_app:app",
+        "--host", "127.0.0.1", "--port", str(port), "--lifespan", "on",
+    ]  # fmt: skip
+    server = subprocess.run(
+        command,
+        env=server_env(emulator, **BAD),
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_TIMEOUT,
+        check=False,
+    )
+    assert server.returncode != 0
+    assert MESSAGE in server.stderr
+    assert "'5s'" in server.stderr
+    assert "Application startup failed" in server.stderr
