@@ -38,6 +38,7 @@ from typing import Any, Protocol, TypeVar
 
 from . import config
 from .alerts import AlertManager, make_dedup_key
+from .dispatch import DeliveryHealth
 from .events import Link, Severity
 from .fingerprint import message, type_name
 from .scrub import DEFAULT_SCRUBBER, Scrubber
@@ -106,6 +107,9 @@ class HealthReport:
 
     checks: tuple[CheckResult, ...]
     checked_at: datetime
+    delivery: DeliveryHealth | None = None
+    """Whether the alerts themselves reach PagerDuty; it never changes the HTTP status
+    (the app is fine, its alerting is not), it only shows it."""
 
     @property
     def status(self) -> OverallStatus:
@@ -131,11 +135,23 @@ class HealthReport:
 
     def to_dict(self, *, errors: bool = True) -> dict[str, Any]:
         """A JSON-ready body; ``errors=False`` leaves out error messages (public endpoints)."""
-        return {
+        body: dict[str, Any] = {
             "status": self.status.value,
             "checked_at": self.checked_at.isoformat().replace("+00:00", "Z"),
             "checks": {c.name: c.to_dict(errors=errors) for c in self.checks},
         }
+        if self.delivery is not None:
+            delivery = self.delivery
+            body["delivery"] = {
+                "ok": delivery.ok,
+                "queued": delivery.queued,
+                "oldest_queued_seconds": delivery.oldest_queued_seconds,
+                "rejected": delivery.rejected,
+                "dropped": delivery.dropped,
+            }
+            if errors and delivery.problem is not None:
+                body["delivery"]["problem"] = delivery.problem
+        return body
 
 
 @dataclass(slots=True)
@@ -690,9 +706,16 @@ class HealthMonitor(CheckDecorator):
                         consecutive_failures=state.failures,
                     )
                 )
-            report = HealthReport(tuple(results), datetime.now(UTC))
+            report = HealthReport(tuple(results), datetime.now(UTC), self._delivery())
             self._last_report = report
         return report
+
+    def _delivery(self) -> DeliveryHealth | None:
+        try:
+            return self.alerts.health()
+        except Exception:  # a report without it beats no report
+            _log.exception("could not read the PagerDuty delivery health")
+            return None
 
     def _state(self, check: _Check) -> HealthState:
         try:

@@ -73,6 +73,8 @@ _ALERT_SETTINGS: Final = frozenset(
         "state_url",
         "spool",
         "flush_timeout",
+        "delivery_alert_routing_key",
+        "delivery_stall_after",
     }
 )
 _HEALTH_SETTINGS: Final = frozenset(
@@ -136,6 +138,8 @@ class PagerDutyMiddleware:
         state_url: str | None = None,
         spool: str | os.PathLike[str] | None = None,
         flush_timeout: float | None = None,
+        delivery_alert_routing_key: str | None = None,
+        delivery_stall_after: float | None = None,
         slow_request_ms: float | str | None = None,
         slow_routes: Mapping[str, float | None] | None = None,
         exclude_paths: Iterable[str] | None = None,

@@ -17,7 +17,9 @@ import pytest
 
 from pd_integrations import EventsClient
 from pd_integrations.cli import main
+from pd_integrations.dispatch import Dispatcher
 from pd_integrations.emulator import Emulator
+from pd_integrations.events import TriggerEvent
 
 KEY = "c1itestroutingkey000000000000001"
 RULESET_KEY = "R1itestroutingkey000000000000001"
@@ -681,3 +683,32 @@ def test_check_never_prints_a_password_from_the_base_url(
     )
     assert "hunter2" not in result.out + result.err
     assert result.json()["base_url"] == "https://user:****@127.0.0.1:9"
+
+
+def test_check_shows_the_delivery_alert_and_what_the_spool_holds_back(
+    capsys: pytest.CaptureFixture[str],
+    emulator: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    spool = tmp_path / "pagerduty.spool"
+    emulator.revoke(KEY)
+    client = EventsClient(KEY, source="tests", base_url=emulator.url)
+    dispatcher = Dispatcher(client, spool=spool, rate_limit=None, handle_sigterm=False)
+    dispatcher.submit(TriggerEvent("lost page", "critical", "tests", dedup_key="lost"))
+    assert dispatcher.flush(30)
+    dispatcher.close(5)
+    client.close()
+    monkeypatch.setenv("PAGERDUTY_SPOOL", str(spool))
+    monkeypatch.setenv("PAGERDUTY_DELIVERY_ALERT_ROUTING_KEY", "R" + "0" * 30 + "9")
+    result = run(capsys, *to(emulator, "check"))
+    lines = {line.split()[1] + line.split()[2]: line for line in result.out.splitlines()[:-1]}
+    assert lines["deliveryalert"].startswith("OK")
+    assert (
+        "to ****0009 (from environment variable PAGERDUTY_DELIVERY_ALERT_ROUTING_KEY)"
+        in (lines["deliveryalert"])
+    )
+    spool_line = next(line for line in result.out.splitlines() if " spool " in line)
+    assert spool_line.startswith("WARN")
+    assert "0 event(s) waiting; 1 refused by PagerDuty" in spool_line
+    assert "Invalid routing key" in spool_line

@@ -11,6 +11,7 @@ import pytest
 
 from pd_integrations import AlertManager
 from pd_integrations import health as health_module
+from pd_integrations.emulator import Emulator
 from pd_integrations.health import CheckStatus, HealthMonitor, HealthReport, OverallStatus
 from pd_integrations.testing import CapturedEvents
 
@@ -660,3 +661,32 @@ def test_a_checks_own_timeout_error_is_its_error_not_its_time_limit(
     expected = "TimeoutError: upstream read timed out"
     assert health.run()["api"].error == expected
     assert asyncio.run(health.arun())["api"].error == expected
+
+
+def test_the_report_shows_whether_alerts_reach_pagerduty() -> None:
+    # A revoked routing key: the app is healthy, its alerting is not. The endpoint keeps
+    # answering 200 (nothing the load balancer should act on) and says so.
+    with Emulator(port=0, rate_limit_per_minute=None) as emulator:
+        emulator.revoke("healthdeliveryroutingkey00000001")
+        alerts = AlertManager(
+            "healthdeliveryroutingkey00000001",
+            base_url=emulator.url,
+            rate_limit=None,
+            state_url="memory://",
+        )
+        monitor = HealthMonitor(alerts)
+        try:
+            monitor.register("db", Switch())
+            assert monitor.run().to_dict()["delivery"]["ok"] is True
+            alerts.critical("Payments down")
+            assert alerts.flush(30)
+            report = monitor.run()
+            assert report.http_status == 200
+            delivery = report.to_dict()["delivery"]
+            assert delivery["ok"] is False
+            assert delivery["rejected"] == 1
+            assert "Invalid routing key" in delivery["problem"]
+            assert "problem" not in report.to_dict(errors=False)["delivery"]
+        finally:
+            monitor.stop()
+            alerts.close(5)

@@ -34,6 +34,8 @@ def build_alerts(settings: PagerDutySettings) -> AlertManager:
         state_url=settings.state_url or MEMORY_STATE_URL,
         spool=settings.spool,
         shutdown_timeout=settings.flush_timeout,
+        delivery_alert_routing_key=settings.delivery_alert_routing_key,
+        delivery_stall_after=settings.delivery_stall_after,
     )
 
 

@@ -30,6 +30,7 @@ from typing import Any, Final, Literal
 from pd_integrations.alerts import DEFAULT_AUTO_RESOLVE_AFTER
 from pd_integrations.client import DEFAULT_BASE_URL
 from pd_integrations.config import DEFAULT_EXIT_FLUSH_TIMEOUT, DEFAULT_REFRESH_AFTER
+from pd_integrations.dispatch import DEFAULT_STALL_AFTER
 from pd_integrations.errors import ConfigurationError
 from pd_integrations.events import (
     ROUTING_KEY_LENGTH,
@@ -212,6 +213,12 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("flush_timeout", v.check_flush_timeout, DEFAULT_EXIT_FLUSH_TIMEOUT, "E020",
             "seconds the flush of queued events at exit and on SIGTERM may take",
             text=v.number_from_text),
+    Setting("delivery_alert_routing_key", _check_routing_key, None, "E029",
+            "a second integration's key: one alert there while delivery to the main key "
+            "fails (refused, or stalled)", secret=True),
+    Setting("delivery_stall_after", _seconds, DEFAULT_STALL_AFTER, "E030",
+            "seconds events may wait with nothing delivered before delivery counts as "
+            "failing", text=v.number_from_text),
     # -- requests -------------------------------------------------------------------
     Setting("slow_request_ms", _ms_or_off, None, "E002",
             "requests slower than this many milliseconds raise a `warning`; unset: off",
@@ -302,6 +309,8 @@ class PagerDutySettings:
     state_url: str | None = field(default=None, repr=False)
     spool: str | None = None
     flush_timeout: float = DEFAULT_EXIT_FLUSH_TIMEOUT
+    delivery_alert_routing_key: str | None = field(default=None, repr=False)
+    delivery_stall_after: float = DEFAULT_STALL_AFTER
     slow_request_ms: float | None = None
     slow_routes: Mapping[str, float | None] = field(default_factory=dict)
     exclude_paths: tuple[str, ...] = DEFAULT_EXCLUDE_PATHS

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from pd_integrations.events import mask_key
+from pd_integrations.spool import Spool, SpoolError
 from pd_integrations.state import safe_url
 
 from .model import PagerDutySettings
 from .processes import multi_process_warning
 
-__all__ = ["Finding", "format_findings", "settings_findings", "state_finding"]
+__all__ = ["Finding", "delivery_findings", "format_findings", "settings_findings", "state_finding"]
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,49 @@ def settings_findings(
     for problem in settings.errors:
         if problem.setting not in ("routing_key", "events_base_url"):
             findings.append(Finding(problem.setting or "settings", False, str(problem)))
+    return [*findings, *delivery_findings(settings)]
+
+
+def delivery_findings(settings: PagerDutySettings) -> list[Finding]:
+    """Who hears about failing delivery, and what a spool file holds back or lost.
+
+    A running app reports its live delivery health through ``AlertManager.health()``
+    and its health endpoint; a ``check`` command is a process of its own, so it reads
+    only what outlives a process: the spool.
+    """
+    findings = []
+    alarm_key = settings.delivery_alert_routing_key
+    if alarm_key is not None:
+        origin = settings.origin("delivery_alert_routing_key")
+        findings.append(
+            Finding("delivery alert", True, f"to {mask_key(alarm_key)} (from {origin})")
+        )
+    if settings.spool is not None and settings.routing_key is not None:
+        findings.append(_spool_finding(settings.spool, settings.routing_key, settings))
     return findings
+
+
+def _spool_finding(path: str, routing_key: str, settings: PagerDutySettings) -> Finding:
+    if not Path(path).exists():
+        return Finding("spool", True, f"{path}: no file yet (created at the first event)")
+    try:
+        spool = Spool(path, routing_key=routing_key)
+    except SpoolError as error:
+        return Finding("spool", False, str(error))
+    try:
+        waiting, oldest = spool.pending_count(), spool.oldest_age()
+        refused = [f for f in spool.failed() if f.reason == "rejected"]
+    except SpoolError as error:
+        return Finding("spool", False, str(error))
+    finally:
+        spool.close()
+    detail = f"{path}: {waiting} event(s) waiting"
+    if oldest is not None:
+        detail += f", the oldest for {oldest:.0f} s"
+    if refused:
+        detail += f"; {len(refused)} refused by PagerDuty, the last: {refused[-1].error}"
+    stalled = oldest is not None and oldest >= settings.delivery_stall_after
+    return Finding("spool", True, detail, warning=stalled or bool(refused))
 
 
 def state_finding(settings: PagerDutySettings) -> Finding:

@@ -41,6 +41,11 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "state_url": ("memory://", "memory://"),
     "spool": ("pd-spool.sqlite3", "pd-spool.sqlite3"),
     "flush_timeout": ("4", 4.0),
+    "delivery_alert_routing_key": (
+        "everysettingalarmroutingkey00001",
+        "everysettingalarmroutingkey00001",
+    ),
+    "delivery_stall_after": ("120", 120.0),
     "slow_request_ms": ("750", 750.0),
     "slow_routes": ('{"/reports": 5000}', {"/reports": 5000.0}),
     "exclude_paths": ("/metrics, /static", ("/metrics", "/static")),
