@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from flask import current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, ScriptInfo
 
 from . import signals
 from .events import Event, Severity, mask_key
@@ -102,7 +102,7 @@ def test_command(summary: str, severity: str, keep_open: bool, timeout: float) -
     click.echo(f"Sent the test {sent} to {where}.")
 
 
-@pagerduty_cli.command("check")
+@pagerduty_cli.command("check", with_appcontext=False)
 @click.option(
     "--probe/--no-probe",
     default=False,
@@ -111,6 +111,20 @@ def test_command(summary: str, severity: str, keep_open: bool, timeout: float) -
 )
 def check_command(probe: bool) -> None:
     """Show this app's PagerDuty settings and run its health checks (without alerting)."""
+    # Loaded here, not by Flask before the command: an app whose PagerDuty settings are
+    # invalid fails to start, and check must say why in one line, not in a traceback.
+    info = click.get_current_context().ensure_object(ScriptInfo)
+    try:
+        app = info.load_app()
+    except Exception as error:  # the app's own start-up failed; say so, and how
+        for line in format_findings([Finding("app", False, f"{type(error).__name__}: {error}")]):
+            click.echo(line)
+        raise click.ClickException("the app did not start: 1 problem found") from None
+    with app.app_context():
+        _check(probe)
+
+
+def _check(probe: bool) -> None:
     state = _state()
     settings = state.settings
     dispatcher = state.alerts.dispatcher

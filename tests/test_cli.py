@@ -708,7 +708,7 @@ def test_check_shows_the_delivery_alert_and_what_the_spool_holds_back(
         "to ****0009 (from environment variable PAGERDUTY_DELIVERY_ALERT_ROUTING_KEY)"
         in (lines["deliveryalert"])
     )
-    spool_line = next(line for line in result.out.splitlines() if " spool " in line)
+    spool_line = next(line for line in result.out.splitlines() if " spool backlog " in line)
     assert spool_line.startswith("WARN")
     assert "0 event(s) waiting; 1 refused by PagerDuty" in spool_line
     assert "Invalid routing key" in spool_line

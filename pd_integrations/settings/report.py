@@ -101,16 +101,16 @@ def delivery_findings(settings: PagerDutySettings) -> list[Finding]:
 
 def _spool_finding(path: str, routing_key: str, settings: PagerDutySettings) -> Finding:
     if not Path(path).exists():
-        return Finding("spool", True, f"{path}: no file yet (created at the first event)")
+        return Finding("spool backlog", True, f"{path}: no file yet (created at the first event)")
     try:
         spool = Spool(path, routing_key=routing_key)
     except SpoolError as error:
-        return Finding("spool", False, str(error))
+        return Finding("spool backlog", False, str(error))
     try:
         waiting, oldest = spool.pending_count(), spool.oldest_age()
         refused = [f for f in spool.failed() if f.reason == "rejected"]
     except SpoolError as error:
-        return Finding("spool", False, str(error))
+        return Finding("spool backlog", False, str(error))
     finally:
         spool.close()
     detail = f"{path}: {waiting} event(s) waiting"
@@ -119,7 +119,7 @@ def _spool_finding(path: str, routing_key: str, settings: PagerDutySettings) -> 
     if refused:
         detail += f"; {len(refused)} refused by PagerDuty, the last: {refused[-1].error}"
     stalled = oldest is not None and oldest >= settings.delivery_stall_after
-    return Finding("spool", True, detail, warning=stalled or bool(refused))
+    return Finding("spool backlog", True, detail, warning=stalled or bool(refused))
 
 
 def state_finding(settings: PagerDutySettings) -> Finding:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -175,3 +178,38 @@ def test_check_command_probe(make_app: MakeApp) -> None:
         assert result.exit_code == 0, result.output
         assert f"{emulator.url} (from app.config)" in result.output
         assert "OK    reachable" in result.output
+
+
+def test_check_on_an_app_that_cannot_start_says_why_in_one_line(tmp_path: Path) -> None:
+    # A bad environment value makes init_app fail the app's start-up, as it should; the
+    # check command exists anyway (a flask.commands entry point) and names the setting.
+    (tmp_path / "badapp.py").write_text(
+        "from flask import Flask\n"
+        "from pd_integrations.flask import PagerDuty\n\n\n"
+        "def create_app():\n"
+        "    app = Flask(__name__)\n"
+        "    PagerDuty(app)\n"
+        "    return app\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAGERDUTY_", "FLASK_"))}
+    env.update(
+        PAGERDUTY_ROUTING_KEY="flaskcheckroutingkey000000000001",
+        PAGERDUTY_SLOW_REQUEST_MS="5s",
+        PYTHONPATH=str(tmp_path),
+    )
+    flask = Path(sys.executable).with_name("flask")
+    ran = subprocess.run(
+        [str(flask), "--app", "badapp:create_app", "pagerduty", "check"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = ran.stdout + ran.stderr
+    assert ran.returncode == 1, output
+    assert "Traceback" not in output
+    (fail,) = [line for line in ran.stdout.splitlines() if line.startswith("FAIL")]
+    assert "PAGERDUTY_SLOW_REQUEST_MS" in fail
+    assert "'5s'" in fail
+    assert "did not start" in ran.stderr
