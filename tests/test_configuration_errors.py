@@ -14,7 +14,7 @@ import httpx
 
 from pd_integrations.emulator import Emulator
 
-from .test_shutdown import PROCESS_TIMEOUT, emulator, free_port, server_env, serving
+from .test_shutdown import PROCESS_TIMEOUT, ROOT, emulator, free_port, server_env, serving
 
 __all__ = ["emulator"]
 
@@ -69,3 +69,45 @@ def test_fastapi_under_uvicorn_lifespan_on_fails_start_up(emulator: Emulator) ->
     assert MESSAGE in server.stderr
     assert "'5s'" in server.stderr
     assert "Application startup failed" in server.stderr
+
+
+def test_django_under_gunicorn_serves_and_logs_once(emulator: Emulator) -> None:
+    # gunicorn runs no system checks: the middleware reports the bad value once at
+    # ERROR, turns alerting off for the process and leaves every request alone.
+    port = free_port()
+    project = ROOT / "example_projects" / "django_project"
+    command = [
+        sys.executable, "-m", "gunicorn", "pdexample.wsgi:application",
+        "--bind", f"127.0.0.1:{port}", "--workers", "1",
+    ]  # fmt: skip
+    # Not PAGERDUTY_SLOW_REQUEST_MS: the example sets SLOW_REQUEST_MS, which wins.
+    env = server_env(emulator, PAGERDUTY_TIMEOUT="fast")
+    with serving(command, env, port, "/products/", cwd=project) as server:
+        for _ in range(3):
+            assert httpx.get(f"http://127.0.0.1:{port}/products/", timeout=30).status_code == 200
+        # The example's tax bug: the 500 is Django's own, and nothing is sent.
+        assert (
+            httpx.get(f"http://127.0.0.1:{port}/orders/2/receipt/", timeout=30).status_code == 500
+        )
+        output = _stop(server)
+    errors = [line for line in output.splitlines() if "PAGERDUTY_TIMEOUT" in line]
+    assert len(errors) == 1, output
+    assert "'fast'" in errors[0]
+    assert "Traceback" not in output, output
+
+
+def test_django_runserver_refuses_to_start_with_the_check_code(emulator: Emulator) -> None:
+    # runserver runs the system checks first: a bad setting stops it, naming the code.
+    project = ROOT / "example_projects" / "django_project"
+    server = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=project,
+        env=server_env(emulator, PAGERDUTY_TIMEOUT="fast"),
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_TIMEOUT,
+        check=False,
+    )
+    assert server.returncode != 0
+    assert "pd_integrations.E022" in server.stderr
+    assert "PAGERDUTY_TIMEOUT" in server.stderr
