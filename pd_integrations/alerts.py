@@ -23,7 +23,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,6 +44,7 @@ from .events import (
     fit_dedup_key,
     mask_key,
 )
+from .policy import BeforeSend, BeforeSendHook, Hint, Tally, as_hook, full_hint
 from .ratelimit import DEFAULT_PER_MINUTE
 from .scrub import DEFAULT_SCRUBBER, Scrubber
 from .state import DEFAULT_ALERT_TTL, AlertRecord, StateBackend, open_state
@@ -128,6 +129,10 @@ class AlertManager:
     ``refresh_after`` (else ``PAGERDUTY_REFRESH_AFTER``, else 300) is the least number of
     seconds between two triggers of an open alert that keeps occurring; ``0`` or
     ``"off"`` sends none but the first (and escalations).
+
+    ``before_send(event, hint)`` (a callable, or its dotted path) sees every trigger
+    about to be queued and returns it, changed or not, or ``None`` to drop it (see
+    :mod:`pd_integrations.policy`); a hook that fails never loses the trigger.
     """
 
     def __init__(
@@ -149,6 +154,7 @@ class AlertManager:
         spool: str | os.PathLike[str] | None = None,
         shutdown_timeout: float | None = None,
         refresh_after: float | str | None = None,
+        before_send: BeforeSend | BeforeSendHook | str | None = None,
     ) -> None:
         key = client.routing_key if client is not None else config.routing_key(routing_key)
         self.source = client.source if client is not None and not source else config.source(source)
@@ -181,6 +187,8 @@ class AlertManager:
             )
         self._resolver = _AutoResolver(self)
         self._warned_disabled = False
+        self.before_send = as_hook(before_send)
+        self._policy_drops = Tally()
         _live.add(self)
 
     @classmethod
@@ -219,11 +227,13 @@ class AlertManager:
         auto_resolve: bool = False,
         links: Iterable[LinkLike] | None = None,
         images: Iterable[ImageLike] | None = None,
+        hint: Hint | None = None,
     ) -> str:
         """Raise an alert and return its dedup key; delivery happens in the background.
 
         Invalid arguments (empty summary, unknown severity, missing ``alert_type``) raise
-        ``ValueError`` here; nothing about delivery ever raises.
+        ``ValueError`` here; nothing about delivery ever raises. ``hint`` tells policy
+        what caused the alert (see :mod:`pd_integrations.policy`).
         """
         level = Severity.parse(severity)
         if not isinstance(summary, str) or not summary.strip():
@@ -279,12 +289,33 @@ class AlertManager:
         )
         if occurrences > 1:
             event = with_occurrences(event, occurrences)
+        if self.before_send is not None:
+            kept = self._before_send(self.before_send, event, alert_type, hint)
+            if kept is None:
+                return key
+            event = kept
         self._send(event)
         if resolve_later:
             # Scheduled once per opened alert; recurrences only move last_seen, which the
             # timer checks when it fires.
             self._resolver.schedule(key, self.auto_resolve_after or 0.0)
         return key
+
+    def _before_send(
+        self, hook: BeforeSendHook, event: TriggerEvent, alert_type: str, hint: Hint | None
+    ) -> TriggerEvent | None:
+        """The trigger ``before_send`` made of ``event``; ``None``: dropped, and forgotten.
+
+        Forgotten by the state too: an alert PagerDuty never heard of must not stay
+        open here, or its recurrences would be suppressed instead of asked about again.
+        """
+        client = self._dispatcher.client if self._dispatcher is not None else None
+        kept = hook(event, full_hint(alert_type, hint), client.prepare if client else None)
+        if kept is None:
+            key = event.dedup_key or ""
+            self._state.resolve(key)
+            self._policy_drops.suppressed(self, key, "before_send", event)
+        return kept
 
     def _ttl(self, auto_resolve: bool) -> float:
         """How long the state remembers an alert after its last occurrence."""
@@ -453,8 +484,10 @@ class AlertManager:
 
     def stats(self) -> DispatchStats:
         if self._dispatcher is not None:
-            return self._dispatcher.stats()
-        return DispatchStats(queued=0, sent=0, retried=0, failed=0, dropped=0, coalesced=0)
+            counts = self._dispatcher.stats()
+        else:
+            counts = DispatchStats(queued=0, sent=0, retried=0, failed=0, dropped=0, coalesced=0)
+        return replace(counts, suppressed_by_policy=self._policy_drops.value)
 
     def __enter__(self) -> AlertManager:
         return self

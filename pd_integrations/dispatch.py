@@ -76,6 +76,8 @@ class DispatchStats:
     failed: int
     dropped: int
     coalesced: int
+    suppressed_by_policy: int = 0
+    """Triggers a routing rule or ``before_send`` dropped (counted by the AlertManager)."""
 
 
 @dataclass(slots=True)

@@ -32,6 +32,7 @@ from .alerts import AlertManager
 from .errors import ConfigurationError
 from .health import DEFAULT_INTERVAL, HealthMonitor
 from .monitor import DedupBy, RequestInfo, RequestMonitor, RunbookMap, StatusSeverity
+from .policy import BeforeSend, Rule
 from .settings import SETTINGS, load
 from .settings.build import build_alerts, build_health, build_monitor
 from .settings.processes import multi_process_warning
@@ -73,6 +74,8 @@ _ALERT_SETTINGS: Final = frozenset(
         "state_url",
         "spool",
         "flush_timeout",
+        "before_send",
+        "routing_rules",
     }
 )
 _HEALTH_SETTINGS: Final = frozenset(
@@ -136,6 +139,8 @@ class PagerDutyMiddleware:
         state_url: str | None = None,
         spool: str | os.PathLike[str] | None = None,
         flush_timeout: float | None = None,
+        before_send: BeforeSend | str | None = None,
+        routing_rules: Iterable[Rule | Mapping[str, Any]] | str | None = None,
         slow_request_ms: float | str | None = None,
         slow_routes: Mapping[str, float | None] | None = None,
         exclude_paths: Iterable[str] | None = None,

@@ -44,6 +44,7 @@ from pd_integrations.health import (
     DEFAULT_TIMEOUT,
 )
 from pd_integrations.monitor import DEFAULT_EXCLUDE_PATHS, DEFAULT_INCLUDE_HEADERS, DedupBy
+from pd_integrations.policy import BeforeSend, Rule
 from pd_integrations.state import safe_url
 from pd_integrations.webhook_signature import parse_secrets
 
@@ -212,6 +213,13 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("flush_timeout", v.check_flush_timeout, DEFAULT_EXIT_FLUSH_TIMEOUT, "E020",
             "seconds the flush of queued events at exit and on SIGTERM may take",
             text=v.number_from_text),
+    # -- policy (see docs/policy.md) -------------------------------------------------
+    Setting("before_send", v.check_before_send, None, "E040",
+            "a function `(event, hint) -> event or None` (or its dotted path) that sees "
+            "every trigger before it is queued"),
+    Setting("routing_rules", v.check_routing_rules, (), "E041",
+            "rules that ignore alerts, change their severity or send them to another "
+            "routing key", text=v.json_from_text),
     # -- requests -------------------------------------------------------------------
     Setting("slow_request_ms", _ms_or_off, None, "E002",
             "requests slower than this many milliseconds raise a `warning`; unset: off",
@@ -302,6 +310,8 @@ class PagerDutySettings:
     state_url: str | None = field(default=None, repr=False)
     spool: str | None = None
     flush_timeout: float = DEFAULT_EXIT_FLUSH_TIMEOUT
+    before_send: BeforeSend | None = None
+    routing_rules: tuple[Rule, ...] = ()
     slow_request_ms: float | None = None
     slow_routes: Mapping[str, float | None] = field(default_factory=dict)
     exclude_paths: tuple[str, ...] = DEFAULT_EXCLUDE_PATHS
@@ -405,6 +415,10 @@ def _plain(value: object) -> object:
         return f"{value.__module__}.{value.__qualname__}"
     if isinstance(value, HealthCheckSpec):
         return value.target
+    if isinstance(value, Rule):
+        return repr(value)  # the routing key masked
+    if callable(value):
+        return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', '?')}"
     if isinstance(value, Mapping):
         return {str(key): _plain(item) for key, item in value.items()}
     if isinstance(value, tuple | list):

@@ -72,9 +72,32 @@ def settings_findings(
         findings.append(
             Finding("base URL", True, f"{url} (from {settings.origin('events_base_url')})")
         )
+    findings.extend(_rule_key_findings(settings))
     for problem in settings.errors:
         if problem.setting not in ("routing_key", "events_base_url"):
             findings.append(Finding(problem.setting or "settings", False, str(problem)))
+    return findings
+
+
+def _rule_key_findings(settings: PagerDutySettings) -> list[Finding]:
+    """One line per routing key the routing rules send alerts to (checked when read)."""
+    findings: list[Finding] = []
+    seen: set[str] = set()
+    for number, rule in enumerate(settings.routing_rules, 1):
+        key = rule.routing_key
+        if key is None or key in seen:
+            continue
+        seen.add(key)
+        detail = f"{mask_key(key)} (routing rule {number}, from {settings.origin('routing_rules')})"
+        findings.append(Finding(f"routing key {len(seen) + 1}", True, detail))
+    if seen and settings.routing_key is None:
+        findings.append(
+            Finding(
+                "routing rules",
+                False,
+                "need the main routing key too: without it alerting is disabled, rules and all",
+            )
+        )
     return findings
 
 

@@ -20,9 +20,11 @@ from flask import Flask
 from pd_integrations.django import conf
 from pd_integrations.events import Severity
 from pd_integrations.flask import load_settings
+from pd_integrations.policy import Match, Rule
 from pd_integrations.settings import SETTINGS, PagerDutySettings, Setting
 from pd_integrations.starlette import KEYWORD_SETTINGS, PagerDutyMiddleware
 
+from ..policy_hooks import PAYMENTS_KEY, tag_team
 from .conftest import ENV_VARS
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
@@ -41,6 +43,11 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "state_url": ("memory://", "memory://"),
     "spool": ("pd-spool.sqlite3", "pd-spool.sqlite3"),
     "flush_timeout": ("4", 4.0),
+    "before_send": ("tests.policy_hooks.tag_team", tag_team),
+    "routing_rules": (
+        f'[{{"match": {{"path_prefix": "/payments"}}, "routing_key": "{PAYMENTS_KEY}"}}]',
+        (Rule(Match(path_prefixes=("/payments",)), routing_key=PAYMENTS_KEY),),
+    ),
     "slow_request_ms": ("750", 750.0),
     "slow_routes": ('{"/reports": 5000}', {"/reports": 5000.0}),
     "exclude_paths": ("/metrics, /static", ("/metrics", "/static")),
