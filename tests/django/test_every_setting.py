@@ -23,8 +23,8 @@ from pd_integrations.flask import load_settings
 from pd_integrations.policy import Match, Rule
 from pd_integrations.settings import SETTINGS, PagerDutySettings, Setting
 from pd_integrations.starlette import KEYWORD_SETTINGS, PagerDutyMiddleware
+from tests.policy_hooks import PAYMENTS_KEY, tag_team
 
-from ..policy_hooks import PAYMENTS_KEY, tag_team
 from .conftest import ENV_VARS
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
