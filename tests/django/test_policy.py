@@ -70,11 +70,13 @@ def test_before_send_by_dotted_path(events: CapturedEvents, client: Client) -> N
 
 
 def test_a_before_send_returning_something_else_still_delivers_the_original(
-    events: CapturedEvents, client: Client
+    events: CapturedEvents, client: Client, caplog: pytest.LogCaptureFixture
 ) -> None:
     with pagerduty(BEFORE_SEND="tests.policy_hooks.returns_text"):
         client.get("/orders/1/fail/")
         (event,) = events.triggers
+    (logged,) = [r for r in caplog.records if r.name == "pd_integrations.policy"]
+    assert "returns_text returned a str; the original event is sent" in logged.getMessage()
     assert event["payload"]["summary"].startswith("[500] OrderLookupError: order 1 is gone")
 
 

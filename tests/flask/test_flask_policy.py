@@ -73,11 +73,17 @@ def test_before_send_by_dotted_path_in_app_config(
 
 
 def test_a_raising_before_send_still_delivers_the_original(
-    make_app: MakeApp, pagerduty_events: CapturedEvents
+    make_app: MakeApp, pagerduty_events: CapturedEvents, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = make_app(PAGERDUTY_BEFORE_SEND="tests.policy_hooks.broken").test_client()
     client.get("/orders/1")
-    (event,) = pagerduty_events.triggers
+    client.get("/orders/2")  # the same bug: suppressed as a repeat, not sent again
+    client.get("/fail/zero")
+    triggers = pagerduty_events.triggers
+    (logged,) = [r for r in caplog.records if r.name == "pd_integrations.policy"]
+    assert "broken raised; the original event is sent" in logged.getMessage()
+    assert len(triggers) == 2
+    (event,) = [t for t in triggers if "ValueError" in t["payload"]["summary"]]
     assert event["payload"]["summary"].startswith("[500] ValueError: order 1")
     assert "half_done" not in event["payload"]["custom_details"]
 
