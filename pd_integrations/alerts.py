@@ -24,7 +24,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,6 +53,7 @@ from .events import (
     fit_dedup_key,
     mask_key,
 )
+from .policy import BeforeSend, BeforeSendHook, Hint, Tally, as_hook, full_hint
 from .ratelimit import DEFAULT_PER_MINUTE
 from .scrub import DEFAULT_SCRUBBER, Scrubber
 from .state import DEFAULT_ALERT_TTL, AlertRecord, Raised, StateBackend, open_state
@@ -139,6 +140,10 @@ class AlertManager:
     ``refresh_after`` (else ``PAGERDUTY_REFRESH_AFTER``, else 300) is the least number of
     seconds between two triggers of an open alert that keeps occurring; ``0`` or
     ``"off"`` sends none but the first (and escalations).
+
+    ``before_send(event, hint)`` (a callable, or its dotted path) sees every trigger
+    about to be queued and returns it, changed or not, or ``None`` to drop it (see
+    :mod:`pd_integrations.policy`); a hook that fails never loses the trigger.
     """
 
     def __init__(
@@ -162,6 +167,7 @@ class AlertManager:
         refresh_after: float | str | None = None,
         delivery_alert_routing_key: str | None = None,
         delivery_stall_after: float = DEFAULT_STALL_AFTER,
+        before_send: BeforeSend | BeforeSendHook | str | None = None,
     ) -> None:
         key = client.routing_key if client is not None else config.routing_key(routing_key)
         self.source = client.source if client is not None and not source else config.source(source)
@@ -212,6 +218,8 @@ class AlertManager:
         self._resolver = _AutoResolver(self)
         self._background = _Background(self, self._state.lease)
         self._warned_disabled = False
+        self.before_send = as_hook(before_send)
+        self._policy_drops = Tally()
         _live.add(self)
 
     @classmethod
@@ -250,11 +258,13 @@ class AlertManager:
         auto_resolve: bool = False,
         links: Iterable[LinkLike] | None = None,
         images: Iterable[ImageLike] | None = None,
+        hint: Hint | None = None,
     ) -> str:
         """Raise an alert and return its dedup key; delivery happens in the background.
 
         Invalid arguments (empty summary, unknown severity, missing ``alert_type``) raise
-        ``ValueError`` here; nothing about delivery ever raises.
+        ``ValueError`` here; nothing about delivery ever raises. ``hint`` tells policy
+        what caused the alert (see :mod:`pd_integrations.policy`).
         """
         level = Severity.parse(severity)
         if not isinstance(summary, str) or not summary.strip():
@@ -274,12 +284,12 @@ class AlertManager:
             # a request). The background thread decides and sends.
             if custom_details:
                 custom_details = dict(custom_details)  # frozen now, as submit() would
-            decision = _Decision(record, custom_details, links, images)
+            decision = _Decision(record, custom_details, links, images, hint)
             if self._background.defer(decision):
                 return key
             # Too many decisions waiting (the state hangs): send rather than risk silence.
             raised = Raised(True, 1)
-        self._decided(record, raised, custom_details, links, images)
+        self._decided(record, raised, custom_details, links, images, hint)
         return key
 
     def _decide(self, decision: _Decision) -> None:
@@ -288,7 +298,14 @@ class AlertManager:
             last_seen=decision.last_seen, occurrences=decision.occurrences
         )
         raised = self._state.raise_alert(record, self._ttl(record.auto_resolve), self.refresh_after)
-        self._decided(record, raised, decision.custom_details, decision.links, decision.images)
+        self._decided(
+            record,
+            raised,
+            decision.custom_details,
+            decision.links,
+            decision.images,
+            decision.hint,
+        )
 
     def _decided(
         self,
@@ -297,6 +314,7 @@ class AlertManager:
         custom_details: Mapping[str, Any] | None,
         links: Iterable[LinkLike] | None,
         images: Iterable[ImageLike] | None,
+        hint: Hint | None = None,
     ) -> None:
         key, summary, level = record.dedup_key, record.summary, record.severity
         alert_type, component, auto_resolve = (
@@ -335,6 +353,11 @@ class AlertManager:
         )
         if occurrences > 1:
             event = with_occurrences(event, occurrences)
+        if self.before_send is not None:
+            kept = self._before_send(self.before_send, event, alert_type, hint)
+            if kept is None:
+                return
+            event = kept
         self._send_owed(event)
         if resolve_later:
             # Scheduled once per opened alert; recurrences only move last_seen, which the
@@ -372,6 +395,22 @@ class AlertManager:
             self._send_owed(with_occurrences(event, record.occurrences))
             if record.auto_resolve and self.auto_resolve_after is not None:
                 self._resolver.ensure(record.dedup_key, self.auto_resolve_after)
+
+    def _before_send(
+        self, hook: BeforeSendHook, event: TriggerEvent, alert_type: str, hint: Hint | None
+    ) -> TriggerEvent | None:
+        """The trigger ``before_send`` made of ``event``; ``None``: dropped, and forgotten.
+
+        Forgotten by the state too: an alert PagerDuty never heard of must not stay
+        open here, or its recurrences would be suppressed instead of asked about again.
+        """
+        client = self._dispatcher.client if self._dispatcher is not None else None
+        kept = hook(event, full_hint(alert_type, hint), client.prepare if client else None)
+        if kept is None:
+            key = event.dedup_key or ""
+            self._state.resolve(key)
+            self._policy_drops.suppressed(self, key, "before_send", event)
+        return kept
 
     def _ttl(self, auto_resolve: bool) -> float:
         """How long the state remembers an alert after its last occurrence."""
@@ -574,8 +613,10 @@ class AlertManager:
 
     def stats(self) -> DispatchStats:
         if self._dispatcher is not None:
-            return self._dispatcher.stats()
-        return DispatchStats(queued=0, sent=0, retried=0, failed=0, dropped=0, coalesced=0)
+            counts = self._dispatcher.stats()
+        else:
+            counts = DispatchStats(queued=0, sent=0, retried=0, failed=0, dropped=0, coalesced=0)
+        return replace(counts, suppressed_by_policy=self._policy_drops.value)
 
     def __enter__(self) -> AlertManager:
         return self
@@ -686,7 +727,15 @@ MAX_DEFERRED = 1000
 class _Decision:
     """An occurrence the state must decide, and the repeats that came while it waited."""
 
-    __slots__ = ("custom_details", "images", "last_seen", "links", "occurrences", "record")
+    __slots__ = (
+        "custom_details",
+        "hint",
+        "images",
+        "last_seen",
+        "links",
+        "occurrences",
+        "record",
+    )
 
     def __init__(
         self,
@@ -694,11 +743,13 @@ class _Decision:
         custom_details: Mapping[str, Any] | None,
         links: Iterable[LinkLike] | None,
         images: Iterable[ImageLike] | None,
+        hint: Hint | None = None,
     ) -> None:
         self.record = record
         self.custom_details = custom_details
         self.links = links
         self.images = images
+        self.hint = hint
         self.occurrences = record.occurrences
         self.last_seen = record.last_seen
 

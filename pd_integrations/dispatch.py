@@ -100,6 +100,8 @@ class DispatchStats:
     failed: int
     dropped: int
     coalesced: int
+    suppressed_by_policy: int = 0
+    """Triggers a routing rule or ``before_send`` dropped (counted by the AlertManager)."""
 
 
 def with_occurrences(event: TriggerEvent, occurrences: int) -> TriggerEvent:

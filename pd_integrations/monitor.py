@@ -35,6 +35,7 @@ from .scrub import Scrubber
 _log = logging.getLogger("pd_integrations.monitor")
 
 EXCEPTION_ALERT = "exception"
+HANDLED_5XX_KIND = "handled_5xx"  # the kind policy rules match (pd_integrations.policy)
 HTTP_ERROR_ALERT = "http_error"
 SLOW_REQUEST_ALERT = "slow_request"
 UNMATCHED_ROUTE = "<unmatched>"
@@ -460,7 +461,8 @@ class RequestMonitor:
             return (*names, f"{method} {route}", route, alert_type)
 
         summary = _exception_summary(type(exc).__name__, text, status, method, route)
-        key = self._raise(summary, severity, alert_type, identifier, details, runbook_names)
+        hint = _hint(EXCEPTION_ALERT, info, status, exc)
+        key = self._raise(summary, severity, alert_type, identifier, details, runbook_names, hint)
         mark_reported(exc, key)
         return key
 
@@ -482,6 +484,7 @@ class RequestMonitor:
             identifier,
             lambda: self._request_details(info, status, elapsed),
             lambda: (identifier, route, HTTP_ERROR_ALERT),
+            _hint(HANDLED_5XX_KIND, info, status),
         )
 
     def _slow(self, lazy: _Lazy, status: int, elapsed: float) -> str | None:
@@ -508,6 +511,7 @@ class RequestMonitor:
             route,
             details,
             lambda: (f"{method} {route}", route, SLOW_REQUEST_ALERT),
+            _hint(SLOW_REQUEST_ALERT, info, status),
         )
 
     def _raise(
@@ -518,6 +522,7 @@ class RequestMonitor:
         identifier: str,
         details: Callable[[], dict[str, Any]],
         runbook_names: Callable[[], Iterable[str]],
+        hint: dict[str, Any],
     ) -> str:
         """Raise the alert with one state call; details and links are built only if read.
 
@@ -539,6 +544,7 @@ class RequestMonitor:
             custom_details=_LazyDetails(details, self._scrubber),
             auto_resolve=self.auto_resolve,
             links=links,
+            hint=hint,
         )
 
     def _request_details(
@@ -676,6 +682,22 @@ class _Lazy:
                     _log.exception("could not describe the request for an alert")
                     self._info = RequestInfo(method=UNKNOWN_METHOD)
         return self._info
+
+
+def _hint(
+    kind: str, info: RequestInfo, status: int, exc: BaseException | None = None
+) -> dict[str, Any]:
+    """What policy (routing rules, ``before_send``) learns about a request alert."""
+    hint: dict[str, Any] = {
+        "kind": kind,
+        "request": info,
+        "route": info.route,
+        "path": info.path,
+        "status": status,
+    }
+    if exc is not None:
+        hint["exception"] = exc
+    return hint
 
 
 def _exception_summary(name: str, text: str, status: int, method: str, route: str) -> str:

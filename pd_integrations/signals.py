@@ -33,6 +33,10 @@ event_dropped: NamedSignal = _namespace.signal("pagerduty.event-dropped")
 #: An alert that is already open was raised again and not re-sent.
 #: Extra: ``dedup_key``, ``occurrences``.
 event_suppressed: NamedSignal = _namespace.signal("pagerduty.event-suppressed")
+#: A trigger was dropped by policy before it was queued: an ``ignore`` routing rule, or
+#: ``before_send`` returned ``None``. Extra: ``dedup_key``, ``reason`` ("rule" or
+#: "before_send").
+event_suppressed_by_policy: NamedSignal = _namespace.signal("pagerduty.event-suppressed-by-policy")
 #: A pending trigger was merged into one with the same dedup key still in the queue.
 #: Extra: ``occurrences``.
 event_coalesced: NamedSignal = _namespace.signal("pagerduty.event-coalesced")

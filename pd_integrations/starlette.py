@@ -32,6 +32,7 @@ from .alerts import AlertManager
 from .errors import ConfigurationError
 from .health import DEFAULT_INTERVAL, HealthMonitor
 from .monitor import DedupBy, RequestInfo, RequestMonitor, RunbookMap, StatusSeverity
+from .policy import BeforeSend, Rule
 from .settings import SETTINGS, load
 from .settings.build import build_alerts, build_health, build_monitor
 from .settings.processes import multi_process_warning
@@ -75,6 +76,8 @@ _ALERT_SETTINGS: Final = frozenset(
         "flush_timeout",
         "delivery_alert_routing_key",
         "delivery_stall_after",
+        "before_send",
+        "routing_rules",
     }
 )
 _HEALTH_SETTINGS: Final = frozenset(
@@ -140,6 +143,8 @@ class PagerDutyMiddleware:
         flush_timeout: float | None = None,
         delivery_alert_routing_key: str | None = None,
         delivery_stall_after: float | None = None,
+        before_send: BeforeSend | str | None = None,
+        routing_rules: Iterable[Rule | Mapping[str, Any]] | str | None = None,
         slow_request_ms: float | str | None = None,
         slow_routes: Mapping[str, float | None] | None = None,
         exclude_paths: Iterable[str] | None = None,

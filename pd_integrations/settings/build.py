@@ -10,9 +10,12 @@ reported) is what runs.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pd_integrations.alerts import AlertManager
 from pd_integrations.health import HealthMonitor
 from pd_integrations.monitor import RequestMonitor
+from pd_integrations.routing import RoutingAlertManager
 
 from .model import PagerDutySettings
 from .values import MEMORY_STATE_URL
@@ -21,9 +24,20 @@ __all__ = ["build_alerts", "build_health", "build_monitor"]
 
 
 def build_alerts(settings: PagerDutySettings) -> AlertManager:
-    """An AlertManager for ``settings`` (disabled when there is no routing key)."""
-    return AlertManager(
-        settings.routing_key,
+    """An AlertManager for ``settings`` (disabled when there is no routing key).
+
+    With ``routing_rules``, a :class:`~pd_integrations.routing.RoutingAlertManager`:
+    one manager per routing key the rules name, each with its own budget and state.
+    """
+    if settings.routing_rules:
+        return RoutingAlertManager(
+            settings.routing_key, rules=settings.routing_rules, **_alert_options(settings)
+        )
+    return AlertManager(settings.routing_key, **_alert_options(settings))
+
+
+def _alert_options(settings: PagerDutySettings) -> dict[str, Any]:
+    return dict(
         source=settings.source,
         dedup_key_prefix=settings.environment,
         auto_resolve_after=settings.auto_resolve_after,
@@ -36,6 +50,7 @@ def build_alerts(settings: PagerDutySettings) -> AlertManager:
         shutdown_timeout=settings.flush_timeout,
         delivery_alert_routing_key=settings.delivery_alert_routing_key,
         delivery_stall_after=settings.delivery_stall_after,
+        before_send=settings.before_send,
     )
 
 

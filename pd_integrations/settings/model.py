@@ -45,6 +45,7 @@ from pd_integrations.health import (
     DEFAULT_TIMEOUT,
 )
 from pd_integrations.monitor import DEFAULT_EXCLUDE_PATHS, DEFAULT_INCLUDE_HEADERS, DedupBy
+from pd_integrations.policy import BeforeSend, Rule
 from pd_integrations.state import safe_url
 from pd_integrations.webhook_signature import parse_secrets
 
@@ -219,6 +220,13 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("delivery_stall_after", _seconds, DEFAULT_STALL_AFTER, "E030",
             "seconds events may wait with nothing delivered before delivery counts as "
             "failing", text=v.number_from_text),
+    # -- policy (see docs/policy.md) -------------------------------------------------
+    Setting("before_send", v.check_before_send, None, "E040",
+            "a function `(event, hint) -> event or None` (or its dotted path) that sees "
+            "every trigger before it is queued"),
+    Setting("routing_rules", v.check_routing_rules, (), "E041",
+            "rules that ignore alerts, change their severity or send them to another "
+            "routing key", text=v.json_from_text),
     # -- requests -------------------------------------------------------------------
     Setting("slow_request_ms", _ms_or_off, None, "E002",
             "requests slower than this many milliseconds raise a `warning`; unset: off",
@@ -311,6 +319,8 @@ class PagerDutySettings:
     flush_timeout: float = DEFAULT_EXIT_FLUSH_TIMEOUT
     delivery_alert_routing_key: str | None = field(default=None, repr=False)
     delivery_stall_after: float = DEFAULT_STALL_AFTER
+    before_send: BeforeSend | None = None
+    routing_rules: tuple[Rule, ...] = ()
     slow_request_ms: float | None = None
     slow_routes: Mapping[str, float | None] = field(default_factory=dict)
     exclude_paths: tuple[str, ...] = DEFAULT_EXCLUDE_PATHS
@@ -414,6 +424,10 @@ def _plain(value: object) -> object:
         return f"{value.__module__}.{value.__qualname__}"
     if isinstance(value, HealthCheckSpec):
         return value.target
+    if isinstance(value, Rule):
+        return repr(value)  # the routing key masked
+    if callable(value):
+        return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', '?')}"
     if isinstance(value, Mapping):
         return {str(key): _plain(item) for key, item in value.items()}
     if isinstance(value, tuple | list):

@@ -74,6 +74,7 @@ def settings_findings(
         findings.append(
             Finding("base URL", True, f"{url} (from {settings.origin('events_base_url')})")
         )
+    findings.extend(_rule_key_findings(settings))
     for problem in settings.errors:
         if problem.setting not in ("routing_key", "events_base_url"):
             findings.append(Finding(problem.setting or "settings", False, str(problem)))
@@ -120,6 +121,28 @@ def _spool_finding(path: str, routing_key: str, settings: PagerDutySettings) -> 
         detail += f"; {len(refused)} refused by PagerDuty, the last: {refused[-1].error}"
     stalled = oldest is not None and oldest >= settings.delivery_stall_after
     return Finding("spool backlog", True, detail, warning=stalled or bool(refused))
+
+
+def _rule_key_findings(settings: PagerDutySettings) -> list[Finding]:
+    """One line per routing key the routing rules send alerts to (checked when read)."""
+    findings: list[Finding] = []
+    seen: set[str] = set()
+    for number, rule in enumerate(settings.routing_rules, 1):
+        key = rule.routing_key
+        if key is None or key in seen:
+            continue
+        seen.add(key)
+        detail = f"{mask_key(key)} (routing rule {number}, from {settings.origin('routing_rules')})"
+        findings.append(Finding(f"routing key {len(seen) + 1}", True, detail))
+    if seen and settings.routing_key is None:
+        findings.append(
+            Finding(
+                "routing rules",
+                False,
+                "need the main routing key too: without it alerting is disabled, rules and all",
+            )
+        )
+    return findings
 
 
 def state_finding(settings: PagerDutySettings) -> Finding:

@@ -30,11 +30,13 @@ from pd_integrations.client import DEFAULT_BASE_URL
 from pd_integrations.errors import ConfigurationError
 from pd_integrations.events import Link, Severity
 from pd_integrations.monitor import DedupBy
+from pd_integrations.policy import BeforeSend, InvalidRule, Rule, import_hook, parse_rules
 from pd_integrations.state import safe_url, state_backend_kind
 
 __all__ = [
     "MEMORY_STATE_URL",
     "InvalidSetting",
+    "check_before_send",
     "check_dedup_by",
     "check_events_base_url",
     "check_exception_types",
@@ -45,6 +47,7 @@ __all__ = [
     "check_positive",
     "check_positive_or_none",
     "check_refresh_after",
+    "check_routing_rules",
     "check_runbooks",
     "check_severity_for_status",
     "check_slow_routes",
@@ -431,4 +434,31 @@ def check_refresh_after(value: object) -> float:
     except ValueError:
         raise InvalidSetting(
             "must be a number of seconds, or 0 or 'off' to turn it off", value
+        ) from None
+
+
+def check_before_send(value: object) -> BeforeSend | None:
+    """A callable ``before_send(event, hint)``, or its dotted path (imported here)."""
+    if value is None:
+        return None
+    try:
+        return import_hook(value)
+    except (ImportError, TypeError) as error:
+        raise InvalidSetting(
+            f"must be a callable or the dotted path of one ({error})",
+            value,
+            "a function taking (event, hint) and returning the event or None, such as "
+            "myapp.alerting.before_send",
+        ) from None
+
+
+def check_routing_rules(value: object) -> tuple[Rule, ...]:
+    """A list of routing rules (see :func:`pd_integrations.policy.parse_rules`)."""
+    try:
+        return parse_rules(value)
+    except InvalidRule as error:
+        # The message names the rule and masks any key; the value is not repeated.
+        raise InvalidSetting(
+            f"is invalid: {error}",
+            hint='e.g. [{"match": {"path_prefix": "/payments"}, "routing_key": "<key>"}]',
         ) from None

@@ -20,8 +20,10 @@ from flask import Flask
 from pd_integrations.django import conf
 from pd_integrations.events import Severity
 from pd_integrations.flask import load_settings
+from pd_integrations.policy import Match, Rule
 from pd_integrations.settings import SETTINGS, PagerDutySettings, Setting
 from pd_integrations.starlette import KEYWORD_SETTINGS, PagerDutyMiddleware
+from tests.policy_hooks import PAYMENTS_KEY, tag_team
 
 from .conftest import ENV_VARS
 
@@ -46,6 +48,11 @@ SAMPLES: dict[str, tuple[str, object]] = {
         "everysettingalarmroutingkey00001",
     ),
     "delivery_stall_after": ("120", 120.0),
+    "before_send": ("tests.policy_hooks.tag_team", tag_team),
+    "routing_rules": (
+        f'[{{"match": {{"path_prefix": "/payments"}}, "routing_key": "{PAYMENTS_KEY}"}}]',
+        (Rule(Match(path_prefixes=("/payments",)), routing_key=PAYMENTS_KEY),),
+    ),
     "slow_request_ms": ("750", 750.0),
     "slow_routes": ('{"/reports": 5000}', {"/reports": 5000.0}),
     "exclude_paths": ("/metrics, /static", ("/metrics", "/static")),
