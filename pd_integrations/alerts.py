@@ -241,8 +241,12 @@ class AlertManager:
         return self._state
 
     def __repr__(self) -> str:
-        key = self._dispatcher.client.routing_key if self._dispatcher else None
-        return f"<AlertManager routing_key={mask_key(key)} state={self._state.description}>"
+        # getattr: a repr may be asked for while __init__ failed half-way (a traceback).
+        dispatcher = getattr(self, "_dispatcher", None)
+        state = getattr(self, "_state", None)
+        key = dispatcher.client.routing_key if dispatcher else None
+        where = state.description if state is not None else "-"
+        return f"<{type(self).__name__} routing_key={mask_key(key)} state={where}>"
 
     # -- raising alerts ------------------------------------------------------------------
 

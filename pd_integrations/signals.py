@@ -53,7 +53,9 @@ def emit(signal: NamedSignal, sender: object, **kwargs: Any) -> None:
     """Send ``signal`` without letting a faulty receiver break delivery."""
     if not signal.receivers:
         return
-    try:
-        signal.send(sender, **kwargs)
-    except Exception:
-        _log.exception("a receiver of %s raised", signal.name)
+    # Each receiver on its own: one that raises must not keep the others from hearing.
+    for receiver in signal.receivers_for(sender):
+        try:
+            receiver(sender, **kwargs)
+        except Exception:
+            _log.exception("a receiver of %s raised", signal.name)

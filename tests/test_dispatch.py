@@ -563,3 +563,26 @@ def test_what_is_sent_is_frozen_when_submitted(gate: threading.Event) -> None:
     (body,) = [b for b in transport.bodies if b["dedup_key"] == "k"]
     assert body["payload"]["custom_details"] == {"order": 1}
     dispatcher.close(0)
+
+
+def test_a_receiver_that_raises_does_not_keep_the_others_from_hearing() -> None:
+    transport = ScriptedTransport()
+    dispatcher = make(transport)
+    heard: list[str] = []
+
+    def broken(sender: object, **kw: Any) -> None:
+        raise RuntimeError("receiver bug")
+
+    def counting(sender: object, **kw: Any) -> None:
+        heard.append(kw["event"].dedup_key)
+
+    signals.event_sent.connect(broken, sender=dispatcher)
+    signals.event_sent.connect(counting, sender=dispatcher)
+    try:
+        dispatcher.submit(trigger("a"))
+        assert dispatcher.flush(10)
+    finally:
+        signals.event_sent.disconnect(broken, sender=dispatcher)
+        signals.event_sent.disconnect(counting, sender=dispatcher)
+    assert heard == ["a"]
+    dispatcher.close(0)
