@@ -27,3 +27,21 @@ def test_a_short_storm_pages_once_per_fingerprint_within_the_budget() -> None:
     assert result.emulator["by_action"] == {"trigger": bench_storm.FINGERPRINTS}
     assert result.emulator["answered_429"] == 0
     assert len(result.calm_ns) == len(result.control_ns) == len(storm.healthy_ns) == 200
+
+
+pytest_plugins = ["tests.redis_server"]
+
+
+def test_a_short_fleet_run_pages_once_per_problem_over_one_redis(redis_url: str) -> None:
+    plan = bench_storm.FleetPlan(processes=2, errors=100, paused_errors=20, pause_ms=1_500)
+    with Emulator(port=0, rate_limit_per_minute=120) as emulator:
+        result = bench_storm.run_fleet(
+            plan, emulator.url, redis_url, routing_key="benchfleetsmoketest0000000000001"
+        )
+    failed = [check for check in bench_storm.fleet_counting_checks(result) if not check.met]
+    assert failed == []
+    assert len(result.workers) == 2
+    for worker in result.workers:
+        assert len(worker["healthy"]["errors"]) == len(worker["healthy"]["controls"]) == 100
+        assert len(worker["paused"]["errors"]) == 20
+    assert result.emulator["answered_429"] == 0
