@@ -632,6 +632,8 @@ def _fleet_worker(
         await _timed_requests(app, CONTROL_PATH, 50)  # warm the app's paths, alerts nothing
         go.wait()
         healthy = await _timed_requests(app, STORM_PATH, plan.errors)
+        # The healthy phase's verdicts reach Redis before the pause, not during it.
+        manager.flush(FLUSH_TIMEOUT)
         ready.wait()  # the parent pauses Redis between these two barriers
         go.wait()
         started = time.perf_counter()
