@@ -676,3 +676,19 @@ def test_a_forked_child_starts_its_own_window(redis_url: str, redis_prefix: str)
         assert _stored_occurrences(state, "prod:db_down") == 4
     finally:
         state.close()
+
+
+def test_a_health_alert_paged_alone_during_an_outage_is_resolved_once_redis_is_back() -> None:
+    with RedisServer() as server:
+        state = RedisState(server.url, unique_routing_key(), retry_after=0.01, max_retry_after=0.01)
+        try:
+            server.stop()
+            # Redis is out: this worker decides alone, and pages.
+            assert state.observe_health("health_check:db", False, 1, 1).edge is Edge.TRIGGER
+            server.start()
+            assert wait_until(lambda: state.get_alert("probe") is None and state.available)
+            # Redis never heard of that page; the resolve is still owed.
+            assert state.observe_health("health_check:db", True, 1, 1).edge is Edge.RESOLVE
+            assert state.observe_health("health_check:db", True, 1, 1).edge is None
+        finally:
+            state.close()
