@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/bench_storm.py                            # 10 s at 10,000/s
     .venv/bin/python benchmarks/bench_storm.py --duration 2 --rate 2000   # a short look
     .venv/bin/python benchmarks/bench_storm.py --json storm.json
+    .venv/bin/python benchmarks/bench_storm.py --processes 4            # a fleet over Redis
+    .venv/bin/python benchmarks/bench_storm.py --processes 4 --redis-url redis://host:6379/0
 
 One process serves a Starlette app with :class:`pd_integrations.starlette.PagerDutyMiddleware`
 and an :class:`~pd_integrations.AlertManager` whose events go to the bundled emulator,
@@ -37,6 +39,18 @@ Reported, with the targets of issue 6 (the exit status is 1 when one is missed):
   framework's cost of those errors, not ours. Calm alone flatters the storm (between
   its ticks the loop sleeps, so calm requests often start on cold caches); control
   removes that bias.
+
+With ``--processes N`` it runs the fleet mode instead: N worker processes, each with its
+own app and manager, share one Redis (``--redis-url``, else a throwaway
+``redis-server`` on a free loopback port) and one emulator. Each first raises
+``--fleet-errors`` errors of the same 10 fingerprints with Redis healthy, then, while
+Redis is paused (``CLIENT PAUSE``), as many brand-new ones of 10 other fingerprints,
+each error request interleaved with a request raising an ignored exception (the
+control). Reported: triggers per problem in each phase, 429s, and the service time of an
+error request against the control's, with Redis healthy and paused. Targets: one trigger
+per problem with Redis healthy; at most one per worker and problem while paused (the
+documented cost of a Redis that cannot answer); no 429; no error request as slow as the
+Redis socket timeout (200 ms), which any request that waited for Redis would be.
 """
 
 from __future__ import annotations
@@ -183,7 +197,9 @@ def _error_class(n: int, prefix: str) -> type[RuntimeError]:
 ERRORS = tuple(_error_class(n, "StormError") for n in range(FINGERPRINTS))
 # Raised in the control phases; the middleware ignores them.
 IGNORED = tuple(_error_class(n, "IgnoredError") for n in range(FINGERPRINTS))
-STORM_PATH, CONTROL_PATH = "/fail", "/ignored"
+# Raised only while the fleet mode has Redis paused: problems nobody has seen yet.
+FRESH = tuple(_error_class(n, "FreshError") for n in range(FINGERPRINTS))
+STORM_PATH, CONTROL_PATH, FRESH_PATH = "/fail", "/ignored", "/fresh"
 
 
 def build_app(manager: AlertManager) -> Any:
@@ -206,11 +222,15 @@ def build_app(manager: AlertManager) -> Any:
     async def ignored(request: Request) -> Response:
         raise IGNORED[request.path_params["n"]](f"ignored error {request.path_params['n']}")
 
+    async def fresh(request: Request) -> Response:
+        raise FRESH[request.path_params["n"]](f"fresh error {request.path_params['n']}")
+
     app = Starlette(
         routes=[
             Route("/", hello),
             Route(STORM_PATH + "/{n:int}", fail),
             Route(CONTROL_PATH + "/{n:int}", ignored),
+            Route(FRESH_PATH + "/{n:int}", fresh),
         ]
     )
     monitor = RequestMonitor(manager, ignore_exceptions=IGNORED)
@@ -527,6 +547,309 @@ def details(result: StormResult) -> str:
     return "\n".join(lines) + "\n"
 
 
+# -- the fleet mode: N processes over one Redis --------------------------------------------
+
+REDIS_SOCKET_TIMEOUT_MS = 200.0
+"""The state's default Redis socket timeout: a request that waited for Redis takes this."""
+
+
+@dataclass(frozen=True)
+class FleetPlan:
+    processes: int = 4
+    errors: int = 2_000
+    """Error requests per process with Redis healthy (and as many control requests)."""
+    paused_errors: int = 200
+    """Error requests per process while Redis is paused (and as many control requests)."""
+    pause_ms: int = 1_500
+
+    def __post_init__(self) -> None:
+        if self.processes < 1 or self.errors < 1 or self.paused_errors < 1:
+            raise ValueError("processes, errors and paused errors must be at least 1")
+        if self.pause_ms < 1:
+            raise ValueError("the pause must be at least 1 ms")
+
+
+@dataclass
+class FleetResult:
+    plan: FleetPlan
+    workers: list[dict[str, Any]]
+    """Per process: counts and the latencies (ns) of each phase's requests."""
+    triggers: dict[str, dict[str, int]]
+    """``healthy`` and ``paused``: triggers per dedup key of that phase's problems."""
+    emulator: dict[str, Any]
+
+    def pooled(self, phase: str, kind: str) -> list[int]:
+        return [ns for worker in self.workers for ns in worker[phase][kind]]
+
+
+async def _timed_requests(app: Any, error_path: str, count: int) -> dict[str, list[int]]:
+    """``count`` error requests (to ``error_path``) interleaved with as many controls."""
+    status = 0
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    errors: list[int] = []
+    controls: list[int] = []
+    bad = 0
+    scopes = {
+        path: [_asgi_scope(f"{path}/{n}") for n in range(FINGERPRINTS)]
+        for path in (error_path, CONTROL_PATH)
+    }
+    for i in range(count):
+        for path, latencies in ((error_path, errors), (CONTROL_PATH, controls)):
+            status = 0
+            t0 = time.perf_counter_ns()
+            with contextlib.suppress(*ERRORS, *IGNORED, *FRESH):  # re-raised after the 500
+                await app(scopes[path][i % FINGERPRINTS].copy(), receive, send)
+            latencies.append(time.perf_counter_ns() - t0)
+            bad += status != 500
+    return {"errors": errors, "controls": controls, "not_500": [bad]}
+
+
+def _fleet_worker(
+    plan: FleetPlan,
+    emulator_url: str,
+    state_url: str,
+    routing_key: str,
+    ready: Any,
+    go: Any,
+    results: Any,
+) -> None:
+    """One worker process: its own app and manager, the shared Redis and emulator."""
+    manager = AlertManager(
+        routing_key, source=f"bench-fleet-{os.getpid()}", base_url=emulator_url, state_url=state_url
+    )
+    app = build_app(manager)
+    manager.get_alert("warm-up")  # connected to Redis before anything is timed
+
+    async def both_phases() -> dict[str, Any]:
+        await _timed_requests(app, CONTROL_PATH, 50)  # warm the app's paths, alerts nothing
+        go.wait()
+        healthy = await _timed_requests(app, STORM_PATH, plan.errors)
+        # The healthy phase's verdicts reach Redis before the pause, not during it.
+        manager.flush(FLUSH_TIMEOUT)
+        ready.wait()  # the parent pauses Redis between these two barriers
+        go.wait()
+        started = time.perf_counter()
+        paused = await _timed_requests(app, FRESH_PATH, plan.paused_errors)
+        paused["elapsed_ms"] = [round((time.perf_counter() - started) * 1000)]
+        return {"healthy": healthy, "paused": paused}
+
+    figures = asyncio.run(both_phases())
+    figures["flushed"] = manager.flush(FLUSH_TIMEOUT)
+    stats = manager.stats()
+    figures["dropped"], figures["failed"] = stats.dropped, stats.failed
+    manager.close(FLUSH_TIMEOUT)
+    results.put(figures)
+
+
+@contextlib.contextmanager
+def throwaway_redis() -> Any:
+    """A ``redis-server`` on a free loopback port, without persistence; yields its URL."""
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with tempfile.TemporaryDirectory(prefix="bench-redis-") as workdir:
+        args = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", ""]
+        args += ["--appendonly", "no", "--dir", workdir, "--loglevel", "warning"]
+        server = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
+                    break
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("redis-server did not start")
+                time.sleep(0.05)
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            server.terminate()
+            server.wait(10)
+
+
+def _triggers_by_key(emulator_url: str, routing_key: str) -> dict[str, dict[str, int]]:
+    """Triggers per dedup key, split by the phase whose problem they page for."""
+    found: dict[str, dict[str, int]] = {"healthy": {}, "paused": {}}
+    for event in _get(f"{emulator_url}/api/events"):
+        body = event["body"]
+        if body.get("routing_key") != routing_key or event["type"] != "trigger":
+            continue
+        summary = str(body.get("payload", {}).get("summary", ""))
+        phase = found["paused" if "FreshError" in summary else "healthy"]
+        phase[event["dedup_key"]] = phase.get(event["dedup_key"], 0) + 1
+    return found
+
+
+def run_fleet(
+    plan: FleetPlan, emulator_url: str, redis_url: str, routing_key: str = ROUTING_KEY
+) -> FleetResult:
+    """Start the workers, pause Redis between their two phases, gather their figures."""
+    import multiprocessing
+    import uuid
+
+    import redis
+
+    prefix = f"bench-fleet-{uuid.uuid4().hex[:8]}"
+    separator = "&" if "?" in redis_url else "?"
+    state_url = f"{redis_url}{separator}prefix={prefix}"
+    context = multiprocessing.get_context("spawn")
+    ready, go = context.Barrier(plan.processes + 1), context.Barrier(plan.processes + 1)
+    results = context.Queue()
+    workers = [
+        context.Process(
+            target=_fleet_worker,
+            args=(plan, emulator_url, state_url, routing_key, ready, go, results),
+            daemon=True,
+        )
+        for _ in range(plan.processes)
+    ]
+    for worker in workers:
+        worker.start()
+    client = redis.Redis.from_url(redis_url)
+    try:
+        go.wait(timeout=120)  # every worker started and warmed up
+        ready.wait(timeout=600)  # every worker done with the healthy phase
+        client.execute_command("CLIENT", "PAUSE", plan.pause_ms, "ALL")  # type: ignore[no-untyped-call]
+        go.wait(timeout=60)
+        figures = [results.get(timeout=600) for _ in workers]
+    finally:
+        with contextlib.suppress(Exception):
+            client.execute_command("CLIENT", "UNPAUSE")  # type: ignore[no-untyped-call]
+        for worker in workers:
+            worker.join(60)
+            if worker.is_alive():
+                worker.kill()
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=500))
+        if keys:
+            client.delete(*keys)
+        client.close()
+    return FleetResult(
+        plan,
+        figures,
+        _triggers_by_key(emulator_url, routing_key),
+        emulator_figures(emulator_url, routing_key),
+    )
+
+
+def fleet_counting_checks(result: FleetResult) -> list[Check]:
+    """What reached PagerDuty: independent of timing (the smoke test checks these)."""
+    plan = result.plan
+    healthy, paused = result.triggers["healthy"], result.triggers["paused"]
+    not_500 = sum(w[p]["not_500"][0] for w in result.workers for p in ("healthy", "paused"))
+    lost = sum(w["dropped"] + w["failed"] for w in result.workers)
+    return [
+        Check(
+            "error requests not answered 500",
+            str(not_500),
+            "0",
+            not_500 == 0,
+        ),
+        Check(
+            "triggers per problem, Redis healthy",
+            f"{sum(healthy.values())} for {len(healthy)} problems",
+            f"1 each, {FINGERPRINTS} problems",
+            len(healthy) == FINGERPRINTS and set(healthy.values()) == {1},
+        ),
+        Check(
+            "triggers per problem, Redis paused",
+            f"{sum(paused.values())} for {len(paused)} problems "
+            f"(max {max(paused.values(), default=0)})",
+            f"1 to {plan.processes} each (one per worker at most)",
+            len(paused) == FINGERPRINTS and all(1 <= n <= plan.processes for n in paused.values()),
+        ),
+        Check(
+            "answered 429",
+            str(result.emulator["answered_429"]),
+            "0",
+            result.emulator["answered_429"] == 0,
+        ),
+        Check(
+            "library: dropped + failed, queues flushed",
+            f"{lost}, {'yes' if all(w['flushed'] for w in result.workers) else 'no'}",
+            "0, yes",
+            lost == 0 and all(w["flushed"] for w in result.workers),
+        ),
+    ]
+
+
+def fleet_timing_checks(result: FleetResult) -> list[Check]:
+    paused = result.pooled("paused", "errors")
+    slowest_ms = max(paused) / 1e6
+    elapsed = max(w["paused"]["elapsed_ms"][0] for w in result.workers)
+    return [
+        Check(
+            "slowest error request, Redis paused",
+            f"{slowest_ms:.1f} ms",
+            f"< {REDIS_SOCKET_TIMEOUT_MS:g} ms (no wait for Redis)",
+            slowest_ms < REDIS_SOCKET_TIMEOUT_MS,
+        ),
+        Check(
+            "paused phase inside the pause",
+            f"{elapsed} ms",
+            f"< {result.plan.pause_ms} ms",
+            elapsed < result.plan.pause_ms,
+        ),
+    ]
+
+
+def fleet_details(result: FleetResult) -> str:
+    lines = ["| phase | error request median / p99 | control median / p99 | cost per error |"]
+    lines.append("|---|---|---|---|")
+    for phase in ("healthy", "paused"):
+        errors, controls = result.pooled(phase, "errors"), result.pooled(phase, "controls")
+        cost = (statistics.median(errors) - statistics.median(controls)) / 1000
+        lines.append(
+            f"| Redis {phase} | {statistics.median(errors) / 1000:.0f} / "
+            f"{percentile(errors, 0.99) / 1000:.0f} µs | "
+            f"{statistics.median(controls) / 1000:.0f} / "
+            f"{percentile(controls, 0.99) / 1000:.0f} µs | {cost:.0f} µs |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def fleet_main(args: argparse.Namespace) -> int:
+    plan = FleetPlan(
+        processes=args.processes,
+        errors=args.fleet_errors,
+        paused_errors=args.paused_errors,
+        pause_ms=args.pause_ms,
+    )
+    print(
+        f"fleet: {plan.processes} processes over one Redis, {plan.errors:,} errors each with "
+        f"Redis healthy, {plan.paused_errors:,} each with Redis paused {plan.pause_ms} ms; "
+        f"load average {os.getloadavg()[0]:.2f}",
+        file=sys.stderr,
+    )
+    with emulator_process() as url, contextlib.ExitStack() as stack:
+        redis_url = args.redis_url or stack.enter_context(throwaway_redis())
+        result = run_fleet(plan, url, redis_url)
+    checks = fleet_counting_checks(result) + fleet_timing_checks(result)
+    print(table(checks))
+    print(fleet_details(result))
+    if args.json:
+        document = {
+            "plan": asdict(plan),
+            "checks": [asdict(c) for c in checks],
+            "triggers": result.triggers,
+            "emulator": result.emulator,
+            "load_average_1min": os.getloadavg()[0],
+        }
+        Path(args.json).write_text(json.dumps(document, indent=2) + "\n")
+    return 0 if all(check.met for check in checks) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--duration", type=float, default=10.0, help="storm seconds (10)")
@@ -540,11 +863,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds of calm, and as many of control, between the storm's slices (duration/2)",
     )
     parser.add_argument("--json", metavar="PATH", help="write every figure as JSON")
+    parser.add_argument(
+        "--processes", type=int, help="the fleet mode: this many worker processes over one Redis"
+    )
+    parser.add_argument("--redis-url", help="the fleet's Redis (default: a throwaway redis-server)")
+    parser.add_argument(
+        "--fleet-errors", type=int, default=2_000, help="errors per process, Redis healthy (2000)"
+    )
+    parser.add_argument(
+        "--paused-errors", type=int, default=200, help="errors per process, Redis paused (200)"
+    )
+    parser.add_argument("--pause-ms", type=int, default=1_500, help="the Redis pause (1500 ms)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.processes is not None:
+        try:
+            return fleet_main(args)
+        except ValueError as error:
+            build_parser().error(str(error))
     try:
         plan = StormPlan(
             duration=args.duration,

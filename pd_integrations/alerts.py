@@ -56,7 +56,7 @@ from .events import (
 from .policy import BeforeSend, BeforeSendHook, Hint, Tally, as_hook, full_hint
 from .ratelimit import DEFAULT_PER_MINUTE
 from .scrub import DEFAULT_SCRUBBER, Scrubber
-from .state import DEFAULT_ALERT_TTL, AlertRecord, Raised, StateBackend, open_state
+from .state import DEFAULT_ALERT_TTL, AlertRecord, Owed, Raised, StateBackend, open_state
 
 _log = logging.getLogger("pd_integrations.alerts")
 
@@ -217,6 +217,9 @@ class AlertManager:
             )
         self._resolver = _AutoResolver(self)
         self._background = _Background(self, self._state.lease)
+        if key and not self._state.decides_locally:
+            # Its sweep delivers what dead processes owed, even if this one never alerts.
+            self._background.start()
         self._warned_disabled = False
         self.before_send = as_hook(before_send)
         self._policy_drops = Tally()
@@ -374,12 +377,30 @@ class AlertManager:
             self._background.owe(event.dedup_key)
         self._send(event)
 
+    def _send_owed_action(self, owed: Owed, dedup_key: str) -> None:
+        """Send a resolve or acknowledge that the shared state records as this
+        process's to deliver (renewed by the sweep until PagerDuty accepted it)."""
+        if not self._state.decides_locally:
+            self._background.owe(dedup_key, owed)
+        if owed is Owed.RESOLVE:
+            self._send(ResolveEvent(dedup_key))
+        else:
+            self._send(AcknowledgeEvent(dedup_key))
+
     def _sweep(self) -> None:
-        """On the background thread, every third of the lease: keep the triggers this
+        """On the background thread, every third of the lease: keep the events this
         process still sends owned, and send those whose owner's lease expired."""
         owed = self._background.owed()
         if owed:
             self._state.renew_leases(owed)
+        actions = self._background.owed_actions()
+        if actions:
+            self._state.renew_owed(actions)
+        for action, key in self._state.take_owed():
+            _log.warning(
+                "sending the %s of alert %r for a process that did not deliver it", action, key
+            )
+            self._send_owed_action(action, key)
         for record in self._state.take_expired():
             _log.warning(
                 "sending the trigger of alert %r for a process that did not deliver it",
@@ -506,42 +527,91 @@ class AlertManager:
     # -- acting on alerts ---------------------------------------------------------------
 
     def acknowledge(self, dedup_key: str) -> None:
-        """Acknowledge an open alert; :class:`UnknownAlertError` if the state has none."""
-        if not self._state.acknowledge(dedup_key):
+        """Acknowledge an open alert; :class:`UnknownAlertError` if the state has none.
+
+        With shared state this is the one call that waits for Redis (one round trip, at
+        most its socket timeout): it must tell whether the alert is open. The acknowledge
+        is recorded there as this process's to send, and sent by another if it dies first.
+        """
+        if not self._state.acknowledge_owed(dedup_key):
             raise UnknownAlertError(f"no open alert with dedup key {dedup_key!r}")
-        self._send(AcknowledgeEvent(dedup_key))
+        self._send_owed_action(Owed.ACKNOWLEDGE, dedup_key)
 
     def resolve(self, dedup_key: str) -> None:
-        """Resolve an alert; sent even when the state does not know the key."""
-        event = ResolveEvent(dedup_key)
-        self._state.resolve(dedup_key)
+        """Resolve an alert; sent even when the state does not know the key.
+
+        With shared state the shared record is closed in the background (no round trip
+        here), and the resolve is recorded as this process's to send until PagerDuty
+        accepted it: if this process dies first, another one sends it.
+        """
         self._resolver.cancel(dedup_key)
-        self._send(event)
+        if self._state.decides_locally:
+            self._state.resolve(dedup_key)
+        else:
+            self._state.forget_locally(dedup_key)
+            # Queued before the send: the background runs it before the confirmation.
+            self._background.run(functools.partial(self._state.resolve_owed, dedup_key))
+        self._send_owed_action(Owed.RESOLVE, dedup_key)
 
     def mark_resolved(self, dedup_key: str) -> bool:
         """Record that PagerDuty closed the alert, without sending anything.
 
         Its next occurrence then triggers at once (PagerDuty opens a new incident for it)
         instead of waiting for a refresh. The webhook receiver calls this for an
-        ``incident.resolved`` event; ``False`` when the alert was not open.
+        ``incident.resolved`` event; ``False`` when the alert was not open. With shared
+        state, Redis is updated in the background and the answer is whether this process
+        knew the alert open.
         """
         self._resolver.cancel(dedup_key)
-        return self._state.resolve(dedup_key)
+        if self._state.decides_locally:
+            return self._state.resolve(dedup_key)
+        known = self._state.forget_locally(dedup_key)
+        self._background.run(functools.partial(self._state.resolve, dedup_key))
+        return known
 
     def mark_acknowledged(self, dedup_key: str) -> bool:
         """Record that a responder acknowledged the alert in PagerDuty; sends nothing.
 
         Shown by ``get_alert(key).acknowledged``; ``False`` when the alert is not open.
+        With shared state, Redis is updated in the background and the answer is whether
+        this process knew the alert open.
         """
-        return self._state.acknowledge(dedup_key)
+        if self._state.decides_locally:
+            return self._state.acknowledge(dedup_key)
+        self._background.run(functools.partial(self._state.acknowledge, dedup_key))
+        return self._state.knows_open(dedup_key)
+
+    def in_background(self, job: Callable[[], object]) -> None:
+        """Run ``job`` (which uses the state) where a remote state's round trips belong.
+
+        On the manager's background thread, in order with its other shared-state work,
+        when the state is remote; at once otherwise. Dropped once the manager is closed.
+        """
+        if self._state.decides_locally:
+            job()
+        else:
+            self._background.run(job)
 
     def active_alerts(self) -> list[Alert]:
-        """Every open alert (of every process, with shared state)."""
+        """Every open alert (of every process, with shared state).
+
+        With shared state this reads Redis on the caller's thread (at most its socket
+        timeout), after letting this process's queued updates reach it (at most
+        :data:`READ_WAIT` seconds), so it sees its own resolves and acknowledges.
+        """
+        self._catch_up()
         return [_snapshot(record) for record in self._state.active_alerts()]
 
     def get_alert(self, dedup_key: str) -> Alert | None:
+        """The open alert with this key; reads Redis with shared state, as
+        :meth:`active_alerts` does."""
+        self._catch_up()
         record = self._state.get_alert(dedup_key)
         return _snapshot(record) if record is not None else None
+
+    def _catch_up(self) -> None:
+        if not self._state.decides_locally:
+            self._background.wait_idle(READ_WAIT)
 
     def forget_all(self) -> None:
         """Forget every open alert and health state without resolving (tests, restarts).
@@ -639,7 +709,7 @@ class AlertManager:
         if remaining > 0:
             self._resolver.schedule(dedup_key, remaining)
             return
-        self._send(ResolveEvent(dedup_key))
+        self._send_owed_action(Owed.RESOLVE, dedup_key)
 
 
 class _AutoResolver:
@@ -723,6 +793,9 @@ class _AutoResolver:
             del manager
 
 
+READ_WAIT = 1.0
+"""Seconds a read of a remote state waits for this process's queued updates to reach it."""
+
 # Occurrences waiting for the state's verdict, at most (distinct alerts); beyond, a new
 # alert is sent at once: a duplicate trigger is better than a silenced page.
 MAX_DEFERRED = 1000
@@ -791,6 +864,7 @@ class _Background:
         self._order: list[str] = []
         self._jobs: list[Callable[[], object]] = []
         self._owed: set[str] = set()
+        self._owed_actions: set[tuple[Owed, str]] = set()
         self._busy = False
         self._stopped = False
         self._thread: threading.Thread | None = None
@@ -804,6 +878,12 @@ class _Background:
             )
             self._thread.start()
         self._changed.notify_all()
+
+    def start(self) -> None:
+        self._forked()
+        with self._lock:
+            if not self._stopped:
+                self._start()
 
     def _forked(self) -> None:
         if self._pid != os.getpid():
@@ -835,15 +915,26 @@ class _Background:
                 self._jobs.append(job)
                 self._start()
 
-    def owe(self, dedup_key: str) -> None:
+    def owe(self, dedup_key: str, action: Owed | None = None) -> None:
+        """This process sends the trigger (``action`` ``None``) or the resolve or
+        acknowledge of ``dedup_key``: the sweep renews its lease until it is settled."""
         self._forked()
         with self._lock:
-            self._owed.add(dedup_key)
+            if action is None:
+                self._owed.add(dedup_key)
+            else:
+                self._owed_actions.add((action, dedup_key))
             self._start()
 
-    def settled(self, dedup_key: str) -> bool:
-        """PagerDuty accepted or gave up on the trigger: ``True`` if this process owed it."""
+    def settled(self, dedup_key: str, action: Owed | None = None) -> bool:
+        """PagerDuty accepted or gave up on the event: ``True`` if this process owed it."""
         with self._lock:
+            if action is not None:
+                owed = (action, dedup_key)
+                if owed in self._owed_actions:
+                    self._owed_actions.discard(owed)
+                    return True
+                return False
             if dedup_key in self._owed:
                 self._owed.discard(dedup_key)
                 return True
@@ -853,8 +944,14 @@ class _Background:
         with self._lock:
             return list(self._owed)
 
+    def owed_actions(self) -> list[tuple[Owed, str]]:
+        with self._lock:
+            return list(self._owed_actions)
+
     def wait_idle(self, timeout: float | None) -> bool:
         """Wait until nothing waits for the state; ``False`` on timeout."""
+        if threading.current_thread() is self._thread:
+            return False  # the background thread itself: it would wait for itself
         with self._lock:
             return self._changed.wait_for(
                 lambda: not (self._order or self._jobs or self._busy), timeout
@@ -910,47 +1007,74 @@ class _Background:
 _live: weakref.WeakSet[AlertManager] = weakref.WeakSet()
 
 
-def _trigger_lost(sender: object, **extra: Any) -> None:
-    """The dispatcher dropped or gave up on a trigger: PagerDuty never opened that alert.
+def _manager_of(sender: object) -> AlertManager | None:
+    for manager in list(_live):
+        if manager._dispatcher is sender:
+            return manager
+    return None
 
-    Left open here, every recurrence would be suppressed and PagerDuty would never hear
-    of the problem; closed, the next recurrence sends a fresh trigger.
+
+def _owed_action(event: object) -> Owed | None:
+    if isinstance(event, ResolveEvent):
+        return Owed.RESOLVE
+    if isinstance(event, AcknowledgeEvent):
+        return Owed.ACKNOWLEDGE
+    return None
+
+
+def _event_lost(sender: object, **extra: Any) -> None:
+    """The dispatcher dropped or gave up on an event.
+
+    A trigger: PagerDuty never opened that alert. Left open here, every recurrence would
+    be suppressed and PagerDuty would never hear of the problem; closed, the next
+    recurrence sends a fresh trigger. A resolve or acknowledge PagerDuty refused for
+    good (failed) is no longer owed; one dropped (the queue was full, or closing) stays
+    owed in the shared state, so once its lease runs out another process sends it.
     """
     event = extra.get("event")
+    manager = _manager_of(sender)
+    if manager is None:
+        return
+    action = _owed_action(event)
+    if action is not None:
+        assert isinstance(event, ResolveEvent | AcknowledgeEvent)
+        owed = manager._background.settled(event.dedup_key, action)
+        if owed and "error" in extra:
+            manager._background.run(
+                functools.partial(manager._state.confirm_owed, action, event.dedup_key)
+            )
+        return
     if not isinstance(event, TriggerEvent) or event.dedup_key is None:
         return
-    for manager in list(_live):
-        if manager._dispatcher is sender:
-            key = event.dedup_key
-            manager._background.settled(key)
-            if manager._state.decides_locally:
-                manager.mark_resolved(key)
-            else:
-                # Maybe on the caller's thread (a drop when the queue is full): no Redis.
-                manager._background.run(functools.partial(manager.mark_resolved, key))
-            return
+    manager._background.settled(event.dedup_key)
+    # Maybe on the caller's thread (a drop when the queue is full): mark_resolved leaves
+    # a remote state's round trip to the background.
+    manager.mark_resolved(event.dedup_key)
 
 
-def _trigger_sent(sender: object, **extra: Any) -> None:
-    """PagerDuty accepted a trigger: the shared state marks its alert open (no longer
-    pending), whichever process opened it (with a spool, a dead process's trigger may
-    be delivered by another)."""
+def _event_sent(sender: object, **extra: Any) -> None:
+    """PagerDuty accepted an event: the shared state marks a trigger's alert open (no
+    longer pending), and a resolve or acknowledge no longer owed, whichever process
+    owed it (with a spool, a dead process's event may be delivered by another)."""
     event = extra.get("event")
-    if not isinstance(event, TriggerEvent) or event.dedup_key is None:
+    if not isinstance(event, TriggerEvent | ResolveEvent | AcknowledgeEvent):
         return
-    for manager in list(_live):
-        if manager._dispatcher is sender:
-            if not manager._state.decides_locally:
-                key = event.dedup_key
-                manager._background.settled(key)
-                manager._background.run(functools.partial(manager._state.confirm_trigger, key))
-            return
+    key = event.dedup_key
+    manager = _manager_of(sender)
+    if key is None or manager is None or manager._state.decides_locally:
+        return
+    action = _owed_action(event)
+    manager._background.settled(key, action)
+    if action is None:
+        manager._background.run(functools.partial(manager._state.confirm_trigger, key))
+    else:
+        manager._background.run(functools.partial(manager._state.confirm_owed, action, key))
 
 
 # Connected for good (weak=False: a module-level function); drops and failures are rare.
-signals.event_dropped.connect(_trigger_lost, weak=False)
-signals.event_failed.connect(_trigger_lost, weak=False)
-signals.event_sent.connect(_trigger_sent, weak=False)
+signals.event_dropped.connect(_event_lost, weak=False)
+signals.event_failed.connect(_event_lost, weak=False)
+signals.event_sent.connect(_event_sent, weak=False)
 
 
 def live_managers() -> list[AlertManager]:

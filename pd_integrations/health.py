@@ -8,7 +8,11 @@ page on every blip and a long outage is one incident, not one per run.
 The counts and the open/closed state live in the alert manager's state
 (:mod:`pd_integrations.state`): with shared state (Redis) every worker's run counts
 toward one streak, and only the run that flips the state sends the trigger or the
-resolve, so N workers checking one database page once and resolve once.
+resolve, so N workers checking one database page once and resolve once. A run never
+waits for Redis (a probe must not stall, nor an event loop): it hands its result to the
+alert manager's background thread, which counts it there, in the order this process ran
+them, and sends what the shared state decides; the report then shows this process's view
+(the shared state as last seen, plus its own runs since).
 
 A check may depend on others: while a dependency is failing, its dependents are not run
 and are reported as skipped, because the outage is the dependency's and one page is
@@ -26,12 +30,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
@@ -42,7 +47,7 @@ from .dispatch import DeliveryHealth
 from .events import Link, Severity
 from .fingerprint import message, type_name
 from .scrub import DEFAULT_SCRUBBER, Scrubber
-from .state import Edge, HealthState
+from .state import Edge, HealthState, next_health
 
 _log = logging.getLogger("pd_integrations.health")
 
@@ -172,6 +177,8 @@ class _Check:
     # once past its deadline it is a hung check, never started a second time (each run
     # would leak one more thread).
     inflight: _Call | None = None
+    # With a remote state: its state as this process last saw it, plus the runs since.
+    known: HealthState = field(default_factory=HealthState)
 
 
 @dataclass(frozen=True, slots=True)
@@ -718,6 +725,8 @@ class HealthMonitor(CheckDecorator):
             return None
 
     def _state(self, check: _Check) -> HealthState:
+        if not self.alerts.state.decides_locally:
+            return check.known  # reading Redis here would stall the probe
         try:
             return self.alerts.state.health(check.state_key)
         except Exception:
@@ -736,6 +745,20 @@ class HealthMonitor(CheckDecorator):
             if outcome.call.counted:
                 return None
             outcome.call.counted = True
+        if not self.alerts.state.decides_locally:
+            # Counted in the background, in the order of this process's runs, so a
+            # trigger and its resolve keep theirs; the report shows the estimate.
+            healthy = outcome.status is CheckStatus.HEALTHY
+            estimate = next_health(
+                check.known, healthy, check.failure_threshold, check.recovery_threshold
+            )
+            check.known = HealthState(estimate.failures, estimate.successes, estimate.down)
+            self.alerts.in_background(functools.partial(self._observe, check, outcome))
+            return check.known
+        return self._observe(check, outcome)
+
+    def _observe(self, check: _Check, outcome: _Outcome) -> HealthState:
+        """Count the run in the state; the run that flipped it sends the event."""
         try:
             state = self.alerts.state.observe_health(
                 check.state_key,
@@ -746,11 +769,13 @@ class HealthMonitor(CheckDecorator):
         except Exception:
             _log.exception("could not record the run of health check %r", check.name)
             return HealthState()
-        # The state tells only the run that flipped it, so one process sends the event.
-        if state.edge is Edge.TRIGGER:
-            self._trigger(check, outcome, state)
-        elif state.edge is Edge.RESOLVE:
-            self._resolve(check)
+        with self._lock:  # the background thread's turn: a run may be recording meanwhile
+            check.known = HealthState(state.failures, state.successes, state.down)
+            # The state tells only the run that flipped it, so one process sends the event.
+            if state.edge is Edge.TRIGGER:
+                self._trigger(check, outcome, state)
+            elif state.edge is Edge.RESOLVE:
+                self._resolve(check)
         return state
 
     def _trigger(self, check: _Check, outcome: _Outcome, state: HealthState) -> None:

@@ -11,7 +11,10 @@ on by all of them, or fifty workers page fifty times:
 - the **occurrence count** of each open alert,
 - the **rate budget** of the routing key (PagerDuty's ~120 events per minute),
 - the **health-check state** (consecutive failures/successes, and whether the check's
-  alert is open), so N workers checking one database page once and resolve once.
+  alert is open), so N workers checking one database page once and resolve once,
+- the **events owed** to PagerDuty: a trigger, resolve or acknowledge a process decided
+  to send, recorded with a lease until PagerDuty accepted it, so another process sends
+  it if that one dies first.
 
 :class:`StateBackend` is that state's interface. :class:`MemoryState` keeps it in the
 process (the default); ``RedisState`` (in :mod:`pd_integrations.state_redis`, needs the
@@ -85,6 +88,13 @@ class Raised(NamedTuple):
     severity: Severity | None = None
     """For a refresh, the open alert's severity (the worst it was raised with), which the
     refreshed trigger must keep; ``None`` otherwise."""
+
+
+class Owed(StrEnum):
+    """A resolve or acknowledge a shared state records until PagerDuty accepted it."""
+
+    RESOLVE = "resolve"
+    ACKNOWLEDGE = "acknowledge"
 
 
 class Edge(StrEnum):
@@ -161,6 +171,41 @@ class StateBackend(ABC):
         """
         return []
 
+    def resolve_owed(self, dedup_key: str) -> bool:
+        """:meth:`resolve`, recording that this process owes PagerDuty the resolve.
+
+        A shared state keeps the record (with this process's lease) until
+        :meth:`confirm_owed`; if the lease expires first, :meth:`take_owed` hands the
+        resolve to another process. A process-local state has nobody to hand it to.
+        """
+        return self.resolve(dedup_key)
+
+    def acknowledge_owed(self, dedup_key: str) -> bool:
+        """:meth:`acknowledge`, recording the acknowledge as owed like :meth:`resolve_owed`."""
+        return self.acknowledge(dedup_key)
+
+    def confirm_owed(self, owed: Owed, dedup_key: str) -> None:  # noqa: B027 - nothing kept
+        """PagerDuty accepted the owed event (or refused it for good): no longer owed."""
+
+    def renew_owed(self, owed: list[tuple[Owed, str]]) -> None:  # noqa: B027 - nothing kept
+        """This process still owes (and is sending) these events."""
+
+    def take_owed(self, limit: int = 100) -> list[tuple[Owed, str]]:
+        """Owed events whose owner's lease expired, now owed by this process (to send)."""
+        return []
+
+    def forget_locally(self, dedup_key: str) -> bool:
+        """Drop what this process alone knows of the alert, without a round trip.
+
+        ``True`` if it knew the alert open. For a remote state, which the caller then
+        updates in the background; a process-local state simply resolves it.
+        """
+        return self.resolve(dedup_key)
+
+    def knows_open(self, dedup_key: str) -> bool:
+        """Whether this process knows the alert open, without a round trip."""
+        return self.get_alert(dedup_key) is not None
+
     @abstractmethod
     def get_alert(self, dedup_key: str) -> AlertRecord | None:
         """The open alert with this key, if any."""
@@ -181,8 +226,9 @@ class StateBackend(ABC):
     def resolve_if_quiet(self, dedup_key: str, quiet_for: float, now: float) -> float | None:
         """Close the alert if nothing raised it for ``quiet_for`` seconds before ``now``.
 
-        Returns ``0.0`` when this call closed it (the caller sends the resolve), the
-        seconds still to wait when it recurred meanwhile, ``None`` when it is not open.
+        Returns ``0.0`` when this call closed it (the caller sends the resolve, which a
+        shared state records as owed, as :meth:`resolve_owed` does), the seconds still to
+        wait when it recurred meanwhile, ``None`` when it is not open.
         """
 
     @abstractmethod

@@ -2,7 +2,10 @@
 
 Every decision that several processes could race on is one Lua script, so it is atomic
 in Redis: opening an alert, counting an occurrence, escalating, refreshing, auto-resolving,
-flipping a health check and spending the rate budget. Keys live under
+flipping a health check, spending the rate budget, and recording, renewing or taking over
+an event owed to PagerDuty (a pending trigger in its alert's hash; a resolve or
+acknowledge in the ``owed`` sorted set, scored by its lease's end, with its owner in
+``owed_by``). Keys live under
 ``<prefix>:{<hash of the routing key>}:`` (the braces keep one routing key's keys in one
 Redis Cluster slot), and every key has a TTL.
 
@@ -37,12 +40,14 @@ from .errors import ConfigurationError
 from .events import Severity
 from .ratelimit import WINDOW_SECONDS, RateBudget
 from .state import (
+    DEFAULT_ALERT_TTL,
     DEFAULT_LEASE,
     HEALTH_TTL,
     AlertRecord,
     Edge,
     HealthState,
     MemoryState,
+    Owed,
     Raised,
     StateBackend,
     register_fork_safe,
@@ -87,15 +92,36 @@ class _Recent:
 
 T = TypeVar("T")
 
-# KEYS: alert hash, index, pending set; ARGV: dedup key, now, ttl ms, rank, severity,
-# summary, alert_type, component, identifier, auto_resolve, occurrences to record,
+# Records an owed resolve or acknowledge (member 'resolve:<key>'...) for the caller, with
+# its lease on Redis's clock. Prepended to the scripts that need it.
+_OWE = """
+local function owe(owed, owners, member, owner, lease, ttl)
+  local t = redis.call('TIME')
+  local lease_until = tonumber(t[1]) + tonumber(t[2]) / 1000000 + tonumber(lease)
+  redis.call('ZADD', owed, lease_until, member)
+  redis.call('HSET', owners, member, owner)
+  if redis.call('PTTL', owed) < tonumber(ttl) then redis.call('PEXPIRE', owed, ttl) end
+  if redis.call('PTTL', owners) < tonumber(ttl) then redis.call('PEXPIRE', owners, ttl) end
+end
+local function settle(owed, owners, member)
+  redis.call('ZREM', owed, member)
+  redis.call('HDEL', owners, member)
+end
+"""
+
+# KEYS: alert hash, index, pending set, owed set, owners; ARGV: dedup key, now, ttl ms,
+# rank, severity, summary, alert_type, component, identifier, auto_resolve, occurrences to record,
 # refresh_after seconds (0: off), owner, lease seconds. Returns {send, occurrences,
 # refresh_at, severity}: refresh_at is the time (text, '' when refreshing is off) from
 # which a repeat is sent again; severity is the stored one, set only when this call is a
 # refresh or takes over a trigger whose owner's lease expired.
 # A new alert is 'pending' until its trigger is confirmed: the caller owns its delivery
-# for the lease (Redis's clock, so skewed hosts agree on when it expires).
-_RAISE = """
+# for the lease (Redis's clock, so skewed hosts agree on when it expires). A new alert
+# cancels a resolve or acknowledge still owed for the previous one: sent after this
+# trigger by a process taking it over, that resolve would close the new incident.
+_RAISE = (
+    _OWE
+    + """
 if redis.replicate_commands then redis.replicate_commands() end
 local h, index, pending = KEYS[1], KEYS[2], KEYS[3]
 local now, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -111,6 +137,8 @@ if not current then
     'auto_resolve', ARGV[10], 'first_seen', ARGV[2], 'last_seen', ARGV[2],
     'occurrences', occurrences, 'acknowledged', 0, 'status', 'pending')
   send, own = 1, true
+  settle(KEYS[4], KEYS[5], 'resolve:' .. ARGV[1])
+  settle(KEYS[4], KEYS[5], 'acknowledge:' .. ARGV[1])
 else
   occurrences = redis.call('HINCRBY', h, 'occurrences', occurrences)
   redis.call('HSET', h, 'last_seen', ARGV[2])
@@ -146,6 +174,7 @@ redis.call('ZADD', index, now + ttl / 1000, ARGV[1])
 if redis.call('PTTL', index) < ttl then redis.call('PEXPIRE', index, ttl) end
 return {send, occurrences, refresh_at, severity}
 """
+)
 
 # KEYS: alert hash, pending set; ARGV: dedup key. PagerDuty accepted the trigger.
 _CONFIRM = """
@@ -223,16 +252,50 @@ end
 return occurrences
 """
 
-# KEYS: alert hash. Returns 1 when the alert was open.
-_ACKNOWLEDGE = """
+# KEYS: alert hash, owed set, owners; ARGV: dedup key, owe (1/0), owner, lease, ttl ms.
+# Returns 1 when the alert was open (then, with owe, the acknowledge is owed by owner).
+_ACKNOWLEDGE = (
+    _OWE
+    + """
+if redis.replicate_commands then redis.replicate_commands() end
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'acknowledged', 1)
+if ARGV[2] == '1' then
+  owe(KEYS[2], KEYS[3], 'acknowledge:' .. ARGV[1], ARGV[3], ARGV[4], ARGV[5])
+end
 return 1
 """
+)
 
-# KEYS: alert hash, index, pending set; ARGV: dedup key, now, quiet_for. Returns a string: '-1' not
-# open, '0' closed by this call, else the seconds still to wait (strings keep fractions).
-_RESOLVE_IF_QUIET = """
+# KEYS: alert hash, index, pending set, owed set, owners; ARGV: dedup key, owe (1/0),
+# owner, lease, ttl ms. Closes the alert (an acknowledge still owed is moot then); with
+# owe, its resolve is owed by owner, else (PagerDuty resolved it) no resolve is owed.
+# Returns 1 when the alert was open.
+_RESOLVE = (
+    _OWE
+    + """
+if redis.replicate_commands then redis.replicate_commands() end
+local existed = redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+settle(KEYS[4], KEYS[5], 'acknowledge:' .. ARGV[1])
+if ARGV[2] == '1' then
+  owe(KEYS[4], KEYS[5], 'resolve:' .. ARGV[1], ARGV[3], ARGV[4], ARGV[5])
+else
+  settle(KEYS[4], KEYS[5], 'resolve:' .. ARGV[1])
+end
+return existed
+"""
+)
+
+# KEYS: alert hash, index, pending set, owed set, owners; ARGV: dedup key, now,
+# quiet_for, owner, lease, ttl ms. Returns a string: '-1' not open, '0' closed by this
+# call (its resolve now owed by owner), else the seconds still to wait (strings keep
+# fractions).
+_RESOLVE_IF_QUIET = (
+    _OWE
+    + """
+if redis.replicate_commands then redis.replicate_commands() end
 local last = redis.call('HGET', KEYS[1], 'last_seen')
 if not last then return '-1' end
 local remaining = tonumber(last) + tonumber(ARGV[3]) - tonumber(ARGV[2])
@@ -240,7 +303,51 @@ if remaining > 0.001 then return tostring(remaining) end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
+settle(KEYS[4], KEYS[5], 'acknowledge:' .. ARGV[1])
+owe(KEYS[4], KEYS[5], 'resolve:' .. ARGV[1], ARGV[4], ARGV[5], ARGV[6])
 return '0'
+"""
+)
+
+# KEYS: owed set, owners; ARGV: member. PagerDuty accepted (or refused for good) it.
+_CONFIRM_OWED = (
+    _OWE
+    + """
+settle(KEYS[1], KEYS[2], ARGV[1])
+return 1
+"""
+)
+
+# KEYS: owed set, owners; ARGV: owner, lease, then members. Extends the lease of every
+# event this owner still holds.
+_RENEW_OWED = """
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local lease_until = tonumber(t[1]) + tonumber(t[2]) / 1000000 + tonumber(ARGV[2])
+local renewed = 0
+for i = 3, #ARGV do
+  if redis.call('HGET', KEYS[2], ARGV[i]) == ARGV[1]
+      and redis.call('ZSCORE', KEYS[1], ARGV[i]) then
+    redis.call('ZADD', KEYS[1], lease_until, ARGV[i])
+    renewed = renewed + 1
+  end
+end
+return renewed
+"""
+
+# KEYS: owed set, owners; ARGV: owner, lease, limit. Takes over the owed events whose
+# lease expired (at most limit): returns their members, now owed by owner.
+_CLAIM_OWED = """
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local clock = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', clock, 'LIMIT', 0, tonumber(ARGV[3]))
+local lease_until = clock + tonumber(ARGV[2])
+for _, member in ipairs(due) do
+  redis.call('ZADD', KEYS[1], lease_until, member)
+  redis.call('HSET', KEYS[2], member, ARGV[1])
+end
+return due
 """
 
 # KEYS: health hash; ARGV: healthy (1/0), failure threshold, recovery threshold, ttl ms.
@@ -377,11 +484,17 @@ class RedisState(StateBackend):
         self._index = f"{self.namespace}:alerts"
         self._rate_key = f"{self.namespace}:rate"
         self._pending = f"{self.namespace}:pending"
+        self._owed = f"{self.namespace}:owed"
+        self._owners = f"{self.namespace}:owed_by"
         self._raise = self.redis.register_script(_RAISE)
         self._confirm = self.redis.register_script(_CONFIRM)
         self._renew = self.redis.register_script(_RENEW)
         self._claim = self.redis.register_script(_CLAIM)
         self._acknowledge = self.redis.register_script(_ACKNOWLEDGE)
+        self._resolve = self.redis.register_script(_RESOLVE)
+        self._confirm_owed = self.redis.register_script(_CONFIRM_OWED)
+        self._renew_owed = self.redis.register_script(_RENEW_OWED)
+        self._claim_owed = self.redis.register_script(_CLAIM_OWED)
         self._push_script = self.redis.register_script(_PUSH)
         self._resolve_if_quiet = self.redis.register_script(_RESOLVE_IF_QUIET)
         self._observe_health = self.redis.register_script(_OBSERVE_HEALTH)
@@ -456,7 +569,7 @@ class RedisState(StateBackend):
         ttl_ms = _ms(ttl)
         result = self._call(
             lambda: self._raise(
-                keys=[self._alert_key(key), self._index, self._pending],
+                keys=[self._alert_key(key), self._index, self._pending, *self._owed_keys],
                 args=[
                     key,
                     repr(alert.last_seen),
@@ -653,33 +766,97 @@ class RedisState(StateBackend):
         return self.local.active_alerts() if isinstance(result, _Unavailable) else result
 
     def acknowledge(self, dedup_key: str) -> bool:
+        return self._acknowledge_alert(dedup_key, owe=False)
+
+    def acknowledge_owed(self, dedup_key: str) -> bool:
+        return self._acknowledge_alert(dedup_key, owe=True)
+
+    def _acknowledge_alert(self, dedup_key: str, *, owe: bool) -> bool:
         self._push([dedup_key])
-        result = self._call(lambda: self._acknowledge(keys=[self._alert_key(dedup_key)]))
+        result = self._call(
+            lambda: self._acknowledge(
+                keys=[self._alert_key(dedup_key), *self._owed_keys],
+                args=[dedup_key, int(owe), *self._owner_args()],
+            )
+        )
         if isinstance(result, _Unavailable):
             return self.local.acknowledge(dedup_key)
         return bool(int(result))
 
     def resolve(self, dedup_key: str) -> bool:
-        def delete() -> bool:
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.delete(self._alert_key(dedup_key))
-            pipe.zrem(self._index, dedup_key)
-            pipe.zrem(self._pending, dedup_key)
-            deleted, _, _ = pipe.execute()
-            return bool(deleted)
+        return self._resolve_alert(dedup_key, owe=False)
 
+    def resolve_owed(self, dedup_key: str) -> bool:
+        return self._resolve_alert(dedup_key, owe=True)
+
+    def _resolve_alert(self, dedup_key: str, *, owe: bool) -> bool:
+        local = self.forget_locally(dedup_key)
+        result = self._call(
+            lambda: self._resolve(
+                keys=[self._alert_key(dedup_key), self._index, self._pending, *self._owed_keys],
+                args=[dedup_key, int(owe), *self._owner_args()],
+            )
+        )
+        return local if isinstance(result, _Unavailable) else bool(int(result))
+
+    def forget_locally(self, dedup_key: str) -> bool:
+        """Drop the local window's count and the fallback's record; ``True`` if this
+        process knew the alert open (the repeats counted here are dropped with it)."""
         with self._recent_lock:
-            self._recent.pop(dedup_key, None)
+            recent = self._recent.pop(dedup_key, None)
         local = self.local.resolve(dedup_key)
-        result = self._call(delete)
-        return local if isinstance(result, _Unavailable) else result
+        return local or (recent is not None and self._clock() < recent.until)
+
+    def knows_open(self, dedup_key: str) -> bool:
+        with self._recent_lock:
+            recent = self._recent.get(dedup_key)
+            if recent is not None and self._clock() < recent.until:
+                return True
+        return self.local.get_alert(dedup_key) is not None
+
+    def confirm_owed(self, owed: Owed, dedup_key: str) -> None:
+        self._call(lambda: self._confirm_owed(keys=self._owed_keys, args=[f"{owed}:{dedup_key}"]))
+
+    def renew_owed(self, owed: list[tuple[Owed, str]]) -> None:
+        if not owed:
+            return
+        members = [f"{action}:{key}" for action, key in owed]
+        self._call(
+            lambda: self._renew_owed(
+                keys=self._owed_keys, args=[self.owner, repr(float(self.lease)), *members]
+            )
+        )
+
+    def take_owed(self, limit: int = 100) -> list[tuple[Owed, str]]:
+        result = self._call(
+            lambda: self._claim_owed(
+                keys=self._owed_keys, args=[self.owner, repr(float(self.lease)), limit]
+            )
+        )
+        if isinstance(result, _Unavailable):
+            return []
+        taken: list[tuple[Owed, str]] = []
+        for member in result:
+            action, _, key = str(member).partition(":")
+            try:
+                taken.append((Owed(action), key))
+            except ValueError:  # written by something else: not ours to send
+                _log.warning("ignoring malformed owed event %r", member)
+        return taken
+
+    @property
+    def _owed_keys(self) -> list[str]:
+        return [self._owed, self._owners]
+
+    def _owner_args(self) -> list[str | int]:
+        return [self.owner, repr(float(self.lease)), _ms(DEFAULT_ALERT_TTL)]
 
     def resolve_if_quiet(self, dedup_key: str, quiet_for: float, now: float) -> float | None:
         self._push([dedup_key])
         result = self._call(
             lambda: self._resolve_if_quiet(
-                keys=[self._alert_key(dedup_key), self._index, self._pending],
-                args=[dedup_key, repr(now), repr(quiet_for)],
+                keys=[self._alert_key(dedup_key), self._index, self._pending, *self._owed_keys],
+                args=[dedup_key, repr(now), repr(quiet_for), *self._owner_args()],
             )
         )
         if isinstance(result, _Unavailable):
@@ -703,9 +880,17 @@ class RedisState(StateBackend):
         if isinstance(result, _Unavailable):
             return self.local.observe_health(key, healthy, failure_threshold, recovery_threshold)
         failures, successes, down, edge = result
-        return HealthState(
+        shared = HealthState(
             int(failures), int(successes), bool(int(down)), Edge(edge) if edge else None
         )
+        if self.local.health(key).down:
+            # This process paged alone while Redis was out, and Redis never heard of it:
+            # the local state still owes that alert its resolve, which Redis would not
+            # decide. Both a shared and a local resolve may go out: PagerDuty ignores one.
+            mine = self.local.observe_health(key, healthy, failure_threshold, recovery_threshold)
+            if mine.edge is Edge.RESOLVE and not shared.down and shared.edge is None:
+                return HealthState(shared.failures, shared.successes, False, Edge.RESOLVE)
+        return shared
 
     def health(self, key: str) -> HealthState:
         result = self._call(

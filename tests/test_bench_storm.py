@@ -5,7 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 from pd_integrations.emulator import Emulator
+
+from .redis_server import redis_binary
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
@@ -27,3 +31,25 @@ def test_a_short_storm_pages_once_per_fingerprint_within_the_budget() -> None:
     assert result.emulator["by_action"] == {"trigger": bench_storm.FINGERPRINTS}
     assert result.emulator["answered_429"] == 0
     assert len(result.calm_ns) == len(result.control_ns) == len(storm.healthy_ns) == 200
+
+
+def test_a_short_fleet_run_pages_once_per_problem_over_one_redis() -> None:
+    if redis_binary() is None:
+        pytest.skip("redis-server is not installed")
+    plan = bench_storm.FleetPlan(processes=2, errors=100, paused_errors=20, pause_ms=1_500)
+    # A Redis of its own: the run pauses it, which must neither disturb nor be disturbed
+    # by other tests sharing the suite's server.
+    with (
+        bench_storm.throwaway_redis() as redis_url,
+        Emulator(port=0, rate_limit_per_minute=120) as emulator,
+    ):
+        result = bench_storm.run_fleet(
+            plan, emulator.url, redis_url, routing_key="benchfleetsmoketest0000000000001"
+        )
+    failed = [check for check in bench_storm.fleet_counting_checks(result) if not check.met]
+    assert failed == []
+    assert len(result.workers) == 2
+    for worker in result.workers:
+        assert len(worker["healthy"]["errors"]) == len(worker["healthy"]["controls"]) == 100
+        assert len(worker["paused"]["errors"]) == 20
+    assert result.emulator["answered_429"] == 0

@@ -1,9 +1,10 @@
 """Shared state that can neither silence a page nor stall a request (issue 16).
 
 A process that opened an alert owns the delivery of its trigger for a lease; killed
-before PagerDuty accepted it, another process sends it once the lease expired. And no
-Redis round trip happens on the caller's thread: a paused Redis delays neither
-``alert()`` nor the other requests of an event loop.
+before PagerDuty accepted it, another process sends it once the lease expired; the same
+holds for a resolve or acknowledge it decided. And no Redis round trip happens on the
+caller's thread: a paused Redis delays neither ``alert()``, nor resolving, nor a health
+probe, nor the other requests of an event loop.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from multiprocessing.synchronize import Event
 
 import httpx
@@ -25,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from pd_integrations import AlertManager
+from pd_integrations import AlertManager, HealthMonitor, HealthReport
 from pd_integrations.emulator import Emulator
 from pd_integrations.starlette import PagerDutyMiddleware
 
@@ -184,3 +185,176 @@ def test_a_paused_redis_does_not_stall_the_event_loop(
         # Redis itself; the healthy ones run beside them.
         assert max(latencies) < 0.5, latencies
         assert alerts.flush(PATIENT)
+
+
+# -- resolves and acknowledges owed by a dead process ---------------------------------
+
+
+def owing_worker(
+    base_url: str, state_url: str, routing_key: str, action: str, ready: Event
+) -> None:
+    """Decides the alert's resolve or acknowledge while PagerDuty is out, then waits to
+    be killed (the alert was opened, and its trigger delivered, by the parent)."""
+    alerts = AlertManager(
+        routing_key, base_url=base_url, state_url=state_url, auto_resolve_after=0.5
+    )
+    if action == "auto-resolve":
+        # One occurrence here: this process's timer then resolves it once quiet.
+        key = alerts.warning("Cache cold")
+    else:
+        key = alerts.alert("Payments failing", "critical", alert_type="payments")
+    if action == "resolve":
+        alerts.resolve(key)
+    elif action == "acknowledge":
+        alerts.acknowledge(key)
+    ready.set()
+    time.sleep(PATIENT)
+
+
+def settle(alerts: AlertManager) -> None:
+    """Deliver everything, then let the background record what PagerDuty accepted."""
+    assert alerts.flush(PATIENT)
+    assert alerts.flush(PATIENT)  # the confirmations queued by the first one's deliveries
+
+
+def events_of(emulator: Emulator, action: str, dedup_key: str) -> int:
+    return sum(1 for e in emulator.events() if e["type"] == action and e["dedup_key"] == dedup_key)
+
+
+@pytest.mark.parametrize("action", ["resolve", "auto-resolve", "acknowledge"])
+def test_a_resolve_or_acknowledge_owed_by_a_killed_process_is_delivered(
+    redis_url: str, redis_prefix: str, action: str
+) -> None:
+    routing_key = unique_routing_key()
+    state_url = with_query(redis_url, prefix=redis_prefix, lease=LEASE, socket_timeout=10)
+    context = multiprocessing.get_context("spawn")
+    ready = context.Event()
+    sent = "resolve" if action == "auto-resolve" else action
+    with (
+        Emulator(port=0) as emulator,
+        # No auto-resolve timer here: the child's decides.
+        AlertManager(
+            routing_key, base_url=emulator.url, state_url=state_url, auto_resolve_after=None
+        ) as alerts,
+    ):
+        if action == "auto-resolve":
+            key = alerts.warning("Cache cold")
+        else:
+            key = alerts.alert("Payments failing", "critical", alert_type="payments")
+        assert alerts.flush(PATIENT)
+        assert triggers(emulator, key) == 1
+        emulator.set_faults(outage=True)
+        child = context.Process(
+            target=owing_worker,
+            args=(emulator.url, state_url, routing_key, action, ready),
+            daemon=True,
+        )
+        child.start()
+        try:
+            assert ready.wait(PATIENT), "the child never got to its resolve or acknowledge"
+
+            def decided() -> bool:
+                alert = alerts.get_alert(key)  # reads Redis
+                return alert.acknowledged if alert and action == "acknowledge" else not alert
+
+            deadline = time.monotonic() + PATIENT
+            while not decided() and time.monotonic() < deadline:
+                time.sleep(0.01)  # polling for the child's decision, not timing anything
+            assert decided(), "the child's decision never reached Redis"
+        finally:
+            assert child.pid is not None
+            os.kill(child.pid, signal.SIGKILL)
+            child.join(PATIENT)
+        killed = time.monotonic()
+        emulator.clear_faults()
+        deadline = killed + DOCUMENTED_DELAY + SLACK
+        while not events_of(emulator, sent, key) and time.monotonic() < deadline:
+            time.sleep(0.01)  # polling for the sweep's delivery, not timing anything
+        delay = time.monotonic() - killed
+        assert events_of(emulator, sent, key) == 1, f"no {sent} delivered for the dead child"
+        assert delay <= DOCUMENTED_DELAY + SLACK
+        settle(alerts)
+        assert alerts.state.take_owed() == []  # delivered: no longer owed by anyone
+        assert events_of(emulator, sent, key) == 1
+
+
+def test_resolving_and_marking_do_not_wait_for_a_paused_redis(
+    redis_url: str, redis_prefix: str, pauser: redis.Redis
+) -> None:
+    state_url = with_query(redis_url, prefix=redis_prefix, socket_timeout=10)
+    with (
+        Emulator(port=0) as emulator,
+        AlertManager(unique_routing_key(), base_url=emulator.url, state_url=state_url) as alerts,
+    ):
+        first = alerts.alert("Payments failing", "critical", alert_type="payments")
+        second = alerts.alert("Disk full", "critical", alert_type="disk")
+        assert alerts.flush(PATIENT)
+        command(pauser, "CLIENT", "PAUSE", PAUSE_MS, "ALL")
+        timings: dict[str, float] = {}
+        calls: dict[str, Callable[[], object]] = {
+            "mark_acknowledged": lambda: alerts.mark_acknowledged(first),
+            "resolve": lambda: alerts.resolve(first),
+            "mark_resolved": lambda: alerts.mark_resolved(second),
+        }
+        for name, call in calls.items():
+            started = time.perf_counter()
+            call()
+            timings[name] = time.perf_counter() - started
+        assert all(t < LOCAL_BOUND for t in timings.values()), timings
+        settle(alerts)
+        assert events_of(emulator, "resolve", first) == 1
+        assert alerts.active_alerts() == []  # both closed in Redis once it answered
+        assert alerts.state.take_owed() == []
+
+
+# -- health checks ---------------------------------------------------------------------
+
+PROBE_BOUND = 0.1
+"""A probe's run with Redis paused: far below the pause, whatever the machine's load."""
+
+
+@pytest.mark.parametrize("use_arun", [False, True], ids=["run", "arun"])
+def test_a_health_probe_does_not_wait_for_a_paused_redis(
+    redis_url: str, redis_prefix: str, pauser: redis.Redis, use_arun: bool
+) -> None:
+    # A patient Redis client, so the verdicts wait for the pause instead of falling back.
+    state_url = with_query(redis_url, prefix=redis_prefix, socket_timeout=10)
+    database = {"up": False}
+    with (
+        Emulator(port=0) as emulator,
+        AlertManager(unique_routing_key(), base_url=emulator.url, state_url=state_url) as alerts,
+    ):
+        monitor = HealthMonitor(alerts, failure_threshold=1)
+        monitor.register("db", lambda: database["up"])
+        alerts.alert("Warm-up", "warning", alert_type="warmup")  # connected before the pause
+        assert alerts.flush(PATIENT)
+
+        def probe() -> tuple[float, HealthReport]:
+            if not use_arun:
+                started = time.perf_counter()
+                report = monitor.run()
+                return time.perf_counter() - started, report
+
+            async def timed() -> tuple[float, HealthReport]:
+                started = time.perf_counter()
+                report = await monitor.arun()
+                return time.perf_counter() - started, report
+
+            return asyncio.run(timed())
+
+        command(pauser, "CLIENT", "PAUSE", PAUSE_MS, "ALL")
+        took, report = probe()
+        assert took < PROBE_BOUND, took
+        assert report["db"].alerting  # this process's view: the trigger is on its way
+        assert alerts.flush(PATIENT)  # counted in Redis once it answered, and paged
+        key = "health_check:db"
+        assert triggers(emulator, key) == 1
+        database["up"] = True
+        command(pauser, "CLIENT", "PAUSE", PAUSE_MS, "ALL")
+        took, report = probe()
+        assert took < PROBE_BOUND, took
+        assert not report["db"].alerting
+        settle(alerts)
+        assert events_of(emulator, "resolve", key) == 1
+        assert triggers(emulator, key) == 1
+        assert not alerts.state.health(key).down

@@ -93,6 +93,7 @@ def test_acknowledge_and_resolve_are_seen_by_every_worker(
     assert alert is not None
     assert alert.acknowledged
     b.resolve(key)
+    flush(b)  # b's resolve reaches Redis in the background
     assert a.get_alert(key) is None
     flush(a, b)
     a.critical("Disk full")  # after the resolve a recurrence is a new incident
@@ -170,25 +171,31 @@ def test_workers_that_briefly_disagree_do_not_flap(
     a, b = workers(2)
     health_a, health_b = HealthMonitor(a), HealthMonitor(b)  # 2 failures page, 1 success resolves
     health_a.register("db", lambda: views["a"])
+
+    def run(monitor: HealthMonitor) -> None:
+        # Each run reaches Redis in the background: wait, so Redis sees this interleaving.
+        monitor.run()
+        flush(monitor.alerts)
+
     health_b.register("db", lambda: views["b"])
     # The outage begins: a sees it first, b's next run still passes.
     views["a"] = False
     views["b"] = True
-    health_a.run()
-    health_b.run()
-    health_a.run()
+    run(health_a)
+    run(health_b)
+    run(health_a)
     views["b"] = False
-    health_b.run()
-    health_a.run()
-    health_b.run()
+    run(health_b)
+    run(health_a)
+    run(health_b)
     # The outage ends: a recovers first, b's run already under way still fails once.
     views["a"] = True
-    health_a.run()
-    health_b.run()
+    run(health_a)
+    run(health_b)
     views["b"] = True
     for _ in range(3):
-        health_b.run()
-        health_a.run()
+        run(health_b)
+        run(health_a)
     flush(a, b)
     assert actions(transport) == [
         ("trigger", "prod:health_check:db"),
@@ -669,3 +676,19 @@ def test_a_forked_child_starts_its_own_window(redis_url: str, redis_prefix: str)
         assert _stored_occurrences(state, "prod:db_down") == 4
     finally:
         state.close()
+
+
+def test_a_health_alert_paged_alone_during_an_outage_is_resolved_once_redis_is_back() -> None:
+    with RedisServer() as server:
+        state = RedisState(server.url, unique_routing_key(), retry_after=0.01, max_retry_after=0.01)
+        try:
+            server.stop()
+            # Redis is out: this worker decides alone, and pages.
+            assert state.observe_health("health_check:db", False, 1, 1).edge is Edge.TRIGGER
+            server.start()
+            assert wait_until(lambda: state.get_alert("probe") is None and state.available)
+            # Redis never heard of that page; the resolve is still owed.
+            assert state.observe_health("health_check:db", True, 1, 1).edge is Edge.RESOLVE
+            assert state.observe_health("health_check:db", True, 1, 1).edge is None
+        finally:
+            state.close()
