@@ -157,6 +157,8 @@ class AlertManager:
         # Seconds between triggers of an open alert that keeps occurring; 0: never.
         self.refresh_after = config.resolve_refresh_after(refresh_after)
         self.client_url = config.client_url(client_url)
+        # Stamped on every trigger's details (the ``release`` setting sets it).
+        self.release: str | None = None
         self._dispatcher: Dispatcher | None = None
         if key:
             check_routing_key(key)
@@ -219,12 +221,20 @@ class AlertManager:
         auto_resolve: bool = False,
         links: Iterable[LinkLike] | None = None,
         images: Iterable[ImageLike] | None = None,
+        class_: str | None = None,
+        group: str | None = None,
+        event_component: str | None = None,
     ) -> str:
         """Raise an alert and return its dedup key; delivery happens in the background.
+
+        ``component`` is part of the dedup key and the event's ``component``, unless
+        ``event_component`` (a route, a task: not part of the key) is given; ``class_``
+        and ``group`` are the event's ``class`` and ``group``.
 
         Invalid arguments (empty summary, unknown severity, missing ``alert_type``) raise
         ``ValueError`` here; nothing about delivery ever raises.
         """
+        fields = (class_, group, event_component or component)
         level = Severity.parse(severity)
         if not isinstance(summary, str) or not summary.strip():
             raise InvalidEventError("summary is required and must be a non-empty string")
@@ -258,7 +268,9 @@ class AlertManager:
                 self._resolver.ensure(key, self.auto_resolve_after or 0.0)
             # The hot path of a storm: build the event only if someone listens.
             if signals.event_suppressed.receivers:
-                event = self._trigger(summary, level, key, component, custom_details, alert_type)
+                event = self._trigger(
+                    summary, level, key, component, custom_details, alert_type, fields=fields
+                )
                 signals.emit(
                     signals.event_suppressed,
                     self,
@@ -275,7 +287,7 @@ class AlertManager:
             details[LAST_SEEN_KEY] = datetime.fromtimestamp(now, UTC).isoformat()
             custom_details = details
         event = self._trigger(
-            summary, level, key, component, custom_details, alert_type, links, images
+            summary, level, key, component, custom_details, alert_type, links, images, fields
         )
         if occurrences > 1:
             event = with_occurrences(event, occurrences)
@@ -303,16 +315,22 @@ class AlertManager:
         alert_type: str,
         links: Iterable[LinkLike] | None = None,
         images: Iterable[ImageLike] | None = None,
+        fields: tuple[str | None, str | None, str | None] | None = None,
     ) -> TriggerEvent:
         details: dict[str, Any] = {"alert_type": alert_type}
         if custom_details:
             details.update(custom_details)
+        if self.release and "release" not in details:
+            details["release"] = self.release
+        class_, group, shown = fields or (None, None, component)
         return TriggerEvent(
             summary,
             severity,
             self.source,
             dedup_key=dedup_key,
-            component=component,
+            component=shown,
+            group=group,
+            class_=class_,
             custom_details=details,
             links=links,
             images=images,

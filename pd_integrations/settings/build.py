@@ -11,18 +11,22 @@ reported) is what runs.
 from __future__ import annotations
 
 from pd_integrations.alerts import AlertManager
+from pd_integrations.context.release import announce_release
 from pd_integrations.health import HealthMonitor
 from pd_integrations.monitor import RequestMonitor
 
 from .model import PagerDutySettings
 from .values import MEMORY_STATE_URL
 
-__all__ = ["build_alerts", "build_health", "build_monitor"]
+__all__ = ["apply_release", "build_alerts", "build_health", "build_monitor"]
 
 
 def build_alerts(settings: PagerDutySettings) -> AlertManager:
-    """An AlertManager for ``settings`` (disabled when there is no routing key)."""
-    return AlertManager(
+    """An AlertManager for ``settings`` (disabled when there is no routing key).
+
+    With ``announce_release``, the release's first start is announced here.
+    """
+    alerts = AlertManager(
         settings.routing_key,
         source=settings.source,
         dedup_key_prefix=settings.environment,
@@ -35,6 +39,17 @@ def build_alerts(settings: PagerDutySettings) -> AlertManager:
         spool=settings.spool,
         shutdown_timeout=settings.flush_timeout,
     )
+    apply_release(settings, alerts)
+    return alerts
+
+
+def apply_release(settings: PagerDutySettings, alerts: AlertManager) -> None:
+    """Stamp the release on ``alerts``' triggers, and announce it if asked to."""
+    if settings.release is None:
+        return
+    alerts.release = settings.release
+    if settings.announce_release:
+        announce_release(alerts, settings.release)
 
 
 def build_monitor(settings: PagerDutySettings, alerts: AlertManager) -> RequestMonitor:
@@ -59,6 +74,10 @@ def build_monitor(settings: PagerDutySettings, alerts: AlertManager) -> RequestM
         send_client_ip=settings.send_client_ip,
         ignore_exceptions=settings.ignore_exceptions,
         auto_resolve=settings.auto_resolve,
+        trace_url_template=settings.trace_url_template,
+        breadcrumbs=settings.breadcrumbs,
+        breadcrumb_bytes=settings.breadcrumb_bytes,
+        send_user=settings.send_user,
     )
 
 
