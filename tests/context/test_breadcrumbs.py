@@ -1,0 +1,193 @@
+"""Breadcrumbs: the failing request's last log records, bounded and scrubbed."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from pd_integrations import AlertManager
+from pd_integrations.context import breadcrumbs
+from pd_integrations.logging import BreadcrumbHandler
+from pd_integrations.monitor import RequestInfo, RequestMonitor
+from pd_integrations.testing import CapturedEvents
+
+log = logging.getLogger("tests.context.shop")
+
+
+@pytest.fixture(autouse=True)
+def verbose_shop_logger() -> Iterator[None]:
+    level = log.level
+    log.setLevel(logging.DEBUG)
+    yield
+    log.setLevel(level)
+
+
+@pytest.fixture
+def alerts(pagerduty_events: CapturedEvents) -> Iterator[AlertManager]:
+    manager = AlertManager(source="web-1", rate_limit=None)
+    yield manager
+    manager.close()
+
+
+def _request(monitor: RequestMonitor, work: Any) -> None:
+    """One request as an adapter runs it: begin, the app's work, the alert, end."""
+    token = monitor.begin_request()
+    try:
+        try:
+            work()
+        except Exception as exc:
+            monitor.exception(exc, RequestInfo("POST", "/checkout"))
+    finally:
+        monitor.end_request(token)
+
+
+def _crumbs(events: CapturedEvents) -> list[dict[str, Any]]:
+    (event,) = events.triggers
+    found: list[dict[str, Any]] = event["payload"]["custom_details"].get("breadcrumbs", [])
+    return found
+
+
+def test_the_last_records_of_the_failing_request_are_in_its_alert(
+    alerts: AlertManager, pagerduty_events: CapturedEvents
+) -> None:
+    monitor = RequestMonitor(alerts, breadcrumbs=3)
+
+    def work() -> None:
+        for step in range(5):
+            log.info("step %d of the checkout", step)
+        raise RuntimeError("payment failed")
+
+    _request(monitor, work)
+    crumbs = _crumbs(pagerduty_events)
+    assert [c["message"] for c in crumbs] == [
+        "step 2 of the checkout",
+        "step 3 of the checkout",
+        "step 4 of the checkout",
+    ]
+    assert crumbs[0]["level"] == "INFO"
+    assert crumbs[0]["logger"] == "tests.context.shop"
+    assert crumbs[0]["time"].endswith("+00:00")
+
+
+def test_breadcrumbs_are_bounded_by_bytes_keeping_the_newest(
+    alerts: AlertManager, pagerduty_events: CapturedEvents
+) -> None:
+    monitor = RequestMonitor(alerts, breadcrumbs=50, breadcrumb_bytes=600)
+
+    def work() -> None:
+        for step in range(40):
+            log.warning("record %02d %s", step, "x" * 100)
+        raise RuntimeError("boom")
+
+    _request(monitor, work)
+    crumbs = _crumbs(pagerduty_events)
+    assert 1 <= len(crumbs) < 40
+    assert crumbs[-1]["message"].startswith("record 39 ")
+    assert sum(len(str(v).encode()) for c in crumbs for v in c.values()) <= 600
+
+
+def test_one_huge_message_is_cut(alerts: AlertManager, pagerduty_events: CapturedEvents) -> None:
+    monitor = RequestMonitor(alerts)
+
+    def work() -> None:
+        log.error("%s", "y" * 100_000)
+        raise RuntimeError("boom")
+
+    _request(monitor, work)
+    (crumb,) = _crumbs(pagerduty_events)
+    assert len(crumb["message"]) == breadcrumbs.MAX_MESSAGE
+
+
+def test_breadcrumbs_are_scrubbed(alerts: AlertManager, pagerduty_events: CapturedEvents) -> None:
+    monitor = RequestMonitor(alerts)
+
+    def work() -> None:
+        log.info("calling https://bank.example.com/charge?api_key=s3cr3tvalue123")
+        log.info("retrying with password=hunter2hunter2 for user 7")
+        raise RuntimeError("boom")
+
+    _request(monitor, work)
+    text = json.dumps(_crumbs(pagerduty_events))
+    assert "s3cr3tvalue123" not in text
+    assert "hunter2hunter2" not in text
+    assert "for user 7" in text
+
+
+def test_zero_turns_breadcrumbs_off(alerts: AlertManager, pagerduty_events: CapturedEvents) -> None:
+    monitor = RequestMonitor(alerts, breadcrumbs=0)
+    assert monitor.begin_request() is None
+
+    def work() -> None:
+        log.warning("something odd")
+        raise RuntimeError("boom")
+
+    _request(monitor, work)
+    assert _crumbs(pagerduty_events) == []
+
+
+def test_records_of_another_request_are_not_shown(
+    alerts: AlertManager, pagerduty_events: CapturedEvents
+) -> None:
+    monitor = RequestMonitor(alerts)
+    _request(monitor, lambda: log.warning("healthy request A"))
+    inside = threading.Event()
+    done = threading.Event()
+
+    def other_thread() -> None:
+        token = monitor.begin_request()
+        log.warning("concurrent request B")
+        inside.set()
+        done.wait(30)
+        monitor.end_request(token)
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    assert inside.wait(30)
+    log.warning("outside any request")
+
+    def work() -> None:
+        log.warning("failing request C")
+        raise RuntimeError("boom")
+
+    try:
+        _request(monitor, work)
+    finally:
+        done.set()
+        thread.join(30)
+    assert [c["message"] for c in _crumbs(pagerduty_events)] == ["failing request C"]
+
+
+def test_a_healthy_request_keeps_records_without_formatting_them(
+    alerts: AlertManager,
+) -> None:
+    monitor = RequestMonitor(alerts)
+    formatted: list[str] = []
+
+    class Loud:
+        def __str__(self) -> str:
+            formatted.append("yes")
+            return "loud"
+
+    # A logger of its own, with only the breadcrumb handler: pytest's capture handler
+    # on the root would format the record itself.
+    quiet = logging.getLogger("tests.context.quiet")
+    quiet.propagate = False
+    quiet.setLevel(logging.INFO)
+    handler = BreadcrumbHandler()
+    quiet.addHandler(handler)
+    token = monitor.begin_request()
+    try:
+        quiet.info("value %s", Loud())
+        trail = breadcrumbs.current()
+        assert trail is not None
+        assert len(trail) == 1
+    finally:
+        monitor.end_request(token)
+        quiet.removeHandler(handler)
+    assert formatted == []
+    assert breadcrumbs.current() is None
