@@ -28,12 +28,14 @@ from typing import Any, Literal
 from . import config
 from .alerts import AlertManager
 from .context import breadcrumbs
+from .context.breadcrumbs import begin as _begin_crumbs
+from .context.breadcrumbs import end as _end_crumbs
 from .context.trace import TraceContext, current_trace
 from .context.user import user_id
 from .encoding import to_jsonable
 from .events import Link, Severity
 from .fingerprint import DEFAULT_STACK_LIMIT, Fingerprinter, message, type_name
-from .scrub import DEFAULT_SCRUBBER, Scrubber
+from .scrub import Scrubber
 
 _log = logging.getLogger("pd_integrations.monitor")
 
@@ -230,11 +232,13 @@ class RequestMonitor:
         "_severity",
         "alerts",
         "auto_resolve",
+        "begin_request",
         "breadcrumb_bytes",
         "breadcrumbs",
         "clock",
         "component",
         "dedup_by",
+        "end_request",
         "environment",
         "exclude_paths",
         "exclude_prefixes",
@@ -321,17 +325,11 @@ class RequestMonitor:
         self.breadcrumb_bytes = breadcrumb_bytes
         self.send_user = send_user
         _install_breadcrumbs(self.breadcrumbs)
-
-    def begin_request(self) -> object:
-        """Start collecting the request's breadcrumbs; pass the result to :meth:`end_request`.
-
-        Adapters call both around every request: a context variable set and reset.
-        """
-        return breadcrumbs.begin() if self.breadcrumbs else None
-
-    def end_request(self, token: object) -> None:
-        if token is not None:
-            breadcrumbs.end(token)  # type: ignore[arg-type]
+        # Adapters call both around every request: ``token = begin_request()``, then
+        # ``end_request(token)``. The module's functions themselves, not methods calling
+        # them: a context variable set and reset is all a healthy request pays.
+        self.begin_request: Callable[[], Any] = _begin_crumbs if self.breadcrumbs else _none
+        self.end_request: Callable[[Any], None] = _end_crumbs if self.breadcrumbs else _none
 
     @property
     def alert_on_handled_5xx(self) -> bool:
@@ -644,6 +642,10 @@ class RequestMonitor:
         return links or None
 
 
+def _none(*args: object) -> None:
+    return None
+
+
 def _install_breadcrumbs(records: int) -> None:
     try:
         breadcrumbs.install(records)
@@ -696,12 +698,9 @@ class _Context:
             if user is not None:
                 built["user_id"] = user
         if self._trail:
-            crumbs = breadcrumbs.render(
-                self._trail,
-                monitor.breadcrumbs,
-                monitor.breadcrumb_bytes,
-                monitor._scrubber or DEFAULT_SCRUBBER,
-            )
+            # Scrubbed with the other details: the monitor's scrubber if any, and the
+            # events client's on the way out.
+            crumbs = breadcrumbs.render(self._trail, monitor.breadcrumbs, monitor.breadcrumb_bytes)
             if crumbs:
                 built["breadcrumbs"] = crumbs
         return built

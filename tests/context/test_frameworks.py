@@ -62,7 +62,7 @@ def assert_context(event: dict[str, Any], route: str, *, user: str | None) -> No
     found = details(event)
     assert (found["trace_id"], found["span_id"]) == (TRACE_ID, SPAN_ID)
     assert event["links"][0]["href"] == f"https://tempo.example.com/trace/{TRACE_ID}"
-    messages = [crumb["message"] for crumb in found["breadcrumbs"]]
+    messages = [crumb.split(": ", 1)[1] for crumb in found["breadcrumbs"]]
     assert messages[0] == "loading order 7"
     assert "card check slow" in messages[1]
     assert "sk_live_abcdefghijklmnop" not in str(found["breadcrumbs"])

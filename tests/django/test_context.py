@@ -99,7 +99,7 @@ def test_django_alert_context(
     found = details(event)
     assert (found["trace_id"], found["span_id"]) == (TRACE_ID, SPAN_ID)
     assert event["links"][0]["href"] == f"https://tempo.example.com/trace/{TRACE_ID}"
-    messages = [crumb["message"] for crumb in found["breadcrumbs"]]
+    messages = [crumb.split(": ", 1)[1] for crumb in found["breadcrumbs"]]
     assert messages[0] == "customer 42 opened order page"
     assert "card check slow" in messages[1]
     assert "sk_live_abcdefghijklmnop" not in str(found["breadcrumbs"])
