@@ -200,3 +200,16 @@ def test_a_healthy_request_keeps_records_without_formatting_them(
         quiet.removeHandler(handler)
     assert formatted == []
     assert breadcrumbs.current() is None
+
+
+@pytest.mark.parametrize("given", ["-1", "many", "2.5"])
+def test_a_bad_breadcrumbs_count_is_a_clear_settings_error(given: str) -> None:
+    from pd_integrations.settings import load
+
+    settings = load(
+        {}, origin="env", ref=lambda s: s.env_var, environ={"PAGERDUTY_BREADCRUMBS": given}
+    )
+    assert settings.breadcrumbs == breadcrumbs.DEFAULT_BREADCRUMBS
+    (error,) = settings.errors
+    assert error.code == "E032"
+    assert "must be a whole number, 0 for off" in error.message

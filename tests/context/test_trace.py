@@ -132,3 +132,23 @@ def test_opentelemetry_is_never_imported_by_the_library() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     ).stdout
     assert out.split() == [TRACE_ID, "[]"]
+
+
+@pytest.mark.parametrize(
+    ("template", "problem"),
+    [
+        ("https://tempo.example.com/trace/{trace}", "may only use the placeholders"),
+        ("https://tempo.example.com/", "must contain {trace_id} or {span_id}"),
+    ],
+)
+def test_a_bad_trace_url_template_is_a_clear_settings_error(template: str, problem: str) -> None:
+    from pd_integrations.settings import load
+
+    settings = load(
+        {"trace_url_template": template}, origin="app.config", ref=lambda s: s.env_var, environ={}
+    )
+    assert settings.trace_url_template is None
+    (error,) = settings.errors
+    assert error.code == "E031"
+    assert error.message.startswith("PAGERDUTY_TRACE_URL_TEMPLATE ")
+    assert problem in error.message
