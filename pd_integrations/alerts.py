@@ -60,6 +60,9 @@ from .state import DEFAULT_ALERT_TTL, AlertRecord, Owed, Raised, StateBackend, o
 
 _log = logging.getLogger("pd_integrations.alerts")
 
+# An event's class, group and component, as the caller gave them (see AlertManager.alert).
+_EventFields = tuple[str | None, str | None, str | None]
+
 DELIVERY_ALERT_KEY_VAR = "PAGERDUTY_DELIVERY_ALERT_ROUTING_KEY"
 
 DEFAULT_AUTO_RESOLVE_AFTER = 1800.0
@@ -176,6 +179,8 @@ class AlertManager:
         # Seconds between triggers of an open alert that keeps occurring; 0: never.
         self.refresh_after = config.resolve_refresh_after(refresh_after)
         self.client_url = config.client_url(client_url)
+        # Stamped on every trigger's details (the ``release`` setting sets it).
+        self.release: str | None = None
         self._dispatcher: Dispatcher | None = None
         if key:
             check_routing_key(key)
@@ -266,13 +271,21 @@ class AlertManager:
         links: Iterable[LinkLike] | None = None,
         images: Iterable[ImageLike] | None = None,
         hint: Hint | None = None,
+        class_: str | None = None,
+        group: str | None = None,
+        event_component: str | None = None,
     ) -> str:
         """Raise an alert and return its dedup key; delivery happens in the background.
+
+        ``component`` is part of the dedup key and the event's ``component``, unless
+        ``event_component`` (a route, a task: not part of the key) is given; ``class_``
+        and ``group`` are the event's ``class`` and ``group``.
 
         Invalid arguments (empty summary, unknown severity, missing ``alert_type``) raise
         ``ValueError`` here; nothing about delivery ever raises. ``hint`` tells policy
         what caused the alert (see :mod:`pd_integrations.policy`).
         """
+        fields = (class_, group, event_component or component)
         level = Severity.parse(severity)
         if not isinstance(summary, str) or not summary.strip():
             raise InvalidEventError("summary is required and must be a non-empty string")
@@ -291,12 +304,12 @@ class AlertManager:
             # a request). The background thread decides and sends.
             if custom_details:
                 custom_details = dict(custom_details)  # frozen now, as submit() would
-            decision = _Decision(record, custom_details, links, images, hint)
+            decision = _Decision(record, custom_details, links, images, hint, fields)
             if self._background.defer(decision):
                 return key
             # Too many decisions waiting (the state hangs): send rather than risk silence.
             raised = Raised(True, 1)
-        self._decided(record, raised, custom_details, links, images, hint)
+        self._decided(record, raised, custom_details, links, images, hint, fields)
         return key
 
     def _decide(self, decision: _Decision) -> None:
@@ -312,6 +325,7 @@ class AlertManager:
             decision.links,
             decision.images,
             decision.hint,
+            decision.fields,
         )
 
     def _decided(
@@ -322,6 +336,7 @@ class AlertManager:
         links: Iterable[LinkLike] | None,
         images: Iterable[ImageLike] | None,
         hint: Hint | None = None,
+        fields: _EventFields = (None, None, None),
     ) -> None:
         key, summary, level = record.dedup_key, record.summary, record.severity
         alert_type, component, auto_resolve = (
@@ -339,7 +354,9 @@ class AlertManager:
                 self._resolver.ensure(key, self.auto_resolve_after or 0.0)
             # The hot path of a storm: build the event only if someone listens.
             if signals.event_suppressed.receivers:
-                event = self._trigger(summary, level, key, component, custom_details, alert_type)
+                event = self._trigger(
+                    summary, level, key, component, custom_details, alert_type, fields=fields
+                )
                 signals.emit(
                     signals.event_suppressed,
                     self,
@@ -356,7 +373,7 @@ class AlertManager:
             details[LAST_SEEN_KEY] = datetime.fromtimestamp(now, UTC).isoformat()
             custom_details = details
         event = self._trigger(
-            summary, level, key, component, custom_details, alert_type, links, images
+            summary, level, key, component, custom_details, alert_type, links, images, fields
         )
         if occurrences > 1:
             event = with_occurrences(event, occurrences)
@@ -454,16 +471,22 @@ class AlertManager:
         alert_type: str,
         links: Iterable[LinkLike] | None = None,
         images: Iterable[ImageLike] | None = None,
+        fields: tuple[str | None, str | None, str | None] | None = None,
     ) -> TriggerEvent:
         details: dict[str, Any] = {"alert_type": alert_type}
         if custom_details:
             details.update(custom_details)
+        if self.release and "release" not in details:
+            details["release"] = self.release
+        class_, group, shown = fields or (None, None, component)
         return TriggerEvent(
             summary,
             severity,
             self.source,
             dedup_key=dedup_key,
-            component=component,
+            component=shown,
+            group=group,
+            class_=class_,
             custom_details=details,
             links=links,
             images=images,
@@ -806,6 +829,7 @@ class _Decision:
 
     __slots__ = (
         "custom_details",
+        "fields",
         "hint",
         "images",
         "last_seen",
@@ -821,12 +845,14 @@ class _Decision:
         links: Iterable[LinkLike] | None,
         images: Iterable[ImageLike] | None,
         hint: Hint | None = None,
+        fields: _EventFields = (None, None, None),
     ) -> None:
         self.record = record
         self.custom_details = custom_details
         self.links = links
         self.images = images
         self.hint = hint
+        self.fields = fields
         self.occurrences = record.occurrences
         self.last_seen = record.last_seen
 

@@ -268,6 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_arguments(demo_command)
     demo_command.set_defaults(handler=_demo)
 
+    from .context import deploy  # imported here: it builds on this module's helpers
+
+    deploy.add_command(commands)
+
     from . import cli_rest  # imported here: it builds on this module's helpers
 
     cli_rest.add_commands(commands)

@@ -45,6 +45,7 @@ from werkzeug.exceptions import HTTPException
 from . import settings as values
 from . import shutdown
 from .alerts import AlertManager
+from .context.user import flask_login_user
 from .errors import ConfigurationError
 from .events import Link, Severity
 from .flask_cli import pagerduty_cli
@@ -313,7 +314,11 @@ class _RequestTimer:
         started = environ[self._started_key] = self._clock()
         # A plain function, not self._start: saves building a bound method per request.
         start: StartResponse = partial(_RequestTimer._start, self, environ, start_response, started)
-        body = self.wsgi_app(environ, start)
+        crumbs = self._monitor.begin_request()
+        try:
+            body = self.wsgi_app(environ, start)
+        finally:
+            self._monitor.end_request(crumbs)
         stream: _TimedBody | None = environ.get(self._stream_key)
         if stream is None:
             return body
@@ -438,6 +443,7 @@ def _describe(req: Request) -> RequestInfo:
         path=req.path,
         headers=req.headers,
         client_ip=req.remote_addr,
+        user=flask_login_user,
     )
 
 

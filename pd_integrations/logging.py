@@ -1,5 +1,8 @@
 """A logging handler that turns ERROR and CRITICAL records into PagerDuty alerts.
 
+:class:`BreadcrumbHandler` keeps the records of the current request for the alert it
+may raise (see :mod:`pd_integrations.context.breadcrumbs`).
+
 Usable from ``logging.config.dictConfig`` and Django's ``LOGGING``::
 
     "handlers": {
@@ -20,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .alerts import AlertManager
+from .context.breadcrumbs import keep
 from .events import MAX_SUMMARY, Severity, truncate
 from .fingerprint import Fingerprinter, message, type_name
 from .monitor import EXCEPTION_ALERT, mark_reported, reported_key
@@ -149,3 +153,25 @@ class PagerDutyHandler(logging.Handler):
     def close(self) -> None:
         self.alerts.flush(timeout=2.0)
         super().close()
+
+
+class BreadcrumbHandler(logging.Handler):
+    """Keeps every record it sees in the current request's breadcrumbs; sends nothing.
+
+    The adapters add one to the root logger (``breadcrumbs`` setting, on by default);
+    add it yourself to a ``dictConfig`` that replaces the root's handlers. It keeps the
+    record object, unformatted: a request that raises no alert formats nothing. Records
+    the loggers' levels filter out never reach it.
+    """
+
+    def __init__(self, level: int | str = logging.NOTSET) -> None:
+        super().__init__(level)
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        # No lock and no filters: appending to the request's own list is all there is.
+        if record.levelno >= self.level:
+            keep(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        keep(record)

@@ -27,6 +27,11 @@ from typing import Any, Literal
 
 from . import config
 from .alerts import AlertManager
+from .context import breadcrumbs
+from .context.breadcrumbs import begin as _begin_crumbs
+from .context.breadcrumbs import end as _end_crumbs
+from .context.trace import TraceContext, current_trace
+from .context.user import user_id
 from .encoding import to_jsonable
 from .events import Link, Severity
 from .fingerprint import DEFAULT_STACK_LIMIT, Fingerprinter, message, type_name
@@ -59,6 +64,7 @@ DEFAULT_INCLUDE_HEADERS: tuple[str, ...] = (
     "x-forwarded-proto",
 )
 REQUEST_ID_HEADERS: tuple[str, ...] = ("x-request-id", "x-correlation-id", "request-id")
+TRACEPARENT_HEADER = "traceparent"
 MAX_SUMMARY_MESSAGE = 200
 MAX_HEADER_VALUE = 256
 MAX_RUNBOOK_LINKS = 5
@@ -84,6 +90,7 @@ class RequestInfo:
     route matched. ``headers`` may be the whole request's headers (a mapping, or
     ``(name, value)`` pairs as str or bytes); the monitor keeps only the allowed ones.
     ``request_id`` and ``user_agent`` are taken from the headers when not given.
+    ``user`` returns the framework's user object (read only with ``send_user``).
     """
 
     method: str = "GET"
@@ -93,6 +100,7 @@ class RequestInfo:
     request_id: str | None = None
     user_agent: str | None = None
     client_ip: str | None = None
+    user: Callable[[], object] | None = None
 
 
 RequestSource = RequestInfo | Callable[[], RequestInfo]
@@ -201,6 +209,13 @@ class RequestMonitor:
     for the 5xx responses they answer themselves (a health endpoint's 503); an
     exception escaping from them still alerts.
 
+    Every alert's event says what failed the same way in every framework: ``class`` is
+    the exception's type (or the kind of alert), ``component`` the ``component``
+    argument when given, else the method and route, ``group`` the service (the source). Its details
+    add the trace (``trace_id``, ``span_id``, and a link from ``trace_url_template``),
+    the request's last ``breadcrumbs`` log records (at most ``breadcrumb_bytes``,
+    scrubbed; ``0`` turns them off) and, with ``send_user``, the user's id.
+
     No method of this class ever raises into the application.
 
     ``quiet_status_below`` and ``quiet_seconds_below`` are the bounds of a request with
@@ -218,9 +233,13 @@ class RequestMonitor:
         "_severity",
         "alerts",
         "auto_resolve",
+        "begin_request",
+        "breadcrumb_bytes",
+        "breadcrumbs",
         "clock",
         "component",
         "dedup_by",
+        "end_request",
         "environment",
         "exclude_paths",
         "exclude_prefixes",
@@ -229,8 +248,10 @@ class RequestMonitor:
         "quiet_status_below",
         "runbooks",
         "send_client_ip",
+        "send_user",
         "slow_request_ms",
         "stack_frames",
+        "trace_url_template",
     )
 
     def __init__(
@@ -256,6 +277,10 @@ class RequestMonitor:
         auto_resolve: bool = True,
         scrubber: Scrubber | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        trace_url_template: str | None = None,
+        breadcrumbs: int = breadcrumbs.DEFAULT_BREADCRUMBS,
+        breadcrumb_bytes: int = breadcrumbs.DEFAULT_BREADCRUMB_BYTES,
+        send_user: bool = False,
     ) -> None:
         if dedup_by not in ("fingerprint", "route"):
             raise ValueError(f"dedup_by must be 'fingerprint' or 'route', not {dedup_by!r}")
@@ -294,6 +319,18 @@ class RequestMonitor:
         self.ignore_exceptions = tuple(ignore_exceptions)
         self.auto_resolve = auto_resolve
         self._scrubber = scrubber
+        if breadcrumbs < 0 or breadcrumb_bytes < 0:
+            raise ValueError("breadcrumbs and breadcrumb_bytes must be 0 (off) or more")
+        self.trace_url_template = trace_url_template or None
+        self.breadcrumbs = breadcrumbs if breadcrumb_bytes else 0
+        self.breadcrumb_bytes = breadcrumb_bytes
+        self.send_user = send_user
+        _install_breadcrumbs(self.breadcrumbs)
+        # Adapters call both around every request: ``token = begin_request()``, then
+        # ``end_request(token)``. The module's functions themselves, not methods calling
+        # them: a context variable set and reset is all a healthy request pays.
+        self.begin_request: Callable[[], Any] = _begin_crumbs if self.breadcrumbs else _none
+        self.end_request: Callable[[Any], None] = _end_crumbs if self.breadcrumbs else _none
 
     @property
     def alert_on_handled_5xx(self) -> bool:
@@ -462,7 +499,16 @@ class RequestMonitor:
 
         summary = _exception_summary(type(exc).__name__, text, status, method, route)
         hint = _hint(EXCEPTION_ALERT, info, status, exc)
-        key = self._raise(summary, severity, alert_type, identifier, details, runbook_names, hint)
+        key = self._raise(
+            summary,
+            severity,
+            alert_type,
+            identifier,
+            details,
+            runbook_names,
+            _Context(self, info, type_name(exc), f"{method} {route}"),
+            hint,
+        )
         mark_reported(exc, key)
         return key
 
@@ -484,6 +530,7 @@ class RequestMonitor:
             identifier,
             lambda: self._request_details(info, status, elapsed),
             lambda: (identifier, route, HTTP_ERROR_ALERT),
+            _Context(self, info, HTTP_ERROR_ALERT, identifier),
             _hint(HANDLED_5XX_KIND, info, status),
         )
 
@@ -511,6 +558,7 @@ class RequestMonitor:
             route,
             details,
             lambda: (f"{method} {route}", route, SLOW_REQUEST_ALERT),
+            _Context(self, info, SLOW_REQUEST_ALERT, f"{method} {route}"),
             _hint(SLOW_REQUEST_ALERT, info, status),
         )
 
@@ -522,6 +570,7 @@ class RequestMonitor:
         identifier: str,
         details: Callable[[], dict[str, Any]],
         runbook_names: Callable[[], Iterable[str]],
+        context: _Context,
         hint: dict[str, Any],
     ) -> str:
         """Raise the alert with one state call; details and links are built only if read.
@@ -534,16 +583,23 @@ class RequestMonitor:
         """
         if self._scrubber is not None:
             summary = self._scrubber.scrub_text(summary)
-        links = _LazyLinks(self._links, runbook_names) if self.runbooks else None
+        links = (
+            _LazyLinks(context.links, runbook_names)
+            if self.runbooks or self.trace_url_template
+            else None
+        )
         return self.alerts.alert(
             summary,
             severity,
             alert_type=alert_type,
             component=self.component,
             identifier=identifier,
-            custom_details=_LazyDetails(details, self._scrubber),
+            custom_details=_LazyDetails(lambda: context.details(details()), self._scrubber),
             auto_resolve=self.auto_resolve,
             links=links,
+            class_=context.class_,
+            group=self.alerts.source,
+            event_component=self.component or context.component,
             hint=hint,
         )
 
@@ -590,6 +646,78 @@ class RequestMonitor:
                 links.append(link)
                 if len(links) >= MAX_RUNBOOK_LINKS:
                     break
+        return links or None
+
+
+def _none(*args: object) -> None:
+    return None
+
+
+def _install_breadcrumbs(records: int) -> None:
+    try:
+        breadcrumbs.install(records)
+    except Exception:  # a logging setup that refuses handlers: alerts without them
+        _log.exception("could not install the breadcrumb handler")
+
+
+class _Context:
+    """What one request's alert adds to its details and links, read at most once.
+
+    Built with the alert, in the request's own context: the breadcrumbs and the active
+    span are the failing request's.
+    """
+
+    __slots__ = ("_monitor", "_trace", "_traced", "_trail", "class_", "component", "info")
+
+    def __init__(
+        self, monitor: RequestMonitor, info: RequestInfo, class_: str, component: str
+    ) -> None:
+        self._monitor = monitor
+        self.info = info
+        self.class_ = class_
+        self.component = component
+        self._trail = breadcrumbs.current() if monitor.breadcrumbs else None
+        self._trace: TraceContext | None = None
+        self._traced = False
+
+    def trace(self) -> TraceContext | None:
+        if not self._traced:
+            self._traced = True
+            parent = None
+            for name, value in _header_items(self.info.headers):
+                if name == TRACEPARENT_HEADER:
+                    parent = value
+                    break
+            self._trace = current_trace(parent)
+        return self._trace
+
+    def details(self, built: dict[str, Any]) -> dict[str, Any]:
+        monitor = self._monitor
+        trace = self.trace()
+        if trace is not None:
+            built["trace_id"], built["span_id"] = trace.trace_id, trace.span_id
+        if monitor.send_user and self.info.user is not None:
+            try:
+                user = user_id(self.info.user())
+            except Exception:
+                _log.debug("could not read the request's user", exc_info=True)
+                user = None
+            if user is not None:
+                built["user_id"] = user
+        if self._trail:
+            # Scrubbed with the other details: the monitor's scrubber if any, and the
+            # events client's on the way out.
+            crumbs = breadcrumbs.render(self._trail, monitor.breadcrumbs, monitor.breadcrumb_bytes)
+            if crumbs:
+                built["breadcrumbs"] = crumbs
+        return built
+
+    def links(self, names: Iterable[str]) -> list[Link] | None:
+        links = self._monitor._links(names) or []
+        trace = self.trace()
+        url = trace.url(self._monitor.trace_url_template) if trace is not None else None
+        if url:
+            links.insert(0, Link(url, f"Trace {trace.trace_id}" if trace else "Trace"))
         return links or None
 
 

@@ -21,6 +21,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Final
 
 from starlette.requests import ClientDisconnect, Request
@@ -78,6 +79,8 @@ _ALERT_SETTINGS: Final = frozenset(
         "delivery_stall_after",
         "before_send",
         "routing_rules",
+        "release",
+        "announce_release",
     }
 )
 _HEALTH_SETTINGS: Final = frozenset(
@@ -145,6 +148,12 @@ class PagerDutyMiddleware:
         delivery_stall_after: float | None = None,
         before_send: BeforeSend | str | None = None,
         routing_rules: Iterable[Rule | Mapping[str, Any]] | str | None = None,
+        release: str | None = None,
+        announce_release: bool | None = None,
+        trace_url_template: str | None = None,
+        breadcrumbs: int | str | None = None,
+        breadcrumb_bytes: int | str | None = None,
+        send_user: bool | None = None,
         slow_request_ms: float | str | None = None,
         slow_routes: Mapping[str, float | None] | None = None,
         exclude_paths: Iterable[str] | None = None,
@@ -249,13 +258,17 @@ class PagerDutyMiddleware:
                 await self.app(scope, receive, send)
                 return
             watch = _Watch(monitor, scope, send, monitor.clock())
+            crumbs = monitor.begin_request()
             try:
-                await self.app(scope, receive, watch.send)
-            except Exception as exc:
-                watch.failed(exc)
-                raise
-            if watch.open:
-                watch.returned()
+                try:
+                    await self.app(scope, receive, watch.send)
+                except Exception as exc:
+                    watch.failed(exc)
+                    raise
+                if watch.open:
+                    watch.returned()
+            finally:
+                monitor.end_request(crumbs)
         elif scope["type"] == "lifespan" and self._hooks_lifespan:
             hooks = _Lifespan(self, receive, send)
             try:
@@ -346,6 +359,8 @@ class _Watch:
             path=scope.get("path"),
             headers=scope.get("headers"),
             client_ip=client[0] if client else None,
+            # Starlette's AuthenticationMiddleware sets it in the shared scope.
+            user=partial(scope.get, "user"),
         )
 
 

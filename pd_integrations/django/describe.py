@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.http import HttpRequest
 
 from pd_integrations.monitor import RequestInfo
@@ -32,6 +34,8 @@ def describe(request: HttpRequest) -> RequestInfo:
         # User-Agent in them); the scrubber still runs over what it keeps.
         headers=request.headers,
         client_ip=request.META.get("REMOTE_ADDR"),
+        # Set by AuthenticationMiddleware; a lazy object read only with send_user.
+        user=partial(getattr, request, "user", None),
     )
 
 

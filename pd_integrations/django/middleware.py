@@ -70,12 +70,16 @@ class PagerDutyMiddleware:
         if monitor is None:
             return get_response(request)
         start = monitor.clock()
+        crumbs = monitor.begin_request()
         try:
-            response = get_response(request)
-        except Exception as exc:  # only with DEBUG_PROPAGATE_EXCEPTIONS: Django converts
-            monitor.request_finished(lambda: describe(request), ESCAPED_STATUS, start, exc)
-            raise
-        return _finished(monitor, request, response, start)
+            try:
+                response = get_response(request)
+            except Exception as exc:  # only with DEBUG_PROPAGATE_EXCEPTIONS: Django converts
+                monitor.request_finished(lambda: describe(request), ESCAPED_STATUS, start, exc)
+                raise
+            return _finished(monitor, request, response, start)
+        finally:
+            monitor.end_request(crumbs)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         get_response = self._async
@@ -89,12 +93,16 @@ class PagerDutyMiddleware:
         if monitor is None:
             return await get_response(request)
         start = monitor.clock()
+        crumbs = monitor.begin_request()
         try:
-            response = await get_response(request)
-        except Exception as exc:
-            monitor.request_finished(lambda: describe(request), ESCAPED_STATUS, start, exc)
-            raise
-        return _finished(monitor, request, response, start)
+            try:
+                response = await get_response(request)
+            except Exception as exc:
+                monitor.request_finished(lambda: describe(request), ESCAPED_STATUS, start, exc)
+                raise
+            return _finished(monitor, request, response, start)
+        finally:
+            monitor.end_request(crumbs)
 
 
 def _finished(

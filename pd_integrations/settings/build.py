@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from pd_integrations.alerts import AlertManager
+from pd_integrations.context.release import announce_release
 from pd_integrations.health import HealthMonitor
 from pd_integrations.monitor import RequestMonitor
 from pd_integrations.routing import RoutingAlertManager
@@ -20,7 +21,7 @@ from pd_integrations.routing import RoutingAlertManager
 from .model import PagerDutySettings
 from .values import MEMORY_STATE_URL
 
-__all__ = ["build_alerts", "build_health", "build_monitor"]
+__all__ = ["apply_release", "build_alerts", "build_health", "build_monitor"]
 
 
 def build_alerts(settings: PagerDutySettings) -> AlertManager:
@@ -28,12 +29,17 @@ def build_alerts(settings: PagerDutySettings) -> AlertManager:
 
     With ``routing_rules``, a :class:`~pd_integrations.routing.RoutingAlertManager`:
     one manager per routing key the rules name, each with its own budget and state.
+    With ``announce_release``, the release's first start is announced here.
     """
+    alerts: AlertManager
     if settings.routing_rules:
-        return RoutingAlertManager(
+        alerts = RoutingAlertManager(
             settings.routing_key, rules=settings.routing_rules, **_alert_options(settings)
         )
-    return AlertManager(settings.routing_key, **_alert_options(settings))
+    else:
+        alerts = AlertManager(settings.routing_key, **_alert_options(settings))
+    apply_release(settings, alerts)
+    return alerts
 
 
 def _alert_options(settings: PagerDutySettings) -> dict[str, Any]:
@@ -52,6 +58,15 @@ def _alert_options(settings: PagerDutySettings) -> dict[str, Any]:
         delivery_stall_after=settings.delivery_stall_after,
         before_send=settings.before_send,
     )
+
+
+def apply_release(settings: PagerDutySettings, alerts: AlertManager) -> None:
+    """Stamp the release on ``alerts``' triggers, and announce it if asked to."""
+    if settings.release is None:
+        return
+    alerts.release = settings.release
+    if settings.announce_release:
+        announce_release(alerts, settings.release)
 
 
 def build_monitor(settings: PagerDutySettings, alerts: AlertManager) -> RequestMonitor:
@@ -76,6 +91,10 @@ def build_monitor(settings: PagerDutySettings, alerts: AlertManager) -> RequestM
         send_client_ip=settings.send_client_ip,
         ignore_exceptions=settings.ignore_exceptions,
         auto_resolve=settings.auto_resolve,
+        trace_url_template=settings.trace_url_template,
+        breadcrumbs=settings.breadcrumbs,
+        breadcrumb_bytes=settings.breadcrumb_bytes,
+        send_user=settings.send_user,
     )
 
 

@@ -30,6 +30,8 @@ from typing import Any, Final, Literal
 from pd_integrations.alerts import DEFAULT_AUTO_RESOLVE_AFTER
 from pd_integrations.client import DEFAULT_BASE_URL
 from pd_integrations.config import DEFAULT_EXIT_FLUSH_TIMEOUT, DEFAULT_REFRESH_AFTER
+from pd_integrations.context.breadcrumbs import DEFAULT_BREADCRUMB_BYTES, DEFAULT_BREADCRUMBS
+from pd_integrations.context.release import RELEASE_VARIABLES
 from pd_integrations.dispatch import DEFAULT_STALL_AFTER
 from pd_integrations.errors import ConfigurationError
 from pd_integrations.events import (
@@ -136,6 +138,41 @@ def _check_webhook_secret(value: object) -> tuple[str, ...]:
     )
 
 
+def _count(value: object) -> object:
+    # ``False``/``off`` turn a count off, as 0 does.
+    if value is False:
+        return 0
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("off", "false", "no", "none"):
+            return 0
+        return v.number_from_text(text)
+    return value
+
+
+def _check_count(value: object) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidSetting("must be a whole number, 0 for off", value)
+    return value
+
+
+def _check_trace_url_template(value: object) -> str | None:
+    template = v.check_optional_text(value)
+    if template is None:
+        return None
+    try:
+        template.format(trace_id="0" * 32, span_id="0" * 16)
+    except (KeyError, IndexError, ValueError):
+        raise InvalidSetting(
+            "may only use the placeholders {trace_id} and {span_id}", value
+        ) from None
+    if "{trace_id}" not in template and "{span_id}" not in template:
+        raise InvalidSetting("must contain {trace_id} or {span_id}", value)
+    return template
+
+
 def _secrets_text(value: object) -> object:
     return parse_secrets(value) if isinstance(value, str) else value
 
@@ -227,6 +264,23 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("routing_rules", v.check_routing_rules, (), "E041",
             "rules that ignore alerts, change their severity or send them to another "
             "routing key", text=v.json_from_text),
+    # -- context (docs/context.md) --------------------------------------------------
+    Setting("release", v.check_optional_text, None, "E034",
+            "the running release, in every alert's details; unset: detected from CI and "
+            "hosting variables (`SOURCE_VERSION`, `GIT_COMMIT`...)",
+            more_env=RELEASE_VARIABLES),
+    Setting("announce_release", v.check_flag, False, "E035",
+            "send a change event when a release first starts (once per state backend)",
+            text=_flag),
+    Setting("trace_url_template", _check_trace_url_template, None, "E031",
+            "a link to the alert's trace, with `{trace_id}` (and `{span_id}`)"),
+    Setting("breadcrumbs", _check_count, DEFAULT_BREADCRUMBS, "E032",
+            "the failing request's last log records put in its alert; `0`: none",
+            text=_count),
+    Setting("breadcrumb_bytes", _check_count, DEFAULT_BREADCRUMB_BYTES, "E032",
+            "at most this many bytes of breadcrumbs per alert", text=_count),
+    Setting("send_user", v.check_flag, False, "E033",
+            "put the authenticated user's id in alerts", text=_flag),
     # -- requests -------------------------------------------------------------------
     Setting("slow_request_ms", _ms_or_off, None, "E002",
             "requests slower than this many milliseconds raise a `warning`; unset: off",
@@ -321,6 +375,12 @@ class PagerDutySettings:
     delivery_stall_after: float = DEFAULT_STALL_AFTER
     before_send: BeforeSend | None = None
     routing_rules: tuple[Rule, ...] = ()
+    release: str | None = None
+    announce_release: bool = False
+    trace_url_template: str | None = None
+    breadcrumbs: int = DEFAULT_BREADCRUMBS
+    breadcrumb_bytes: int = DEFAULT_BREADCRUMB_BYTES
+    send_user: bool = False
     slow_request_ms: float | None = None
     slow_routes: Mapping[str, float | None] = field(default_factory=dict)
     exclude_paths: tuple[str, ...] = DEFAULT_EXCLUDE_PATHS
