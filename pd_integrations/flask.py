@@ -54,7 +54,7 @@ from .health import CheckDecorator, HealthCheck, HealthMonitor, HealthReport
 from .monitor import RequestInfo, RequestMonitor
 from .settings import SETTINGS, PagerDutySettings, load
 from .settings.build import build_alerts, build_health, build_monitor
-from .settings.processes import multi_process_warning
+from .workers import multi_process_warning
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo

@@ -48,8 +48,13 @@ from .events import Link, Severity
 from .fingerprint import message, type_name
 from .scrub import DEFAULT_SCRUBBER, Scrubber
 from .state import Edge, HealthState, next_health
+from .workers import worker_server
 
 _log = logging.getLogger("pd_integrations.health")
+
+BLIND_RESOLVE_EVERY = 60.0
+"""Seconds between the resolves one worker sends for a check it sees healthy but another
+worker may have seen failing (per-process state under a multi-process server)."""
 
 HEALTH_CHECK_ALERT = "health_check"
 DEFAULT_FAILURE_THRESHOLD = 2
@@ -179,6 +184,9 @@ class _Check:
     inflight: _Call | None = None
     # With a remote state: its state as this process last saw it, plus the runs since.
     known: HealthState = field(default_factory=HealthState)
+    # time.monotonic() of this process's last resolve for a check another worker may
+    # have seen failing (see HealthMonitor's ``resolve_when_healthy``).
+    blind_resolve: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,6 +385,14 @@ class HealthMonitor(CheckDecorator):
     successes then resolve it. Checks are sync or async callables returning ``True`` or
     ``None`` when healthy and ``False`` when not; raising or exceeding the timeout is a
     failure with the error in the alert's details. Thread-safe.
+
+    ``resolve_when_healthy`` (seconds, or ``None`` for automatic) covers several worker
+    processes that each keep their own state: a worker that never saw the check fail
+    cannot know that another one paged, so a healthy run sends the check's resolve
+    anyway, at most once per that many seconds per worker (PagerDuty ignores a resolve
+    for an alert that is not open). Automatic: 60 s when the process is recognised as one
+    of several workers (:mod:`pd_integrations.workers`) and the state is in-process, else
+    off (``0``). So once every worker has seen the check healthy, its alert is resolved.
     """
 
     def __init__(
@@ -389,6 +405,7 @@ class HealthMonitor(CheckDecorator):
         component: str | None = None,
         environment: str | None = None,
         scrubber: Scrubber | None = DEFAULT_SCRUBBER,
+        resolve_when_healthy: float | None = None,
     ) -> None:
         _check_thresholds(failure_threshold, recovery_threshold)
         _check_timeout(default_timeout)
@@ -404,6 +421,10 @@ class HealthMonitor(CheckDecorator):
         self._last_report: HealthReport | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        if resolve_when_healthy is None:
+            several = worker_server() is not None and alerts.state.decides_locally
+            resolve_when_healthy = BLIND_RESOLVE_EVERY if several else 0.0
+        self.resolve_when_healthy = resolve_when_healthy
 
     # -- registration -------------------------------------------------------------------
 
@@ -776,7 +797,20 @@ class HealthMonitor(CheckDecorator):
                 self._trigger(check, outcome, state)
             elif state.edge is Edge.RESOLVE:
                 self._resolve(check)
+            elif not state.down and outcome.status is CheckStatus.HEALTHY:
+                self._resolve_blind(check)
         return state
+
+    def _resolve_blind(self, check: _Check) -> None:
+        """Resolve what another worker may have opened (``resolve_when_healthy``)."""
+        every = self.resolve_when_healthy
+        if not every or not self.alerts.enabled:
+            return
+        now = time.monotonic()
+        if check.blind_resolve is not None and now - check.blind_resolve < every:
+            return
+        check.blind_resolve = now
+        self._resolve(check)
 
     def _trigger(self, check: _Check, outcome: _Outcome, state: HealthState) -> None:
         details: dict[str, Any] = {

@@ -36,8 +36,8 @@ from .monitor import DedupBy, RequestInfo, RequestMonitor, RunbookMap, StatusSev
 from .policy import BeforeSend, Rule
 from .settings import SETTINGS, load
 from .settings.build import build_alerts, build_health, build_monitor
-from .settings.processes import multi_process_warning
 from .starlette_webhooks import WebhookApp, webhook_app, webhook_endpoint, webhook_route
+from .workers import multi_process_warning
 
 __all__ = [
     "SLOW_REQUEST_MS_VAR",

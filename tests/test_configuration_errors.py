@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 
 from pd_integrations.emulator import Emulator
+from tests.transport import wait_until
 
 from .test_shutdown import PROCESS_TIMEOUT, ROOT, emulator, free_port, server_env, serving
 
@@ -111,3 +113,33 @@ def test_django_runserver_refuses_to_start_with_the_check_code(emulator: Emulato
     assert server.returncode != 0
     assert "pd_integrations.E022" in server.stderr
     assert "PAGERDUTY_TIMEOUT" in server.stderr
+
+
+def test_two_workers_without_shared_state_warn_and_resolve_what_the_other_opened(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    # Per-process state under gunicorn -w 2: the worker that paged may never get the
+    # probe that sees the dependency healthy again; the other one resolves it.
+    flag = tmp_path / "payments-down"
+    flag.touch()
+    port = free_port()
+    command = [
+        sys.executable, "-m", "gunicorn", "tests.processes.wsgi_health_app:app",
+        "--bind", f"127.0.0.1:{port}", "--workers", "2",
+    ]  # fmt: skip
+    env = server_env(emulator, HEALTH_FLAG=str(flag))
+    with serving(command, env, port) as server:
+        url = f"http://127.0.0.1:{port}/health"
+        assert httpx.get(url, timeout=30).status_code == 503
+        assert wait_until(lambda: len(emulator.alerts()) >= 1, PROCESS_TIMEOUT)
+        flag.unlink()
+
+        # Probes until every open alert is resolved, whichever worker each one reaches.
+        def resolved() -> bool:
+            assert httpx.get(url, timeout=30).status_code == 200
+            return all(alert["status"] == "resolved" for alert in emulator.alerts())
+
+        assert wait_until(resolved, PROCESS_TIMEOUT)
+        output = _stop(server)
+    assert "worker processes and alert state is kept per process" in output
+    assert {alert["dedup_key"] for alert in emulator.alerts()} == {"health_check:payments"}

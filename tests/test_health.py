@@ -690,3 +690,48 @@ def test_the_report_shows_whether_alerts_reach_pagerduty() -> None:
         finally:
             monitor.stop()
             alerts.close(5)
+
+
+def test_a_worker_that_never_saw_the_failure_resolves_what_another_one_opened(
+    pagerduty_events: CapturedEvents,
+) -> None:
+    # Two workers, each with its own in-process state: the probe that sees the
+    # dependency healthy again reaches the worker that never saw it fail.
+    paged = AlertManager(state_url="memory://", rate_limit=None)
+    other = AlertManager(state_url="memory://", rate_limit=None)
+    first = HealthMonitor(paged, failure_threshold=1, resolve_when_healthy=60)
+    second = HealthMonitor(other, failure_threshold=1, resolve_when_healthy=60)
+    try:
+        dependency = Switch()
+        first.register("payments", dependency)
+        second.register("payments", dependency)
+        dependency.healthy = False
+        assert first.run().http_status == 503
+        dependency.healthy = True
+        assert second.run().http_status == 200
+        assert second.run().http_status == 200  # within the minute: not again
+        actions = [(e["event_action"], e["dedup_key"]) for e in pagerduty_events.events]
+        assert actions == [
+            ("trigger", "health_check:payments"),
+            ("resolve", "health_check:payments"),
+        ]
+    finally:
+        first.stop()
+        second.stop()
+        paged.close()
+        other.close()
+
+
+def test_a_single_worker_sends_no_resolve_for_what_it_never_saw_fail(
+    pagerduty_events: CapturedEvents,
+) -> None:
+    alerts = AlertManager(state_url="memory://", rate_limit=None)
+    monitor = HealthMonitor(alerts)  # automatic: not one of several workers here
+    try:
+        monitor.register("payments", Switch())
+        assert monitor.resolve_when_healthy == 0
+        monitor.run()
+        assert pagerduty_events.events == []
+    finally:
+        monitor.stop()
+        alerts.close()

@@ -18,7 +18,7 @@ from pd_integrations.errors import ConfigurationError
 from pd_integrations.health import HealthMonitor
 from pd_integrations.monitor import RequestMonitor
 from pd_integrations.settings import build as settings_build
-from pd_integrations.settings.processes import multi_process_warning
+from pd_integrations.workers import multi_process_warning
 
 from . import conf
 from .conf import PagerDutySettings

@@ -4,7 +4,7 @@
 - :mod:`.model`: :data:`SETTINGS`, the one table of settings, and :func:`load`;
 - :mod:`.build`: settings -> AlertManager, RequestMonitor, HealthMonitor;
 - :mod:`.report`: the ``check`` report shared by every command;
-- :mod:`.processes`: multi-process servers without shared state.
+- multi-process servers without shared state are recognised in :mod:`pd_integrations.workers`.
 """
 
 from __future__ import annotations

@@ -16,9 +16,9 @@ from pathlib import Path
 from pd_integrations.events import mask_key
 from pd_integrations.spool import Spool, SpoolError
 from pd_integrations.state import safe_url
+from pd_integrations.workers import multi_process_warning
 
 from .model import PagerDutySettings
-from .processes import multi_process_warning
 
 __all__ = ["Finding", "delivery_findings", "format_findings", "settings_findings", "state_finding"]
 

@@ -10,8 +10,8 @@ import pytest
 from flask import Flask
 
 from pd_integrations.flask import PagerDuty
-from pd_integrations.settings.processes import multi_process_warning, worker_server
 from pd_integrations.testing import CapturedEvents
+from pd_integrations.workers import multi_process_warning, worker_server
 
 
 @pytest.mark.parametrize(
