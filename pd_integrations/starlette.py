@@ -35,6 +35,7 @@ from .monitor import DedupBy, RequestInfo, RequestMonitor, RunbookMap, StatusSev
 from .settings import SETTINGS, load
 from .settings.build import build_alerts, build_health, build_monitor
 from .settings.processes import multi_process_warning
+from .settings.tasks import TASK_SETTINGS
 from .starlette_webhooks import WebhookApp, webhook_app, webhook_endpoint, webhook_route
 
 __all__ = [
@@ -84,6 +85,7 @@ _REQUEST_SETTINGS: Final = frozenset(
     for setting in SETTINGS
     if setting.name not in _ALERT_SETTINGS | _HEALTH_SETTINGS | _MIDDLEWARE_SETTINGS
     and setting.name != "webhook_secret"
+    and setting.name not in TASK_SETTINGS
 )
 KEYWORD_SETTINGS: Final = (
     _REQUEST_SETTINGS | _ALERT_SETTINGS | _HEALTH_SETTINGS | _MIDDLEWARE_SETTINGS
