@@ -21,6 +21,7 @@ here raises into Celery or the task.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import socket
 import threading
@@ -149,7 +150,8 @@ class PagerDuty:
 
     def _monitor_beat(self) -> None:
         try:
-            from pd_integrations.celery.beat import monitor_beat  # type: ignore[import-not-found, unused-ignore]
+            # Optional: the heartbeats feature provides it (imported here, at run time).
+            beat = importlib.import_module("pd_integrations.celery.beat")
         except ImportError:
             _log.error(
                 "PagerDuty(monitor_beat=True): beat monitoring is not available in this "
@@ -157,7 +159,7 @@ class PagerDuty:
             )
             return
         try:
-            monitor_beat(self.app, self.alerts)
+            beat.monitor_beat(self.app, self.alerts)
         except Exception:
             _log.exception("PagerDuty(monitor_beat=True): could not watch the beat schedule")
 
