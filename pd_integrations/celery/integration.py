@@ -120,13 +120,16 @@ class PagerDuty:
             if previous is not None:
                 previous.disconnect()
             _installed[celery_app] = self
-        self._connect()
+        self.connect()
         if monitor_beat:
             self._monitor_beat()
 
     # -- wiring -----------------------------------------------------------------------
 
-    def _connect(self) -> None:
+    def connect(self) -> None:
+        """Watch the app's tasks (done by the constructor; again after :meth:`disconnect`)."""
+        if self._receivers or self.monitor is None:
+            return
         for signal, receiver in (
             (signals.task_prerun, self._on_prerun),
             (signals.task_postrun, self._on_postrun),
