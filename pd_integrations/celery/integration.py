@@ -285,9 +285,9 @@ class PagerDuty:
             hostname = getattr(sender, "hostname", None)
             if hostname:
                 self._hostname = hostname
-            pool = getattr(getattr(sender, "pool_cls", None), "__module__", "") or str(
-                getattr(sender, "pool_cls", "")
-            )
+            # A name ("prefork") before the worker resolved it, its class after.
+            pool_cls = getattr(sender, "pool_cls", None)
+            pool = pool_cls if isinstance(pool_cls, str) else getattr(pool_cls, "__module__", "")
             children = any(name in pool for name in _POOLS_WITH_CHILDREN)
             concurrency = getattr(sender, "concurrency", 1) or 1
             if (

@@ -394,3 +394,22 @@ def test_a_hard_time_limit_signalled_by_celery_alerts_as_a_time_limit(
     assert details(trigger)["args"] == [1]
     assert "stack" not in details(trigger)
     assert isinstance(pagerduty, PagerDuty)
+
+
+@pytest.mark.parametrize("pool", ["prefork", "celery.concurrency.prefork"])
+def test_a_prefork_worker_without_shared_state_is_warned_about(
+    make_app: MakeApp, caplog: pytest.LogCaptureFixture, pool: str
+) -> None:
+    from celery import signals
+
+    class FakeWorker:  # what the receiver reads of Celery's WorkController
+        hostname = "w1@host"
+        concurrency = 4
+
+    make_app()
+    pool_cls: Any = pool if "." not in pool else type("TaskPool", (), {"__module__": pool})
+    FakeWorker.pool_cls = pool_cls  # type: ignore[attr-defined]
+    with caplog.at_level(logging.WARNING, "pd_integrations.celery"):
+        signals.worker_init.send(sender=FakeWorker())
+    assert "4 prefork children each keep their own alert state" in caplog.text
+    assert "PAGERDUTY_STATE_URL" in caplog.text
