@@ -36,6 +36,7 @@ from .monitor import DedupBy, RequestInfo, RequestMonitor, RunbookMap, StatusSev
 from .policy import BeforeSend, Rule
 from .settings import SETTINGS, load
 from .settings.build import build_alerts, build_health, build_monitor
+from .settings.tasks import TASK_SETTINGS
 from .starlette_webhooks import WebhookApp, webhook_app, webhook_endpoint, webhook_route
 from .workers import multi_process_warning
 
@@ -92,6 +93,7 @@ _REQUEST_SETTINGS: Final = frozenset(
     for setting in SETTINGS
     if setting.name not in _ALERT_SETTINGS | _HEALTH_SETTINGS | _MIDDLEWARE_SETTINGS
     and setting.name != "webhook_secret"
+    and setting.name not in TASK_SETTINGS
 )
 KEYWORD_SETTINGS: Final = (
     _REQUEST_SETTINGS | _ALERT_SETTINGS | _HEALTH_SETTINGS | _MIDDLEWARE_SETTINGS

@@ -53,6 +53,7 @@ from pd_integrations.webhook_signature import parse_secrets
 
 from . import values as v
 from .health_checks import HealthCheckSpec, check_health_checks
+from .tasks import TaskRule, check_severity, check_task_overrides
 from .values import InvalidSetting
 
 __all__ = [
@@ -219,6 +220,15 @@ _seconds = partial(v.check_positive, unit="seconds")
 _seconds_or_off = partial(v.check_positive_or_none, unit="seconds")
 _ms_or_off = partial(v.check_positive_or_none, unit="milliseconds")
 
+
+def _attempt_or_off(value: object) -> int | None:
+    return None if value is None else v.check_threshold(value)
+
+
+def _threshold_or_off(value: object) -> object:
+    return _threshold(v.off_from_text(value))
+
+
 SETTINGS: Final[tuple[Setting, ...]] = (
     # -- where events go ------------------------------------------------------------
     Setting("routing_key", _check_routing_key, None, "E001",
@@ -335,6 +345,22 @@ SETTINGS: Final[tuple[Setting, ...]] = (
     Setting("webhook_secret", _check_webhook_secret, (), "E017",
             "the webhook subscription's signing secret; several, separated by commas, "
             "while rotating", text=_secrets_text, secret=True),
+    # -- background tasks (Celery) ---------------------------------------------------
+    Setting("task_severity", check_severity, Severity.ERROR, "E040",
+            "the severity of a task that failed for good"),
+    Setting("alert_on_attempt", _attempt_or_off, None, "E041",
+            "also alert when a task's attempt number N or later fails and is retried; "
+            "unset: only a task that failed for good alerts",
+            text=_threshold_or_off, none_means_off=True),
+    Setting("slow_task_ms", _ms_or_off, None, "E042",
+            "tasks running longer than this many milliseconds raise a `warning`; unset: off",
+            text=_number, none_means_off=True),
+    Setting("include_task_args", v.check_flag, True, "E043",
+            "put a task's arguments (scrubbed, bounded) in its alerts", text=_flag),
+    Setting("task_overrides", check_task_overrides, {}, "E044",
+            "per task name: `severity` (`None`: never alerts), `slow_task_ms`, "
+            "`alert_on_attempt`", text=v.json_from_text),
+    # -- end of background tasks -----------------------------------------------------
 )  # fmt: skip
 
 SETTINGS_BY_NAME: Final = {setting.name: setting for setting in SETTINGS}
@@ -402,6 +428,12 @@ class PagerDutySettings:
     health_show_errors: bool = False
     health_path: str | None = DEFAULT_HEALTH_PATH
     webhook_secret: tuple[str, ...] = field(default=(), repr=False)
+    # background tasks
+    task_severity: Severity = Severity.ERROR
+    alert_on_attempt: int | None = None
+    slow_task_ms: float | None = None
+    include_task_args: bool = True
+    task_overrides: Mapping[str, TaskRule] = field(default_factory=dict)
     origins: Mapping[str, str] = field(default_factory=dict, compare=False)
     """Where each setting given came from: ``app.config``, ``the environment``..."""
     refs: Mapping[str, str] = field(default_factory=dict, compare=False)
@@ -484,6 +516,8 @@ def _plain(value: object) -> object:
         return f"{value.__module__}.{value.__qualname__}"
     if isinstance(value, HealthCheckSpec):
         return value.target
+    if isinstance(value, TaskRule):
+        return value.shown()
     if isinstance(value, Rule):
         return repr(value)  # the routing key masked
     if callable(value):

@@ -22,6 +22,7 @@ from pd_integrations.events import Severity
 from pd_integrations.flask import load_settings
 from pd_integrations.policy import Match, Rule
 from pd_integrations.settings import SETTINGS, PagerDutySettings, Setting
+from pd_integrations.settings.tasks import TASK_SETTINGS, TaskRule
 from pd_integrations.starlette import KEYWORD_SETTINGS, PagerDutyMiddleware
 from tests.policy_hooks import PAYMENTS_KEY, tag_team
 
@@ -80,6 +81,12 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "health_show_errors": ("on", True),
     "health_path": ("/ping", "/ping"),
     "webhook_secret": ("first, second", ("first", "second")),
+    # background tasks
+    "task_severity": ("critical", Severity.CRITICAL),
+    "alert_on_attempt": ("2", 2),
+    "slow_task_ms": ("60000", 60000.0),
+    "include_task_args": ("false", False),
+    "task_overrides": ('{"app.ping": {"severity": null}}', {"app.ping": TaskRule(severity=None)}),
 }
 
 
@@ -151,8 +158,9 @@ def test_each_framework_takes_each_setting_through_its_own_mechanism(
     setting: Setting, framework: str, clean_env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     if framework == "starlette" and setting.name not in KEYWORD_SETTINGS:
-        # The webhook endpoints' setting: WebhookReceiver(secrets=) and the environment.
-        assert setting.name == "webhook_secret"
+        # The webhook endpoints' setting: WebhookReceiver(secrets=) and the environment;
+        # the task settings: pd_integrations.celery.PagerDuty's keywords.
+        assert setting.name == "webhook_secret" or setting.name in TASK_SETTINGS
         return
     clean_env.chdir(tmp_path)
     text, expected = SAMPLES[setting.name]
@@ -209,7 +217,9 @@ def test_the_configuration_page_names_each_setting_in_every_framework() -> None:
         assert f"`{setting.env_var}`" in environment, row
         assert f"`{setting.flask_key}`" in flask, row
         assert f"`{setting.django_key}`" in django, row
-        if setting.name in KEYWORD_SETTINGS:
+        if setting.name in TASK_SETTINGS:  # read by the Celery integration
+            assert f"`PagerDuty({setting.name}=)`" in starlette, row
+        elif setting.name in KEYWORD_SETTINGS:
             assert f"`{setting.name}`" in starlette, row
         else:  # the webhook endpoints' setting
             assert "`WebhookReceiver(secrets=)`" in starlette, row

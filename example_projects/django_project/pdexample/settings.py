@@ -52,3 +52,15 @@ PAGERDUTY = {
         "disk": {"CHECK": "pdexample.shop.health.disk", "SEVERITY": "warning"},
     },
 }
+
+# -- Celery (pdexample/celery.py reads every CELERY_* setting) ---------------------------
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/0")
+# Without a broker at hand, run the tasks in the caller: CELERY_TASK_ALWAYS_EAGER=1.
+CELERY_TASK_ALWAYS_EAGER = os.environ.get("CELERY_TASK_ALWAYS_EAGER", "") == "1"
+CELERY_PAGERDUTY_SLOW_TASK_MS = 60_000
+CELERY_PAGERDUTY_TASK_OVERRIDES = {
+    # The sales report is expected to take a while; it warns only past 1 s here.
+    "shop.build_sales_report": {"slow_task_ms": 1000},
+    # A receipt that cannot be built means a customer is waiting: page urgently.
+    "shop.email_receipt": {"severity": "critical"},
+}
