@@ -20,7 +20,7 @@ rq = pytest.importorskip("rq")
 
 ROOT = Path(__file__).resolve().parents[2]
 ROUTING_KEY = "rqworkertestroutingkey0000000001"
-WORKER_TIMEOUT = 120.0
+WORKER_TIMEOUT = 60.0
 
 
 @pytest.fixture(scope="module")

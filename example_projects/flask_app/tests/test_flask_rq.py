@@ -22,7 +22,7 @@ sys.path.insert(0, str(APP_DIR))
 from flask_example_app import create_app  # noqa: E402
 
 ROUTING_KEY = "pantryrqtestroutingkey0000000001"
-TIMEOUT = 120.0
+TIMEOUT = 60.0
 
 
 @pytest.fixture
