@@ -58,7 +58,7 @@ class RunningWorker:
         env.update(
             PAGERDUTY_ROUTING_KEY=ROUTING_KEY,
             PAGERDUTY_EVENTS_BASE_URL=emulator.url,
-            PYTHONPATH=str(ROOT),
+            PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         )
         rq_command = str(Path(sys.executable).parent / "rq")
         self.process = subprocess.Popen(

@@ -34,7 +34,9 @@ def worker_env() -> Iterator[tuple[RedisServer, Emulator]]:
         env.update(
             PAGERDUTY_ROUTING_KEY=ROUTING_KEY,
             PAGERDUTY_EVENTS_BASE_URL=emulator.url,
-            PYTHONPATH=os.pathsep.join([str(APP_DIR), str(ROOT)]),
+            PYTHONPATH=os.pathsep.join(
+                filter(None, [str(APP_DIR), str(ROOT), os.environ.get("PYTHONPATH")])
+            ),
         )
         rq_command = str(Path(sys.executable).parent / "rq")
         worker = subprocess.Popen(  # noqa: S603 - our own rq worker
