@@ -275,6 +275,10 @@ def build_parser() -> argparse.ArgumentParser:
     from . import cli_rest  # imported here: it builds on this module's helpers
 
     cli_rest.add_commands(commands)
+
+    from .heartbeats import cli as heartbeats_cli  # its commands import what they need
+
+    heartbeats_cli.add_commands(commands)
     return parser
 
 

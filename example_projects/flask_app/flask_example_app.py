@@ -118,6 +118,27 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+def _add_job_routes(app: Flask, redis_url: str) -> None:
+    """``POST /jobs/restock``: an RQ job; its worker pages when it fails for good."""
+    import pantry_jobs
+    from redis import Redis
+    from rq import Queue, Retry
+
+    queue = Queue(pantry_jobs.QUEUE, connection=Redis.from_url(redis_url))
+
+    @app.post("/jobs/restock")
+    def enqueue_restock() -> tuple[Response, int]:
+        body = request.get_json(silent=True) or {}
+        job = queue.enqueue(
+            pantry_jobs.restock,
+            int(body.get("product_id", 1)),
+            int(body.get("quantity", 10)),
+            str(body.get("supplier", "open")),
+            retry=Retry(max=pantry_jobs.RETRIES),
+        )
+        return jsonify(job_id=job.id), 202
+
+
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(DEFAULTS)
@@ -187,6 +208,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     @app.get("/incidents")
     def incidents() -> Response:
         return jsonify(store.incidents)
+
+    redis_url = app.config.get("RQ_REDIS_URL") or os.environ.get("RQ_REDIS_URL")
+    if redis_url:
+        _add_job_routes(app, redis_url)
 
     if app.config.get(CONFIG_KEY) or os.environ.get(WEBHOOK_SECRET_VAR):
         app.register_blueprint(webhook_blueprint(webhooks))  # POST /pagerduty/webhooks
