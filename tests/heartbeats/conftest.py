@@ -10,8 +10,6 @@ from pd_integrations.heartbeats import Heartbeats, MemoryStore
 from pd_integrations.testing import TEST_ROUTING_KEY, CapturedEvents, capture_events
 from tests.clock import FakeClock
 
-pytest_plugins = ["tests.redis_server"]
-
 START = datetime(2026, 6, 1, 12, 0, tzinfo=UTC).timestamp()
 
 

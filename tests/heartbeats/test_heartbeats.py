@@ -13,6 +13,8 @@ from pd_integrations.heartbeats import Heartbeats, SQLiteStore
 from pd_integrations.testing import CapturedEvents
 from tests.clock import FakeClock
 
+pytest_plugins = ["tests.redis_server"]
+
 BERLIN = ZoneInfo("Europe/Berlin")
 
 
