@@ -217,8 +217,9 @@ class Worker(_RQWorker):
         except Exception:
             _log.exception("PagerDuty RQ: could not alert on job %s", job.id)
 
-    def handle_job_success(self, job: Job, queue: Any, started_job_registry: Any) -> None:
-        super().handle_job_success(job, queue, started_job_registry)
+    def handle_job_success(self, job: Job, *args: Any, **kwargs: Any) -> None:
+        # RQ's own arguments after the job differ between releases: passed on as they come.
+        super().handle_job_success(job, *args, **kwargs)
         try:
             report_success(job)
         except Exception:
