@@ -275,6 +275,10 @@ def build_parser() -> argparse.ArgumentParser:
     from . import cli_rest  # imported here: it builds on this module's helpers
 
     cli_rest.add_commands(commands)
+
+    from .insights import command as insights_command  # the report loads when it runs
+
+    insights_command.add_commands(commands)
     return parser
 
 

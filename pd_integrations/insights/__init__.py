@@ -17,13 +17,17 @@ post-mortem timeline in Markdown.
 
 from __future__ import annotations
 
-from .fetch import REQUESTS_PER_MINUTE, PacedTransport, read_facts
-from .figures import SCHEMA, ReportOptions, WorkingHours, compute
-from .html import render_html
-from .records import IncidentFacts, fold_incident
-from .render import render_json, render_text
-from .report import build_report, parse_duration, parse_sla, parse_when
-from .timeline import render_timeline, timeline
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .fetch import REQUESTS_PER_MINUTE, PacedTransport, read_facts
+    from .figures import SCHEMA, ReportOptions, WorkingHours, compute
+    from .html import render_html
+    from .postmortem import render_timeline, timeline
+    from .records import IncidentFacts, fold_incident
+    from .render import render_json, render_text
+    from .report import build_report, parse_duration, parse_sla, parse_when
 
 __all__ = [
     "REQUESTS_PER_MINUTE",
@@ -45,3 +49,33 @@ __all__ = [
     "render_timeline",
     "timeline",
 ]
+
+# The command line imports this package for its parser; the modules that read, compute
+# and render load on first use, so ``pd-integrations --help`` stays fast.
+_HOMES = {
+    "REQUESTS_PER_MINUTE": "fetch",
+    "PacedTransport": "fetch",
+    "read_facts": "fetch",
+    "SCHEMA": "figures",
+    "ReportOptions": "figures",
+    "WorkingHours": "figures",
+    "compute": "figures",
+    "render_html": "html",
+    "IncidentFacts": "records",
+    "fold_incident": "records",
+    "render_json": "render",
+    "render_text": "render",
+    "build_report": "report",
+    "parse_duration": "report",
+    "parse_sla": "report",
+    "parse_when": "report",
+    "render_timeline": "postmortem",
+    "timeline": "postmortem",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
