@@ -85,7 +85,7 @@ def svg_hbars(labels: Sequence[str], values: Sequence[float], title: str) -> str
     height = max(len(values), 1) * row + 10
     body = []
     for i, (label, value) in enumerate(zip(labels, values, strict=True)):
-        width = (_W - 260) * value / top
+        width = (_W - 300) * value / top
         y = 5 + i * row
         body.append(
             f'<text x="0" y="{y + 14}">{escape(label[:38])}</text>'
