@@ -13,6 +13,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pd_integrations import cli, config
 from pd_integrations.errors import ConfigurationError, PagerDutyError
@@ -177,6 +178,12 @@ def _report(args: argparse.Namespace) -> int:
         raise cli.UsageError(str(error)) from None
     if until <= since:
         raise cli.UsageError(f"--until ({until.isoformat()}) must come after --since")
+    try:
+        ZoneInfo(args.time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise cli.UsageError(
+            f"--time-zone must be an IANA zone such as Europe/Paris, got {args.time_zone!r}"
+        ) from None
     secrets = _secrets(args)
     progress = _Progress(sys.stderr)
     try:

@@ -83,6 +83,7 @@ def test_timeline_command(
         (["report", "--since", "yesterday"], "expected an ISO 8601 date"),
         (["report", "--sla", "fast"], "expected a duration such as 30m"),
         (["report", "--since", "1d", "--until", "2d"], "must come after --since"),
+        (["report", "--time-zone", "Mars/Olympus"], "--time-zone must be an IANA zone"),
     ],
 )
 def test_bad_options_exit_2_with_one_line(
