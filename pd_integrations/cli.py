@@ -279,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .heartbeats import cli as heartbeats_cli  # its commands import what they need
 
     heartbeats_cli.add_commands(commands)
+    from .insights import command as insights_command  # the report loads when it runs
+
+    insights_command.add_commands(commands)
     return parser
 
 

@@ -783,6 +783,7 @@ def run(args: argparse.Namespace) -> int:
                 print(json.dumps(to_json(result), indent=2, ensure_ascii=False))
             else:
                 print_report(result)
+                print(insights_summary(emulator))
             if not result.flushed:
                 _error("some events were not delivered in time")
                 return 1
@@ -804,6 +805,37 @@ def run(args: argparse.Namespace) -> int:
                 print("Press Ctrl-C to stop.", file=out, flush=True)
                 _wait_for_interrupt()
     return 0
+
+
+def insights_summary(emulator: Emulator, *, hours: float = 1.0) -> str:
+    """The demo's last words: ``pd-integrations report`` over what it just paged.
+
+    Read through the emulator's REST API like any PagerDuty account; a failure to read it
+    is one line, never the end of the demo.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from .errors import PagerDutyError
+    from .insights import build_report, render_text
+    from .rest import RestClient
+
+    now = datetime.now(UTC)
+    try:
+        # An explicit transport: no proxy from the environment between us and loopback.
+        transport = httpx.HTTPTransport()
+        with RestClient("demo", base_url=emulator.rest_url, transport=transport) as client:
+            report = build_report(
+                client,
+                since=now - timedelta(hours=hours),
+                until=now + timedelta(minutes=1),
+                sla=timedelta(minutes=30),
+            )
+    except PagerDutyError as error:
+        return f"(no insights report: {error})"
+    return (
+        "\nInsights (pd-integrations report --since 1h --sla 30m, against the emulator):\n"
+        + render_text(report, alerts=3)
+    )
 
 
 def _wait_for_interrupt() -> None:

@@ -119,6 +119,7 @@ class App:
         webhooks: WebhookSender | None = None,
         console_user: str | None = None,
         guard: Callable[[Request], Response | None] | None = None,
+        insights: Callable[[Request], Response] | None = None,
     ) -> None:
         self.store = store
         self.faults = faults
@@ -155,6 +156,8 @@ class App:
             ("DELETE", "/api/faults"): self._clear_faults,
             ("GET", "/api/webhooks"): self._webhooks,
         }
+        if insights is not None:
+            self._routes[("GET", "/api/insights")] = insights
 
     def handle(self, request: Request) -> Response:
         refused = self.guard(request) if self.guard is not None else None

@@ -192,6 +192,122 @@ class Resources:
             "conference_bridge": None,
         }
 
+    def log_entries(self, alert: dict[str, Any]) -> list[dict[str, Any]]:
+        """The incident's log entries as ``GET /incidents/{id}/log_entries`` lists them:
+        newest first, like PagerDuty.
+
+        Each trigger is a ``trigger_log_entry`` whose ``channel`` (type ``api``) carries
+        the event's ``custom_details`` as ``details``; the first is followed by an
+        ``assign_log_entry`` and a ``notify_log_entry`` per first responder.
+        Acknowledges and resolves are ``acknowledge_log_entry`` and
+        ``resolve_log_entry`` by the user or the integration that sent them; notes are
+        ``annotate_log_entry``.
+        """
+        routing_key = alert["routing_key"]
+        entries: list[tuple[str, int, dict[str, Any]]] = []
+
+        def add(kind: str, at: str, summary: str, **fields: Any) -> None:
+            index = len(entries) + 1
+            ident = f"Q{alert['id']}{index:04d}"
+            entries.append(
+                (
+                    at,
+                    index,
+                    {
+                        "id": ident,
+                        "type": kind,
+                        "summary": summary,
+                        "self": f"{self.rest_url}/log_entries/{ident}",
+                        "html_url": self._incident_html_url(alert),
+                        "created_at": at,
+                        "service": self.service_reference(routing_key),
+                        "incident": self.incident_reference(alert),
+                        "teams": [],
+                        "contexts": [],
+                        **fields,
+                    },
+                )
+            )
+
+        triggered = False
+        for entry in alert["log"]:
+            at, agent = entry["at"], entry.get("agent")
+            via_api = entry["via"] != "console"
+            channel = {"type": "api"} if via_api else {"type": "web_ui"}
+            actor = self.agent_reference(agent, routing_key)
+            if entry["action"] == "trigger":
+                add(
+                    "trigger_log_entry",
+                    at,
+                    "Triggered through the API",
+                    agent=self.service_reference(routing_key),
+                    channel={
+                        "type": "api",
+                        "summary": entry.get("summary"),
+                        "description": entry.get("summary"),
+                        "incident_key": alert["dedup_key"],
+                        "service_key": _masked(routing_key),
+                        "details": alert.get("custom_details") or {},
+                    },
+                    event_details={"description": entry.get("summary")},
+                )
+                if not triggered:
+                    triggered = True
+                    responders = self.roster.first_responders()
+                    add(
+                        "assign_log_entry",
+                        at,
+                        "Assigned to " + ", ".join(user.name for user in responders),
+                        agent=self.escalation_policy_reference(),
+                        channel={"type": "auto"},
+                        assignees=[self.user_reference(user) for user in responders],
+                    )
+                    for user in responders:
+                        add(
+                            "notify_log_entry",
+                            at,
+                            f"Notified {user.name} by email",
+                            agent=self.user_reference(user),
+                            channel={
+                                "type": "notification",
+                                "notification": {
+                                    "type": "email_notification",
+                                    "status": "success",
+                                    "address": user.email,
+                                },
+                            },
+                            user=self.user_reference(user),
+                        )
+            elif entry["action"] == "acknowledge":
+                add(
+                    "acknowledge_log_entry",
+                    at,
+                    f"Acknowledged by {actor['summary']}",
+                    agent=actor,
+                    channel=channel,
+                    acknowledgement_timeout=None,
+                )
+            elif entry["action"] == "resolve":
+                add(
+                    "resolve_log_entry",
+                    at,
+                    f"Resolved by {actor['summary']}",
+                    agent=actor,
+                    channel=channel,
+                )
+        for note in alert["notes"]:
+            add(
+                "annotate_log_entry",
+                note["created_at"],
+                "Note added",
+                agent=self.agent_reference(note["agent"], routing_key),
+                channel={"type": "note", "summary": note["content"]},
+            )
+        # Newest first, as PagerDuty lists them; entries of the same instant keep
+        # their causal order reversed with them.
+        entries.sort(key=lambda item: (item[0], item[1]), reverse=True)
+        return [entry for _, _, entry in entries]
+
     def note(self, alert: dict[str, Any], note: dict[str, Any]) -> dict[str, Any]:
         """A note as ``GET /incidents/{id}/notes`` lists it."""
         user = self.roster.user(note["agent"]) if note["agent"] else None

@@ -1,11 +1,11 @@
 """A subset of PagerDuty's REST API v2 under ``/rest``, backed by the emulator's alerts.
 
-Incidents (list, show, acknowledge or resolve with ``PUT``, notes), on-calls, users and
-services. Requests need ``Authorization: Token token=...`` (or ``Bearer ...``); the
-``Accept`` header, when it names PagerDuty's media type, must ask for version 2; writes
-need a ``From`` header naming a user of the roster. Errors have PagerDuty's shape,
-``{"error": {"message", "code", "errors"}}``. Lists use classic pagination (``limit``
-up to 100, ``offset``, ``more``, ``total`` with ``total=true``).
+Incidents (list, show, acknowledge or resolve with ``PUT``, notes, log entries),
+on-calls, users and services. Requests need ``Authorization: Token token=...`` (or
+``Bearer ...``); the ``Accept`` header, when it names PagerDuty's media type, must ask
+for version 2; writes need a ``From`` header naming a user of the roster. Errors have
+PagerDuty's shape, ``{"error": {"message", "code", "errors"}}``. Lists use classic
+pagination (``limit`` up to 100, ``offset``, ``more``, ``total`` with ``total=true``).
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ class RestApi:
             ("GET", re.compile(r"/incidents/([^/]+)"), self._get_incident),
             ("PUT", re.compile(r"/incidents/([^/]+)"), self._update_incident),
             ("GET", re.compile(r"/incidents/([^/]+)/notes"), self._list_notes),
+            ("GET", re.compile(r"/incidents/([^/]+)/log_entries"), self._list_log_entries),
             ("POST", re.compile(r"/incidents/([^/]+)/notes"), self._add_note),
             ("GET", re.compile(r"/oncalls"), self._list_oncalls),
             ("GET", re.compile(r"/users"), self._list_users),
@@ -158,16 +159,22 @@ class RestApi:
         if any(urgency not in ("high", "low") for urgency in urgencies):
             raise _invalid("Urgencies must be a list of high or low.")
         service_ids = set(_values(request, "service_ids"))
+        # Emulated services belong to no team, so a team filter matches nothing.
+        team_ids = set(_values(request, "team_ids"))
         incident_key = _value(request, "incident_key")
         since, until = _time(request, "since"), _time(request, "until")
         incidents = []
         for alert in self.store.alerts():
+            created = _parse_time(alert["first_seen"])
+            # The time window first: building an incident costs more than comparing.
+            if (since is not None and created < since) or (until is not None and created >= until):
+                continue
             incident = self.resources.incident(alert)
-            created = _parse_time(incident["created_at"])
             if (
                 (not statuses or incident["status"] in statuses)
                 and (not urgencies or incident["urgency"] in urgencies)
                 and (not service_ids or incident["service"]["id"] in service_ids)
+                and not team_ids
                 and (incident_key is None or incident["incident_key"] == incident_key)
                 and (since is None or created >= since)
                 and (until is None or created < until)
@@ -218,6 +225,20 @@ class RestApi:
         alert = self._alert(match[1])
         notes = [self.resources.note(alert, note) for note in alert["notes"]]
         return json_response(200, {"notes": notes})
+
+    def _list_log_entries(self, request: Request, match: re.Match[str]) -> Response:
+        alert = self._alert(match[1])
+        since, until = _time(request, "since"), _time(request, "until")
+        overview = (_value(request, "is_overview") or "").lower() == "true"
+        entries = [
+            entry
+            for entry in self.resources.log_entries(alert)
+            if (since is None or _parse_time(entry["created_at"]) >= since)
+            and (until is None or _parse_time(entry["created_at"]) < until)
+            # The overview keeps the changes of state, not each notification.
+            and not (overview and entry["type"] in ("notify_log_entry", "assign_log_entry"))
+        ]
+        return _page(request, "log_entries", entries)
 
     def _add_note(self, request: Request, match: re.Match[str]) -> Response:
         user = self._requester(request)

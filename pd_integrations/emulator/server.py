@@ -10,6 +10,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -18,6 +19,7 @@ from .api import App
 from .faults import FaultConfig, FaultInjector, OutageMode
 from .guard import RequestGuard
 from .httpserver import EmulatorServer
+from .insights import InsightsView
 from .resources import Resources
 from .rest import RestApi
 from .roster import DEFAULT_ROSTER, Roster
@@ -78,6 +80,8 @@ class Emulator:
         ``127.0.0.1``, ``[::1]`` and ``host`` that requests may name in their ``Host``
         header, such as a container's service name; any other name gets 403, so that a
         web page cannot reach the emulator through DNS rebinding (see :mod:`.guard`).
+    :param now: the wall clock that stamps events, acknowledgements and resolves (an
+        aware datetime); tests pass a fake one to load a deterministic history.
     """
 
     def __init__(
@@ -106,6 +110,7 @@ class Emulator:
         webhook_timeout: float = DEFAULT_TIMEOUT,
         webhook_retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
         allowed_hosts: Sequence[str] = (),
+        now: Callable[[], datetime] | None = None,
     ) -> None:
         monotonic = clock or time.monotonic
         faults = FaultConfig(
@@ -124,7 +129,14 @@ class Emulator:
         self._resources = Resources(roster, lambda: self.url)
         self._webhooks = WebhookSender(timeout=webhook_timeout, retry_delays=webhook_retry_delays)
         self._webhooks.configure(webhook_url, webhook_secret)
-        self._store = Store(max_records=max_records, listener=self._on_change)
+        wall = now or (lambda: datetime.now(UTC))
+        self._store = Store(
+            max_records=max_records,
+            listener=self._on_change,
+            now=lambda: (
+                wall().astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            ),
+        )
         self._faults = FaultInjector(faults, seed=seed, clock=monotonic)
         self._window = SlidingWindow(rate_limit_per_minute, clock=monotonic)
         self._rest = RestApi(self._store, self._resources, token=api_token)
@@ -138,6 +150,7 @@ class Emulator:
             webhooks=self._webhooks,
             console_user=roster.console_user,
             guard=guard.check,
+            insights=InsightsView(self._store, self._resources, wall).handle,
         )
         self._tls = TLSMaterial(host, ca_file) if tls else None
         self._server: EmulatorServer | None = None
