@@ -31,6 +31,9 @@ def tasks(
     example_project: None,  # noqa: F811 - the imported fixture, applied first
     pagerduty_events: CapturedEvents,
 ) -> Iterator[PagerDuty]:
+    # The project's own integration would report the same failures: this test's one
+    # replaces it, with the example's task settings.
+    project_celery.pagerduty.disconnect()
     pagerduty = PagerDuty(
         project_celery.app,
         slow_task_ms=example_settings.CELERY_PAGERDUTY_SLOW_TASK_MS,
