@@ -15,6 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+# Every framework at once: run where all are installed (the main suite), not in one
+# framework's tox cell.
+pytest.importorskip("flask")
+pytest.importorskip("starlette")
+
 from flask import Flask
 
 from pd_integrations.django import conf
