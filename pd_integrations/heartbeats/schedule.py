@@ -11,6 +11,7 @@ watchdog in another process reads the same schedule the job declared.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,18 +20,20 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 __all__ = ["CronSchedule", "IntervalSchedule", "Schedule", "make_schedule", "schedule_from_dict"]
 
 
-class Schedule:
+class Schedule(ABC):
     """The expected starts of a job."""
 
+    @abstractmethod
     def next_after(self, moment: float) -> float:
         """The first expected start strictly after ``moment`` (epoch seconds)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def describe(self) -> str:
-        raise NotImplementedError
+        """The schedule for people: ``every 900 s``, ``0 2 * * * (Europe/Berlin)``."""
 
+    @abstractmethod
     def to_dict(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The schedule as stored with its monitor (read back by ``schedule_from_dict``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ import json
 import os
 import sqlite3
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,29 +29,32 @@ Change = Callable[[Record | None], tuple[Record | None, R]]
 SQLITE_BUSY_TIMEOUT = 5.0
 
 
-class HeartbeatStore:
+class HeartbeatStore(ABC):
     """The shared records of every monitor."""
 
     description = "store"
 
+    @abstractmethod
     def transact(self, slug: str, change: Change[R]) -> R:
         """Read ``slug``'s record, write what ``change`` returns (unless ``None``), atomically."""
-        raise NotImplementedError
 
+    @abstractmethod
     def load(self, slug: str) -> Record | None:
-        raise NotImplementedError
+        """``slug``'s record, ``None`` if it has none."""
 
+    @abstractmethod
     def slugs(self) -> list[str]:
-        raise NotImplementedError
+        """Every monitor with a record."""
 
+    @abstractmethod
     def acquire_lease(self, owner: str, ttl: float, now: float) -> bool:
         """Take or renew the watchdog lease for ``ttl`` seconds; ``False`` if another holds it."""
-        raise NotImplementedError
 
+    @abstractmethod
     def release_lease(self, owner: str) -> None:
-        raise NotImplementedError
+        """Give the watchdog lease up if ``owner`` holds it."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - most stores hold nothing to release
         """Release connections; the store may be used again afterwards (it reconnects)."""
 
 
