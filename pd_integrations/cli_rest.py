@@ -39,17 +39,24 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _add_connection(parser: argparse.ArgumentParser) -> None:
+def add_connection(
+    parser: argparse.ArgumentParser, *, writes: bool = True, json_output: bool = True
+) -> Any:
+    """The REST connection options (``--api-key``, ``--base-url``...); returns their group.
+
+    ``writes`` adds ``--from`` (the user that writes act as); ``json_output`` ``--json``.
+    """
     group = parser.add_argument_group("PagerDuty REST API connection")
     group.add_argument(
         "--api-key", metavar="KEY", help=f"a REST API key (default: ${config.API_KEY_VAR})"
     )
-    group.add_argument(
-        "--from",
-        dest="from_email",
-        metavar="EMAIL",
-        help=f"the user that writes act as (default: ${config.FROM_EMAIL_VAR})",
-    )
+    if writes:
+        group.add_argument(
+            "--from",
+            dest="from_email",
+            metavar="EMAIL",
+            help=f"the user that writes act as (default: ${config.FROM_EMAIL_VAR})",
+        )
     group.add_argument(
         "--base-url",
         metavar="URL",
@@ -66,9 +73,11 @@ def _add_connection(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--ca-file", metavar="PEM", help="verify TLS against this CA, e.g. the emulator's"
     )
-    parser.add_argument_group("output").add_argument(
-        "--json", action="store_true", help="print PagerDuty's objects as JSON"
-    )
+    if json_output:
+        parser.add_argument_group("output").add_argument(
+            "--json", action="store_true", help="print PagerDuty's objects as JSON"
+        )
+    return group
 
 
 def add_commands(commands: Any) -> None:
@@ -94,29 +103,29 @@ def add_commands(commands: Any) -> None:
         metavar="N",
         help=f"at most N incidents (default {DEFAULT_LIST_LIMIT})",
     )
-    _add_connection(listing)
+    add_connection(listing)
     listing.set_defaults(handler=_run(_list_incidents))
 
     show = actions.add_parser("show", help="one incident and its notes")
     show.add_argument("incident_id", metavar="ID")
-    _add_connection(show)
+    add_connection(show)
     show.set_defaults(handler=_run(_show_incident))
 
     ack = actions.add_parser("ack", help="acknowledge an incident (needs --from)")
     ack.add_argument("incident_id", metavar="ID")
-    _add_connection(ack)
+    add_connection(ack)
     ack.set_defaults(handler=_run(_acknowledge))
 
     resolve = actions.add_parser("resolve", help="resolve an incident (needs --from)")
     resolve.add_argument("incident_id", metavar="ID")
     resolve.add_argument("--resolution", metavar="TEXT", help="how it was resolved")
-    _add_connection(resolve)
+    add_connection(resolve)
     resolve.set_defaults(handler=_run(_resolve))
 
     note = actions.add_parser("note", help="add a note to an incident (needs --from)")
     note.add_argument("incident_id", metavar="ID")
     note.add_argument("content", metavar="TEXT")
-    _add_connection(note)
+    add_connection(note)
     note.set_defaults(handler=_run(_add_note))
 
     oncall = commands.add_parser(
@@ -125,7 +134,7 @@ def add_commands(commands: Any) -> None:
         description="The users on call now on a schedule, lowest escalation level first.",
     )
     oncall.add_argument("schedule_id", metavar="SCHEDULE_ID")
-    _add_connection(oncall)
+    add_connection(oncall)
     oncall.set_defaults(handler=_run(_oncall))
 
     webhook = commands.add_parser(

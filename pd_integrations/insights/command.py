@@ -22,26 +22,9 @@ FORMATS = ("text", "json", "html")
 
 
 def _connection(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("PagerDuty REST API connection")
-    group.add_argument(
-        "--api-key", metavar="KEY", help=f"a REST API key (default: ${config.API_KEY_VAR})"
-    )
-    group.add_argument(
-        "--base-url",
-        metavar="URL",
-        help=f"REST API base URL (default: ${config.REST_BASE_URL_VAR}, "
-        "then https://api.pagerduty.com)",
-    )
-    group.add_argument(
-        "--timeout",
-        type=cli._positive_float,
-        default=cli.DEFAULT_TIMEOUT,
-        metavar="SECONDS",
-        help=f"network timeout per attempt (default {cli.DEFAULT_TIMEOUT:g})",
-    )
-    group.add_argument(
-        "--ca-file", metavar="PEM", help="verify TLS against this CA, e.g. the emulator's"
-    )
+    from pd_integrations import cli_rest  # the parser side only: no REST client loads here
+
+    group = cli_rest.add_connection(parser, writes=False, json_output=False)
     group.add_argument(
         "--requests-per-minute",
         type=int,
