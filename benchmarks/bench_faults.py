@@ -60,7 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_apps import emulator_process
 
 from pd_integrations import AlertManager, signals
-from pd_integrations.ratelimit import DEFAULT_PER_MINUTE
+from pd_integrations.delivery.ratelimit import DEFAULT_PER_MINUTE
 
 MODES = ("memory", "spool", "redis")
 SEVERITIES = ("critical", "error", "warning", "info")

@@ -78,7 +78,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_apps import ASGIDriver, Message, _asgi_scope, emulator_process
 
 from pd_integrations import AlertManager
-from pd_integrations.ratelimit import DEFAULT_PER_MINUTE
+from pd_integrations.delivery.ratelimit import DEFAULT_PER_MINUTE
 
 ROUTING_KEY = "benchstormroutingkey000000000001"
 FINGERPRINTS = 10

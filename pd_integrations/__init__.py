@@ -5,6 +5,18 @@ The names here are the public API; everything else is reachable through its modu
 
 from __future__ import annotations
 
+from pd_integrations.delivery.dispatcher import Dispatcher, DispatchStats
+from pd_integrations.rest import AsyncRestClient, RestClient
+from pd_integrations.webhooks.receiver import (
+    Incident,
+    WebhookError,
+    WebhookEvent,
+    WebhookReceiver,
+    WebhookResult,
+    sign_body,
+    verify_signature,
+)
+
 from .alerts import Alert, AlertManager
 from .client import (
     DEFAULT_BASE_URL,
@@ -14,7 +26,6 @@ from .client import (
     EventsClient,
     RetryPolicy,
 )
-from .dispatch import Dispatcher, DispatchStats
 from .errors import (
     ConfigurationError,
     DeliveryError,
@@ -43,17 +54,7 @@ from .events import (
 from .fingerprint import Fingerprint, Fingerprinter
 from .health import CheckResult, CheckStatus, HealthMonitor, HealthReport
 from .monitor import RequestInfo, RequestMonitor
-from .rest import AsyncRestClient, RestClient
 from .scrub import Scrubber
-from .webhooks import (
-    Incident,
-    WebhookError,
-    WebhookEvent,
-    WebhookReceiver,
-    WebhookResult,
-    sign_body,
-    verify_signature,
-)
 
 __all__ = [
     "DEFAULT_BASE_URL",

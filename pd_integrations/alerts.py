@@ -7,7 +7,7 @@ While it keeps occurring, its trigger is sent again at most once per ``refresh_a
 (the same dedup key, with the occurrence count and last-seen time): PagerDuty adds that
 to its incident if open, and opens a new one if a responder resolved it meanwhile, so a
 premature resolve cannot silence a problem that goes on. Which alerts are open is kept in
-a :class:`~pd_integrations.state.StateBackend`: this process's memory by default, or
+a :class:`~pd_integrations.state.base.StateBackend`: this process's memory by default, or
 Redis shared by every worker (``state_url=``). What responders do in PagerDuty reaches it
 through :meth:`AlertManager.mark_resolved` and :meth:`AlertManager.mark_acknowledged`,
 which the webhook receiver calls.
@@ -28,10 +28,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from . import config, signals
-from .client import EventsClient
-from .delivery.alarm import DeliveryAlarm
-from .dispatch import (
+from pd_integrations import environment
+from pd_integrations.delivery.alarm import DeliveryAlarm
+from pd_integrations.delivery.dispatcher import (
     DEFAULT_MAX_QUEUE,
     DEFAULT_STALL_AFTER,
     DeliveryHealth,
@@ -39,6 +38,12 @@ from .dispatch import (
     DispatchStats,
     with_occurrences,
 )
+from pd_integrations.delivery.ratelimit import DEFAULT_PER_MINUTE
+from pd_integrations.state import open_state
+from pd_integrations.state.base import DEFAULT_ALERT_TTL, AlertRecord, Owed, Raised, StateBackend
+
+from . import signals
+from .client import EventsClient
 from .errors import InvalidEventError, UnknownAlertError
 from .events import (
     AcknowledgeEvent,
@@ -54,9 +59,7 @@ from .events import (
     mask_key,
 )
 from .policy import BeforeSend, BeforeSendHook, Hint, Tally, as_hook, full_hint
-from .ratelimit import DEFAULT_PER_MINUTE
 from .scrub import DEFAULT_SCRUBBER, Scrubber
-from .state import DEFAULT_ALERT_TTL, AlertRecord, Owed, Raised, StateBackend, open_state
 
 _log = logging.getLogger("pd_integrations.alerts")
 
@@ -66,7 +69,7 @@ _EventFields = tuple[str | None, str | None, str | None]
 DELIVERY_ALERT_KEY_VAR = "PAGERDUTY_DELIVERY_ALERT_ROUTING_KEY"
 
 DEFAULT_AUTO_RESOLVE_AFTER = 1800.0
-DEFAULT_REFRESH_AFTER = config.DEFAULT_REFRESH_AFTER
+DEFAULT_REFRESH_AFTER = environment.DEFAULT_REFRESH_AFTER
 LAST_SEEN_KEY = "last_seen"
 """The ``custom_details`` key of a re-sent trigger's last occurrence (RFC 3339, UTC)."""
 
@@ -126,14 +129,14 @@ class AlertManager:
     """Raise, acknowledge and resolve alerts without ever waiting for PagerDuty.
 
     Every argument left out falls back to its environment variable (see
-    :mod:`pd_integrations.config`). Without a routing key the manager is disabled: it
+    :mod:`pd_integrations.environment`). Without a routing key the manager is disabled: it
     warns once, sends nothing, and every call still works.
 
     ``state_url`` (else ``PAGERDUTY_STATE_URL``) says where open alerts, occurrence
     counts, health-check state and the rate budget live: ``memory://`` or unset for this
     process, ``redis://host:6379/0`` (or ``rediss://``, ``unix://``) to share them with
     every process and host using the same routing key. ``state`` passes a ready
-    :class:`~pd_integrations.state.StateBackend` instead (the manager does not close it).
+    :class:`~pd_integrations.state.base.StateBackend` instead (the manager does not close it).
 
     ``spool`` (else ``PAGERDUTY_SPOOL``) is a file where events wait on disk until
     PagerDuty accepted them, so a crash or a kill loses nothing (see the "Delivery
@@ -172,13 +175,15 @@ class AlertManager:
         delivery_stall_after: float = DEFAULT_STALL_AFTER,
         before_send: BeforeSend | BeforeSendHook | str | None = None,
     ) -> None:
-        key = client.routing_key if client is not None else config.routing_key(routing_key)
-        self.source = client.source if client is not None and not source else config.source(source)
-        self.dedup_key_prefix = config.environment(dedup_key_prefix)
+        key = client.routing_key if client is not None else environment.routing_key(routing_key)
+        self.source = (
+            client.source if client is not None and not source else environment.source(source)
+        )
+        self.dedup_key_prefix = environment.environment(dedup_key_prefix)
         self.auto_resolve_after = auto_resolve_after
         # Seconds between triggers of an open alert that keeps occurring; 0: never.
-        self.refresh_after = config.resolve_refresh_after(refresh_after)
-        self.client_url = config.client_url(client_url)
+        self.refresh_after = environment.resolve_refresh_after(refresh_after)
+        self.client_url = environment.client_url(client_url)
         # Stamped on every trigger's details (the ``release`` setting sets it).
         self.release: str | None = None
         self._dispatcher: Dispatcher | None = None
@@ -187,7 +192,7 @@ class AlertManager:
         self._owns_state = state is None
         if state is None:
             # Disabled (no key): nothing is sent, so nothing needs sharing.
-            state = open_state(config.state_url(state_url) if key else None, key or "")
+            state = open_state(environment.state_url(state_url) if key else None, key or "")
         self._state = state
         if key:
             if client is None:
@@ -204,7 +209,7 @@ class AlertManager:
                 exit_flush_timeout=shutdown_timeout,
             )
         self._alarm: DeliveryAlarm | None = None
-        alarm_key = delivery_alert_routing_key or config.env_value(DELIVERY_ALERT_KEY_VAR)
+        alarm_key = delivery_alert_routing_key or environment.env_value(DELIVERY_ALERT_KEY_VAR)
         if self._dispatcher is not None and alarm_key:
             self._alarm = DeliveryAlarm(
                 self._dispatcher,
@@ -679,7 +684,7 @@ class AlertManager:
     def health(self) -> DeliveryHealth | None:
         """Whether this manager's events reach PagerDuty (``None`` when disabled).
 
-        See :meth:`~pd_integrations.dispatch.Dispatcher.health`; the stall threshold is
+        See :meth:`~pd_integrations.delivery.dispatcher.Dispatcher.health`; the stall threshold is
         ``delivery_stall_after``.
         """
         if self._dispatcher is None:

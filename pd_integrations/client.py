@@ -28,7 +28,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from . import config
+from pd_integrations import environment
+from pd_integrations.state.base import safe_url
+
 from .errors import (
     ConfigurationError,
     DeliveryError,
@@ -52,7 +54,6 @@ from .events import (
     new_dedup_key,
 )
 from .scrub import DEFAULT_SCRUBBER, Scrubber
-from .state import safe_url
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -209,7 +210,7 @@ def resolve_base_url(explicit: str | None = None) -> str:
     Raises :class:`ConfigurationError` unless it is an http(s) URL with a host (and a
     valid port), and no query or fragment.
     """
-    url = (config.events_base_url(explicit) or DEFAULT_BASE_URL).strip().rstrip("/")
+    url = (environment.events_base_url(explicit) or DEFAULT_BASE_URL).strip().rstrip("/")
     try:
         parts = urlsplit(url)
         valid = (
@@ -328,9 +329,9 @@ class _ClientBase(ABC, Generic[_R]):
         clock: Callable[[], float],
         rng: random.Random | None,
     ) -> None:
-        self._routing_key = check_routing_key(config.routing_key(routing_key))
+        self._routing_key = check_routing_key(environment.routing_key(routing_key))
         self.base_url = resolve_base_url(base_url)
-        self.source = config.source(source)
+        self.source = environment.source(source)
         if not timeout > 0:
             raise ConfigurationError(f"timeout must be a positive number of seconds, not {timeout}")
         self.timeout = timeout

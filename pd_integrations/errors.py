@@ -58,7 +58,7 @@ class UnknownAlertError(PagerDutyError, KeyError):
 
 
 class RestError(PagerDutyError):
-    """The REST API refused a request, or could not be reached (:mod:`pd_integrations.rest`).
+    """The REST API refused a request, or could not be reached (:mod:`pd_integrations.rest.client`).
 
     ``status_code`` is the HTTP status (``None`` when no answer came back, or when the
     request was refused locally before sending); ``code``, ``message`` and ``errors``

@@ -6,7 +6,7 @@ has then passed ``recovery_threshold`` times in a row, so a flapping dependency 
 page on every blip and a long outage is one incident, not one per run.
 
 The counts and the open/closed state live in the alert manager's state
-(:mod:`pd_integrations.state`): with shared state (Redis) every worker's run counts
+(:mod:`pd_integrations.state.base`): with shared state (Redis) every worker's run counts
 toward one streak, and only the run that flips the state sends the trigger or the
 resolve, so N workers checking one database page once and resolve once. A run never
 waits for Redis (a probe must not stall, nor an event loop): it hands its result to the
@@ -41,13 +41,14 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
-from . import config
+from pd_integrations import environment as env_vars
+from pd_integrations.delivery.dispatcher import DeliveryHealth
+from pd_integrations.state.base import Edge, HealthState, next_health
+
 from .alerts import AlertManager, make_dedup_key
-from .dispatch import DeliveryHealth
 from .events import Link, Severity
 from .fingerprint import message, type_name
 from .scrub import DEFAULT_SCRUBBER, Scrubber
-from .state import Edge, HealthState, next_health
 from .workers import worker_server
 
 _log = logging.getLogger("pd_integrations.health")
@@ -414,7 +415,7 @@ class HealthMonitor(CheckDecorator):
         self.recovery_threshold = recovery_threshold
         self.default_timeout = default_timeout
         self.component = component
-        self.environment = config.environment(environment)
+        self.environment = env_vars.environment(environment)
         self._scrubber = scrubber
         self._checks: dict[str, _Check] = {}
         self._lock = threading.RLock()

@@ -22,8 +22,10 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+# Part of this module's API: the handler that keeps breadcrumbs, added with dictConfig.
+from pd_integrations.context.breadcrumbs import BreadcrumbHandler as BreadcrumbHandler
+
 from .alerts import AlertManager
-from .context.breadcrumbs import keep
 from .events import MAX_SUMMARY, Severity, truncate
 from .fingerprint import Fingerprinter, message, type_name
 from .monitor import EXCEPTION_ALERT, mark_reported, reported_key
@@ -153,25 +155,3 @@ class PagerDutyHandler(logging.Handler):
     def close(self) -> None:
         self.alerts.flush(timeout=2.0)
         super().close()
-
-
-class BreadcrumbHandler(logging.Handler):
-    """Keeps every record it sees in the current request's breadcrumbs; sends nothing.
-
-    The adapters add one to the root logger (``breadcrumbs`` setting, on by default);
-    add it yourself to a ``dictConfig`` that replaces the root's handlers. It keeps the
-    record object, unformatted: a request that raises no alert formats nothing. Records
-    the loggers' levels filter out never reach it.
-    """
-
-    def __init__(self, level: int | str = logging.NOTSET) -> None:
-        super().__init__(level)
-
-    def handle(self, record: logging.LogRecord) -> bool:
-        # No lock and no filters: appending to the request's own list is all there is.
-        if record.levelno >= self.level:
-            keep(record)
-        return True
-
-    def emit(self, record: logging.LogRecord) -> None:
-        keep(record)

@@ -25,13 +25,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from . import config
+from pd_integrations import environment as env_vars
+from pd_integrations.context.breadcrumbs import begin as _begin_crumbs
+from pd_integrations.context.breadcrumbs import end as _end_crumbs
+from pd_integrations.context.trace import TraceContext, current_trace
+from pd_integrations.context.user import user_id
+
 from .alerts import AlertManager
 from .context import breadcrumbs
-from .context.breadcrumbs import begin as _begin_crumbs
-from .context.breadcrumbs import end as _end_crumbs
-from .context.trace import TraceContext, current_trace
-from .context.user import user_id
 from .encoding import to_jsonable
 from .events import Link, Severity
 from .fingerprint import DEFAULT_STACK_LIMIT, Fingerprinter, message, type_name
@@ -308,7 +309,7 @@ class RequestMonitor:
         self.quiet_status_below = 500 if alert_on_handled_5xx else 1000
         self.dedup_by = dedup_by
         self.runbooks = dict(runbooks or {})
-        self.environment = config.environment(environment)
+        self.environment = env_vars.environment(environment)
         self.component = component
         self._fingerprinter = fingerprinter or Fingerprinter(
             in_app_include=in_app_include, in_app_exclude=in_app_exclude

@@ -22,8 +22,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from typing import Any
 
+from pd_integrations.delivery.dispatcher import DispatchStats
+
 from .alerts import Alert, AlertManager, make_dedup_key
-from .dispatch import DispatchStats
 from .events import Severity, mask_key
 from .policy import BeforeSend, BeforeSendHook, Hint, Rule, as_hook, decide, parse_rules
 

@@ -67,8 +67,9 @@ def _manager() -> AlertManager:
     global _alerts
     with _lock:
         if _alerts is None:
+            from pd_integrations.settings.build import build_alerts
+
             from .settings import load
-            from .settings.build import build_alerts
 
             settings = load({}, origin="the environment", ref=lambda setting: setting.env_var)
             for problem in settings.errors:

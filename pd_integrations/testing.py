@@ -42,7 +42,10 @@ from typing import Any
 import httpx
 import pytest
 
-from . import config, dispatch, ratelimit, signals
+from pd_integrations import environment
+from pd_integrations.delivery import dispatcher, ratelimit
+
+from . import signals
 from .alerts import live_managers
 from .client import route_events
 from .errors import PagerDutyError
@@ -74,7 +77,7 @@ class CapturedEvents:
 
     def flush(self, timeout: float = FLUSH_TIMEOUT) -> bool:
         """Wait for every dispatcher to deliver what is queued."""
-        return all(d.flush(timeout) for d in list(dispatch._live))
+        return all(d.flush(timeout) for d in list(dispatcher._live))
 
     @property
     def events(self) -> list[dict[str, Any]]:
@@ -160,7 +163,7 @@ def _record_unsent(sender: object, event: Event, reason: str, **extra: Any) -> N
 
 
 def _reset_budgets() -> None:
-    budgets = [d._budget for d in list(dispatch._live)]
+    budgets = [d._budget for d in list(dispatcher._live)]
     budgets += list(ratelimit._shared.values())
     for budget in budgets:
         if budget is not None:
@@ -175,9 +178,9 @@ def capture_events(*, set_routing_key: bool = True) -> Iterator[CapturedEvents]:
     without one stay disabled and what they drop is not captured.
     """
     captured = CapturedEvents(keyless_managers=set_routing_key)
-    added_key = set_routing_key and config.routing_key() is None
+    added_key = set_routing_key and environment.routing_key() is None
     if added_key:
-        os.environ[config.ROUTING_KEY_VARS[0]] = TEST_ROUTING_KEY
+        os.environ[environment.ROUTING_KEY_VARS[0]] = TEST_ROUTING_KEY
     for manager in live_managers():
         manager.forget_all()
     _reset_budgets()
@@ -195,7 +198,7 @@ def capture_events(*, set_routing_key: bool = True) -> Iterator[CapturedEvents]:
         if not _active:
             signals.event_dropped.disconnect(_record_unsent)
         if added_key:
-            os.environ.pop(config.ROUTING_KEY_VARS[0], None)
+            os.environ.pop(environment.ROUTING_KEY_VARS[0], None)
 
 
 @pytest.fixture

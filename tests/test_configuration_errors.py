@@ -14,9 +14,15 @@ from pathlib import Path
 import httpx
 
 from pd_integrations.emulator import Emulator
+from tests.delivery.test_lifecycle import (
+    PROCESS_TIMEOUT,
+    ROOT,
+    emulator,
+    free_port,
+    server_env,
+    serving,
+)
 from tests.transport import wait_until
-
-from .test_shutdown import PROCESS_TIMEOUT, ROOT, emulator, free_port, server_env, serving
 
 __all__ = ["emulator"]
 

@@ -24,7 +24,7 @@ import pytest
 
 from pd_integrations import AlertManager, signals
 from pd_integrations.client import EventsClient
-from pd_integrations.dispatch import Dispatcher
+from pd_integrations.delivery.dispatcher import Dispatcher
 from pd_integrations.emulator import Emulator, FaultConfig
 from pd_integrations.emulator.faults import FaultInjector, OutageMode
 from pd_integrations.events import Event, ResolveEvent, TriggerEvent

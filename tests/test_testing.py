@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from pd_integrations import AlertManager, EventsClient, signals
-from pd_integrations.config import ROUTING_KEY_VARS
-from pd_integrations.dispatch import Dispatcher
+from pd_integrations.delivery.dispatcher import Dispatcher
+from pd_integrations.delivery.ratelimit import RateBudget, shared_budget
+from pd_integrations.environment import ROUTING_KEY_VARS
 from pd_integrations.events import Severity, TriggerEvent
-from pd_integrations.ratelimit import RateBudget, shared_budget
 from pd_integrations.testing import TEST_ROUTING_KEY, CapturedEvents, capture_events
 
 from .spec import assert_valid_event

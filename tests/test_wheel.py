@@ -38,7 +38,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_wheel_carries_the_demo_app_and_the_type_marker(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert "pd_integrations/demo_bookshop.py" in names
+    assert "pd_integrations/emulator/demo_bookshop.py" in names
     assert "pd_integrations/py.typed" in names
     assert not any(name.startswith(("tests/", "example_projects/")) for name in names)
 

@@ -32,10 +32,10 @@ from fastapi import BackgroundTasks, FastAPI, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from pd_integrations import AlertManager
-from pd_integrations.config import WEBHOOK_SECRET_VAR
+from pd_integrations.environment import WEBHOOK_SECRET_VAR
 from pd_integrations.health import HealthMonitor
 from pd_integrations.starlette import PagerDutyMiddleware, health_route
-from pd_integrations.starlette_webhooks import webhook_route
+from pd_integrations.starlette.webhooks import webhook_route
 from pd_integrations.webhooks import WebhookEvent, WebhookReceiver
 
 log = logging.getLogger("bookshop")

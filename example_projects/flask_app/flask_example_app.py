@@ -20,9 +20,9 @@ from typing import Any
 
 from flask import Flask, Response, abort, current_app, jsonify, request
 
-from pd_integrations.config import WEBHOOK_SECRET_VAR
+from pd_integrations.environment import WEBHOOK_SECRET_VAR
 from pd_integrations.flask import PagerDuty
-from pd_integrations.flask_webhooks import CONFIG_KEY, config_secrets, webhook_blueprint
+from pd_integrations.flask.webhooks import CONFIG_KEY, config_secrets, webhook_blueprint
 from pd_integrations.webhooks import WebhookEvent, WebhookReceiver
 
 pagerduty = PagerDuty()

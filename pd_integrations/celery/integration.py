@@ -15,7 +15,7 @@ Where Celery sends each signal decides which process alerts:
   ``atexit``.
 
 The alert manager is built when ``PagerDuty`` is created, before the worker forks; the
-dispatcher starts afresh in each child (see :mod:`pd_integrations.dispatch`). Nothing
+dispatcher starts afresh in each child (see :mod:`pd_integrations.delivery.dispatcher`). Nothing
 here raises into Celery or the task.
 """
 

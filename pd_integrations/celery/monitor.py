@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final
 
-from pd_integrations import config
+from pd_integrations import environment as env_vars
 from pd_integrations.alerts import AlertManager
 from pd_integrations.events import Severity
 from pd_integrations.fingerprint import (
@@ -48,7 +48,7 @@ from pd_integrations.fingerprint import (
 from pd_integrations.monitor import _LazyDetails
 from pd_integrations.scrub import DEFAULT_SCRUBBER
 from pd_integrations.settings.tasks import UNSET, TaskRule
-from pd_integrations.state import MemoryState
+from pd_integrations.state.memory import MemoryState
 
 __all__ = [
     "SLOW_TASK_ALERT",
@@ -144,7 +144,7 @@ class TaskMonitor:
         self.task_overrides = dict(task_overrides or {})
         self._rules: dict[str, _Rule] = {}
         self.include_task_args = include_task_args
-        self.environment = config.environment(environment)
+        self.environment = env_vars.environment(environment)
         self.component = component
         self.ignore_exceptions = tuple(ignore_exceptions)
         self.auto_resolve = auto_resolve

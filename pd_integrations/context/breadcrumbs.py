@@ -2,11 +2,11 @@
 
 An adapter calls :func:`begin` when a request starts and :func:`end` when it is done:
 one context variable set and reset, nothing else. The handler
-(:class:`pd_integrations.logging.BreadcrumbHandler`, installed on the root logger by
-:func:`install`) appends each record logged meanwhile to that request's list, keeping
-the last :data:`capacity` records: the record itself, not its text, so a healthy
-request never formats a message it logged. Only when an alert fires does
-:func:`render` format the newest records within a byte budget, scrubbed.
+(:class:`BreadcrumbHandler`, also importable from :mod:`pd_integrations.logging`,
+installed on the root logger by :func:`install`) appends each record logged meanwhile
+to that request's list, keeping the last :data:`capacity` records: the record itself,
+not its text, so a healthy request never formats a message it logged. Only when an
+alert fires does :func:`render` format the newest records within a byte budget, scrubbed.
 
 Records logged outside a request (no :func:`begin`) are not kept. A thread or task
 started by the request inherits its list only if it copied the request's context.
@@ -64,6 +64,28 @@ def keep(record: logging.LogRecord) -> None:
                 del trail[0]
 
 
+class BreadcrumbHandler(logging.Handler):
+    """Keeps every record it sees in the current request's breadcrumbs; sends nothing.
+
+    The adapters add one to the root logger (``breadcrumbs`` setting, on by default);
+    add it yourself to a ``dictConfig`` that replaces the root's handlers. It keeps the
+    record object, unformatted: a request that raises no alert formats nothing. Records
+    the loggers' levels filter out never reach it.
+    """
+
+    def __init__(self, level: int | str = logging.NOTSET) -> None:
+        super().__init__(level)
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        # No lock and no filters: appending to the request's own list is all there is.
+        if record.levelno >= self.level:
+            keep(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        keep(record)
+
+
 def install(records: int) -> None:
     """Keep up to ``records`` records per request; the handler is added to the root once.
 
@@ -76,8 +98,6 @@ def install(records: int) -> None:
     with _install_lock:
         capacity = max(capacity, records)
         if _handler is None:
-            from pd_integrations.logging import BreadcrumbHandler  # it imports the monitor
-
             _handler = BreadcrumbHandler()
         root = logging.getLogger()
         if _handler not in root.handlers and not any(

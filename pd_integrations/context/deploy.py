@@ -12,7 +12,8 @@ import argparse
 import os
 from typing import Any
 
-from pd_integrations import cli
+from pd_integrations.cli.common import UsageError
+from pd_integrations.cli.events import add_send_options, parse_link, send
 from pd_integrations.events import ChangeEvent, Event
 
 from .release import MAX_RELEASE, detect_release
@@ -47,7 +48,7 @@ def add_command(commands: Any) -> None:
         metavar="URL[=TEXT]",
         help="a link (the commit, the pipeline run, the changelog); repeatable",
     )
-    cli._add_send(deploy)
+    add_send_options(deploy)
     deploy.set_defaults(handler=_deploy)
 
 
@@ -60,7 +61,7 @@ def release_of(args: argparse.Namespace) -> str:
         return configured[:MAX_RELEASE]
     detected = detect_release(os.environ)
     if detected is None:
-        raise cli.UsageError(
+        raise UsageError(
             f"deploy needs a release: --release V, or set {RELEASE_VAR} "
             "(see the context page of the docs for the variables read)"
         )
@@ -70,7 +71,7 @@ def release_of(args: argparse.Namespace) -> str:
 def _deploy(args: argparse.Namespace) -> int:
     release = release_of(args)
     summary = (args.summary or "").strip() or f"Deployed {release}"
-    links = [cli._link(text) for text in args.link]
+    links = [parse_link(text) for text in args.link]
 
     def build(client: Any) -> Event:
         return ChangeEvent(
@@ -80,4 +81,4 @@ def _deploy(args: argparse.Namespace) -> int:
             links=links,
         )
 
-    return cli._send(args, build)
+    return send(args, build)

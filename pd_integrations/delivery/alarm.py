@@ -3,7 +3,7 @@
 Alerting that breaks is silent by nature: a revoked routing key is answered with 400
 and never retried, an endpoint that stays unreachable leaves events waiting. With
 ``delivery_alert_routing_key`` set, a :class:`DeliveryAlarm` watches the main
-dispatcher's :meth:`~pd_integrations.dispatch.Dispatcher.health` and sends one trigger
+dispatcher's :meth:`~pd_integrations.delivery.dispatcher.Dispatcher.health` and sends one trigger
 to that second key when a problem appears, and one resolve when it clears. Refusals are
 seen at once (on the ``event_failed``/``event_sent`` signals); a stall is seen by a
 check every ``check_every`` seconds. One dedup key per main routing key, so every
@@ -22,7 +22,7 @@ from pd_integrations import signals
 from pd_integrations.events import ResolveEvent, TriggerEvent
 
 if TYPE_CHECKING:
-    from pd_integrations.dispatch import Dispatcher
+    from pd_integrations.delivery.dispatcher import Dispatcher
 
 _log = logging.getLogger("pd_integrations.delivery")
 

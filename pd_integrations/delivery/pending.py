@@ -6,8 +6,8 @@ import time
 from dataclasses import dataclass
 
 from pd_integrations.client import PreparedEvent
+from pd_integrations.delivery.spool import SpooledEvent
 from pd_integrations.events import Event
-from pd_integrations.spool import SpooledEvent
 
 
 @dataclass(slots=True)

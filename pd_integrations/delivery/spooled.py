@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from pd_integrations import signals
 from pd_integrations.client import PreparedEvent
-from pd_integrations.spool import Spool, SpooledEvent, SpoolError
+from pd_integrations.delivery.spool import Spool, SpooledEvent, SpoolError
 
 from .memory import BUDGET_RECHECK_SECONDS
 from .pending import Pending
@@ -33,7 +33,7 @@ SPOOL_POLL_SECONDS = 1.0
 
 
 class SpoolQueue:
-    """A writer and a sender thread over one :class:`~pd_integrations.spool.Spool`."""
+    """A writer and a sender thread over one :class:`~pd_integrations.delivery.spool.Spool`."""
 
     def __init__(self, dispatcher: Host, spool: Spool) -> None:
         self._dispatcher = dispatcher

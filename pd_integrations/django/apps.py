@@ -13,7 +13,7 @@ class PagerDutyConfig(AppConfig):
     def ready(self) -> None:
         # Only registrations here: the AlertManager and its threads are created by the
         # first request, so `migrate` and other commands start nothing.
-        from pd_integrations import shutdown
+        from pd_integrations.delivery import lifecycle
 
         from . import checks, receivers
 
@@ -21,4 +21,4 @@ class PagerDutyConfig(AppConfig):
         receivers.connect()
         # Here, in the main thread: the AlertManager is made later, in a request's thread,
         # where no signal handler can be installed (runserver --noreload, plain WSGI).
-        shutdown.install()
+        lifecycle.install()

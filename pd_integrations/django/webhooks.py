@@ -27,7 +27,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
-from pd_integrations.webhooks import WebhookReceiver, WebhookResult
+from pd_integrations.webhooks.receiver import WebhookReceiver, WebhookResult
 
 from . import conf
 

@@ -14,7 +14,24 @@ connections, outages). Run it with ``python -m pd_integrations.emulator`` or in 
 
 from __future__ import annotations
 
-from .faults import FaultConfig
-from .server import Emulator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .faults import FaultConfig
+    from .server import Emulator
 
 __all__ = ["Emulator", "FaultConfig"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: the ``pd-integrations`` command reads the emulator's and the
+    # demo's flags from this package without loading the server for every other command.
+    if name == "Emulator":
+        from .server import Emulator
+
+        return Emulator
+    if name == "FaultConfig":
+        from .faults import FaultConfig
+
+        return FaultConfig
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

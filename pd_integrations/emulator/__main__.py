@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from types import FrameType
 
 from .faults import MAX_LATENCY
-from .server import Emulator
 from .throttle import DEFAULT_LIMIT
 
 DEFAULT_PORT = 8765
@@ -129,6 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     secrets = webhook_secrets(args.webhook_secret)
     if args.webhook_url and not secrets:
         build_parser().error(f"--webhook-url needs --webhook-secret (or ${WEBHOOK_SECRET_VAR})")
+    from .server import Emulator  # loaded only to serve, not to read the flags
+
     try:
         emulator = Emulator(
             args.host,

@@ -2,7 +2,7 @@
 
 One background thread posts the queued events in order. Each delivery gets a
 ``X-Webhook-Id`` that stays the same on redelivery, and an ``X-PagerDuty-Signature``
-computed by :func:`pd_integrations.webhooks.sign_body` (one ``v1=`` entry per secret,
+computed by :func:`pd_integrations.webhooks.receiver.sign_body` (one ``v1=`` entry per secret,
 as during a secret rotation). Like PagerDuty, the sender waits at most ``timeout``
 seconds for an answer, retries 5xx answers, 429s, timeouts and connection errors a
 few times with a short backoff, and drops a delivery answered with any other
@@ -42,7 +42,7 @@ Signer = Callable[[bytes, str], str]
 
 def _library_signer(raw_body: bytes, secret: str) -> str:
     # Imported late: the library's webhook module is only needed once webhooks are on.
-    from pd_integrations.webhooks import sign_body
+    from pd_integrations.webhooks.receiver import sign_body
 
     return sign_body(raw_body, secret)
 

@@ -22,6 +22,7 @@ import threading
 from datetime import UTC, datetime
 from typing import IO, Any
 
+from pd_integrations.cli.common import UsageError, positive_float
 from pd_integrations.scrub import DEFAULT_SCRUBBER
 
 __all__ = ["add_commands"]
@@ -33,7 +34,6 @@ DEFAULT_FLUSH = 10.0
 
 def add_commands(commands: Any) -> None:
     """Add the heartbeat commands to the ``pd-integrations`` sub-command parser."""
-    from pd_integrations.cli import _positive_float
 
     run = commands.add_parser(
         "run",
@@ -46,12 +46,12 @@ def add_commands(commands: Any) -> None:
     when = run.add_mutually_exclusive_group()
     when.add_argument("--schedule", metavar="CRON", help="its cron expression (declares it)")
     when.add_argument(
-        "--interval", type=_positive_float, metavar="S", help="or: seconds between runs"
+        "--interval", type=positive_float, metavar="S", help="or: seconds between runs"
     )
     run.add_argument("--timezone", metavar="TZ", help="the cron expression's time zone")
-    run.add_argument("--grace", type=_positive_float, metavar="S", help="seconds late allowed")
+    run.add_argument("--grace", type=positive_float, metavar="S", help="seconds late allowed")
     run.add_argument(
-        "--max-runtime", type=_positive_float, metavar="S", help="seconds a run may take"
+        "--max-runtime", type=positive_float, metavar="S", help="seconds a run may take"
     )
     run.add_argument("job", nargs=argparse.REMAINDER, metavar="-- COMMAND ...")
     run.set_defaults(handler=_run)
@@ -63,7 +63,7 @@ def add_commands(commands: Any) -> None:
         "watchdogs on one store only one is active at a time.",
     )
     watchdog.add_argument(
-        "--interval", type=_positive_float, default=30.0, metavar="S", help="default 30"
+        "--interval", type=positive_float, default=30.0, metavar="S", help="default 30"
     )
     watchdog.add_argument("--once", action="store_true", help="one round, then exit")
     watchdog.set_defaults(handler=_watchdog)
@@ -85,7 +85,6 @@ def _heartbeats() -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pd_integrations.cli import UsageError
 
     job = list(args.job)
     if job and job[0] == "--":

@@ -32,7 +32,7 @@ from typing import Any, Final, TypeVar, cast
 from pd_integrations.alerts import AlertManager, make_dedup_key
 from pd_integrations.events import Severity
 from pd_integrations.fingerprint import fingerprint, message, type_name
-from pd_integrations.state import routing_key_hash
+from pd_integrations.state.base import routing_key_hash
 
 from .core import (
     DEFAULT_GRACE,
@@ -47,7 +47,7 @@ from .core import (
     on_declare,
 )
 from .schedule import make_schedule
-from .store import HeartbeatStore, Record, open_store
+from .store import HeartbeatStore, MemoryStore, Record, SQLiteStore, default_path
 
 __all__ = ["HEARTBEAT_ALERT", "Heartbeats", "MonitorInfo"]
 
@@ -371,3 +371,17 @@ class Heartbeats:
         except Exception:
             _log.exception("PagerDuty heartbeats: failed %s", what)
             return None
+
+
+def open_store(
+    state_url: str | None, path: str | os.PathLike[str] | None, namespace: str
+) -> HeartbeatStore:
+    """Redis for a ``redis://``/``rediss://``/``unix://`` URL, ``memory://`` for memory,
+    else the SQLite file ``path`` (default :func:`default_path`)."""
+    if state_url and state_url.split(":", 1)[0] in ("redis", "rediss", "unix"):
+        from .store_redis import RedisStore  # the redis extra is optional: import late
+
+        return RedisStore(state_url, namespace)
+    if path is None and state_url and state_url.startswith("memory:"):
+        return MemoryStore()
+    return SQLiteStore(path if path is not None else default_path())

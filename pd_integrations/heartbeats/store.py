@@ -7,7 +7,7 @@ list of monitors, and a lease that makes exactly one watchdog active at a time.
 - :class:`MemoryStore`: one process (tests, or an app that checks in and watches itself).
 - :class:`SQLiteStore`: every process of one host (a crontab wrapper and the app share
   the file); ``BEGIN IMMEDIATE`` serialises writers, and the lease is a row in the file.
-- :class:`~.store_redis.RedisStore`: every process of every host (``PAGERDUTY_STATE_URL``).
+- ``RedisStore`` (:mod:`.store_redis`): every process of every host (``PAGERDUTY_STATE_URL``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["HeartbeatStore", "MemoryStore", "Record", "SQLiteStore", "default_path", "open_store"]
+__all__ = ["HeartbeatStore", "MemoryStore", "Record", "SQLiteStore", "default_path"]
 
 Record = dict[str, Any]
 R = TypeVar("R")
@@ -198,17 +198,3 @@ class SQLiteStore(HeartbeatStore):
             if self._connection is not None and self._pid == os.getpid():
                 self._connection.close()
             self._connection = None
-
-
-def open_store(
-    state_url: str | None, path: str | os.PathLike[str] | None, namespace: str
-) -> HeartbeatStore:
-    """Redis for a ``redis://``/``rediss://``/``unix://`` URL, ``memory://`` for memory,
-    else the SQLite file ``path`` (default :func:`default_path`)."""
-    if state_url and state_url.split(":", 1)[0] in ("redis", "rediss", "unix"):
-        from .store_redis import RedisStore
-
-        return RedisStore(state_url, namespace)
-    if path is None and state_url and state_url.startswith("memory:"):
-        return MemoryStore()
-    return SQLiteStore(path if path is not None else default_path())

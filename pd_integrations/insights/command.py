@@ -1,7 +1,7 @@
 """``pd-integrations report`` and ``pd-integrations timeline``.
 
 The parser is built without importing the report's modules; they load when a command
-runs. Exit status as for the rest of the command (see :mod:`pd_integrations.cli`): 0
+runs. Exit status as for the rest of the command (see :mod:`pd_integrations.cli.main`): 0
 on success, 1 when PagerDuty refuses or cannot be reached, 2 on usage or configuration
 errors, with one ``pd-integrations: error: ...`` line on stderr and API keys masked.
 """
@@ -15,14 +15,25 @@ from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pd_integrations import cli, config
+from pd_integrations import environment
+from pd_integrations.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    PROG,
+    UsageError,
+    fail,
+    tls_verify,
+)
 from pd_integrations.errors import ConfigurationError, PagerDutyError
 
 FORMATS = ("text", "json", "html")
 
 
 def _connection(parser: argparse.ArgumentParser) -> None:
-    from pd_integrations import cli_rest  # the parser side only: no REST client loads here
+    from pd_integrations.cli import (
+        rest as cli_rest,  # the parser side only: no REST client loads here
+    )
 
     group = cli_rest.add_connection(parser, writes=False, json_output=False)
     group.add_argument(
@@ -110,11 +121,11 @@ def _client(args: argparse.Namespace, notice: Any) -> Any:
     import httpx
 
     from pd_integrations.insights.fetch import PacedTransport
-    from pd_integrations.rest import RestClient
+    from pd_integrations.rest.client import RestClient
 
     if args.requests_per_minute < 1:
-        raise cli.UsageError("--requests-per-minute must be 1 or more")
-    verify = cli._verify(args.ca_file)
+        raise UsageError("--requests-per-minute must be 1 or more")
+    verify = tls_verify(args.ca_file)
     transport = PacedTransport(
         httpx.HTTPTransport(verify=verify), per_minute=args.requests_per_minute, notice=notice
     )
@@ -124,7 +135,7 @@ def _client(args: argparse.Namespace, notice: Any) -> Any:
 
 
 def _notice(line: str) -> None:
-    print(f"{cli.PROG}: {line}", file=sys.stderr, flush=True)
+    print(f"{PROG}: {line}", file=sys.stderr, flush=True)
 
 
 class _Progress:
@@ -146,7 +157,7 @@ class _Progress:
 
 
 def _secrets(args: argparse.Namespace) -> list[str]:
-    return [key for key in (args.api_key or config.env_value(config.API_KEY_VAR),) if key]
+    return [key for key in (args.api_key or environment.env_value(environment.API_KEY_VAR),) if key]
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -158,13 +169,13 @@ def _report(args: argparse.Namespace) -> int:
         since = insights.parse_when(args.since, now)
         sla, by_service = insights.parse_sla(args.sla)
     except ValueError as error:
-        raise cli.UsageError(str(error)) from None
+        raise UsageError(str(error)) from None
     if until <= since:
-        raise cli.UsageError(f"--until ({until.isoformat()}) must come after --since")
+        raise UsageError(f"--until ({until.isoformat()}) must come after --since")
     try:
         ZoneInfo(args.time_zone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise cli.UsageError(
+        raise UsageError(
             f"--time-zone must be an IANA zone such as Europe/Paris, got {args.time_zone!r}"
         ) from None
     secrets = _secrets(args)
@@ -184,9 +195,9 @@ def _report(args: argparse.Namespace) -> int:
                 progress=progress,
             )
     except ConfigurationError as error:
-        return cli._fail(str(error), secrets, cli.EXIT_USAGE)
+        return fail(str(error), secrets, EXIT_USAGE)
     except PagerDutyError as error:
-        return cli._fail(str(error), secrets, cli.EXIT_FAILED)
+        return fail(str(error), secrets, EXIT_FAILED)
     finally:
         progress.done()
     render = {
@@ -205,18 +216,18 @@ def _timeline(args: argparse.Namespace) -> int:
         with _client(args, _notice) as client:
             text = timeline(client, args.incident)
     except ConfigurationError as error:
-        return cli._fail(str(error), secrets, cli.EXIT_USAGE)
+        return fail(str(error), secrets, EXIT_USAGE)
     except PagerDutyError as error:
-        return cli._fail(str(error), secrets, cli.EXIT_FAILED)
+        return fail(str(error), secrets, EXIT_FAILED)
     return _write(text, None, secrets)
 
 
 def _write(text: str, output: str | None, secrets: list[str]) -> int:
     if output is None:
         sys.stdout.write(text)
-        return cli.EXIT_OK
+        return EXIT_OK
     try:
         Path(output).write_text(text, encoding="utf-8")
     except OSError as error:
-        return cli._fail(f"cannot write {output}: {error}", secrets, cli.EXIT_FAILED)
-    return cli.EXIT_OK
+        return fail(f"cannot write {output}: {error}", secrets, EXIT_FAILED)
+    return EXIT_OK

@@ -10,7 +10,7 @@ once per user.
 :class:`PacedTransport` keeps every attempt within PagerDuty's REST limit
 (:data:`REQUESTS_PER_MINUTE`) and says so, through ``notice``, whenever it waits or
 PagerDuty answers 429; retries, backoff and errors stay the client's
-(:mod:`~pd_integrations.rest_retry`).
+(:mod:`~pd_integrations.rest.retry`).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from typing import Any, Final
 import httpx
 
 from pd_integrations.errors import RestError
-from pd_integrations.rest import RestClient
-from pd_integrations.rest_retry import rate_limit_wait
+from pd_integrations.rest.client import RestClient
+from pd_integrations.rest.retry import rate_limit_wait
 
 from .records import IncidentFacts, fold_incident
 

@@ -1,7 +1,7 @@
 """A post-incident timeline in Markdown, ready to paste into a post-mortem.
 
 :func:`render_timeline` is pure: an incident and its log entries in, Markdown out.
-:func:`timeline` reads them through a :class:`~pd_integrations.rest.RestClient`. When
+:func:`timeline` reads them through a :class:`~pd_integrations.rest.client.RestClient`. When
 the incident's first trigger came from this library, its ``custom_details`` (alert
 type, route or task, exception, fingerprint, occurrences, release) are listed too.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from pd_integrations.rest import RestClient
+from pd_integrations.rest.client import RestClient
 
 from .fetch import log_entries
 from .records import LIBRARY_ALERT_TYPES, parse_time

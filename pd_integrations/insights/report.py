@@ -1,7 +1,7 @@
 """Building a report: options from command-line words, facts from the REST API.
 
 :func:`build_report` is the Python API under ``pd-integrations report``: it reads
-through a :class:`~pd_integrations.rest.RestClient` (see :mod:`.fetch`) and returns the
+through a :class:`~pd_integrations.rest.client.RestClient` (see :mod:`.fetch`) and returns the
 report's JSON data (see :mod:`.figures`). :func:`parse_duration` and :func:`parse_sla`
 read ``30d``, ``90m``, ``PXYZ123=15m`` and raise ValueError with a clear message.
 """
@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from pd_integrations.rest import RestClient
+from pd_integrations.rest.client import RestClient
 
 from .fetch import Progress, TimeZones, read_facts
 from .figures import ReportOptions, WorkingHours, compute

@@ -29,10 +29,10 @@ from typing import Any, Final, Literal
 
 from pd_integrations.alerts import DEFAULT_AUTO_RESOLVE_AFTER
 from pd_integrations.client import DEFAULT_BASE_URL
-from pd_integrations.config import DEFAULT_EXIT_FLUSH_TIMEOUT, DEFAULT_REFRESH_AFTER
 from pd_integrations.context.breadcrumbs import DEFAULT_BREADCRUMB_BYTES, DEFAULT_BREADCRUMBS
 from pd_integrations.context.release import RELEASE_VARIABLES
-from pd_integrations.dispatch import DEFAULT_STALL_AFTER
+from pd_integrations.delivery.dispatcher import DEFAULT_STALL_AFTER
+from pd_integrations.environment import DEFAULT_EXIT_FLUSH_TIMEOUT, DEFAULT_REFRESH_AFTER
 from pd_integrations.errors import ConfigurationError
 from pd_integrations.events import (
     ROUTING_KEY_LENGTH,
@@ -48,8 +48,8 @@ from pd_integrations.health import (
 )
 from pd_integrations.monitor import DEFAULT_EXCLUDE_PATHS, DEFAULT_INCLUDE_HEADERS, DedupBy
 from pd_integrations.policy import BeforeSend, Rule
-from pd_integrations.state import safe_url
-from pd_integrations.webhook_signature import parse_secrets
+from pd_integrations.state.base import safe_url
+from pd_integrations.webhooks.signature import parse_secrets
 
 from . import values as v
 from .health_checks import HealthCheckSpec, check_health_checks

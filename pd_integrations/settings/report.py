@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pd_integrations.delivery.spool import Spool, SpoolError
 from pd_integrations.events import mask_key
-from pd_integrations.spool import Spool, SpoolError
-from pd_integrations.state import safe_url
+from pd_integrations.state.base import safe_url
 from pd_integrations.workers import multi_process_warning
 
 from .model import PagerDutySettings

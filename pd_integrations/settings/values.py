@@ -25,13 +25,13 @@ from importlib import import_module
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from pd_integrations import config
+from pd_integrations import environment
 from pd_integrations.client import DEFAULT_BASE_URL
 from pd_integrations.errors import ConfigurationError
 from pd_integrations.events import Link, Severity
 from pd_integrations.monitor import DedupBy
 from pd_integrations.policy import BeforeSend, InvalidRule, Rule, import_hook, parse_rules
-from pd_integrations.state import safe_url, state_backend_kind
+from pd_integrations.state.base import safe_url, state_backend_kind
 
 __all__ = [
     "MEMORY_STATE_URL",
@@ -427,10 +427,10 @@ def check_refresh_after(value: object) -> float:
     A number of seconds, 0 or more and finite, or ``"off"`` (also ``"none"``) to turn
     refreshing off.
     """
-    if isinstance(value, str) and value.strip().lower() not in config.REFRESH_OFF_WORDS:
+    if isinstance(value, str) and value.strip().lower() not in environment.REFRESH_OFF_WORDS:
         raise InvalidSetting("must be a number of seconds, or 0 or 'off' to turn it off", value)
     try:
-        return config.parse_refresh_after(value)
+        return environment.parse_refresh_after(value)
     except ValueError:
         raise InvalidSetting(
             "must be a number of seconds, or 0 or 'off' to turn it off", value

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pd_integrations.cli import main
+from pd_integrations.cli.main import main
 from pd_integrations.emulator import Emulator
 
 KEY = "deploytestroutingkey000000000001"

@@ -17,21 +17,21 @@ from typing import Any
 import pytest
 from django.test import AsyncClient, Client, override_settings
 
-from pd_integrations import config
+from pd_integrations import environment
 from pd_integrations.django import runtime
 from pd_integrations.settings import SETTINGS
 from pd_integrations.testing import CapturedEvents
 
 # Variables the adapter reads: a developer's own must not leak into the tests.
 ENV_VARS = (
-    *config.ROUTING_KEY_VARS,
-    config.EVENTS_BASE_URL_VAR,
-    config.APP_NAME_VAR,
-    config.APP_ENV_VAR,
-    config.APP_URL_VAR,
-    config.STATE_URL_VAR,
-    config.SPOOL_VAR,
-    config.FLUSH_TIMEOUT_VAR,
+    *environment.ROUTING_KEY_VARS,
+    environment.EVENTS_BASE_URL_VAR,
+    environment.APP_NAME_VAR,
+    environment.APP_ENV_VAR,
+    environment.APP_URL_VAR,
+    environment.STATE_URL_VAR,
+    environment.SPOOL_VAR,
+    environment.FLUSH_TIMEOUT_VAR,
     *(var for setting in SETTINGS for var in setting.env_vars),
 )
 ROUTING_KEY = "djangoadaptertestroutingkey00001"
@@ -41,7 +41,7 @@ ROUTING_KEY = "djangoadaptertestroutingkey00001"
 def adapter_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in ENV_VARS:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv(config.APP_NAME_VAR, "django-tests")
+    monkeypatch.setenv(environment.APP_NAME_VAR, "django-tests")
     runtime.reset()
     yield
     runtime.reset()

@@ -5,7 +5,7 @@ import signal
 import pytest
 from django.apps import apps
 
-from pd_integrations import shutdown
+from pd_integrations.delivery import lifecycle
 
 
 @pytest.mark.usefixtures("default_sigterm")
@@ -14,7 +14,7 @@ def test_ready_installs_the_sigterm_flush() -> None:
     # without this, `runserver --noreload` and plain WSGI servers would lose the queue.
     apps.get_app_config("pd_integrations").ready()
 
-    assert shutdown.installed()
+    assert lifecycle.installed()
 
 
 @pytest.mark.usefixtures("default_sigterm")

@@ -29,7 +29,7 @@ from pd_integrations.flask import load_settings
 from pd_integrations.policy import Match, Rule
 from pd_integrations.settings import SETTINGS, PagerDutySettings, Setting
 from pd_integrations.settings.tasks import TASK_SETTINGS, TaskRule
-from pd_integrations.starlette import KEYWORD_SETTINGS, PagerDutyMiddleware
+from pd_integrations.starlette.middleware import KEYWORD_SETTINGS, PagerDutyMiddleware
 from tests.policy_hooks import PAYMENTS_KEY, tag_team
 
 from .conftest import ENV_VARS

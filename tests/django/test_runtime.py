@@ -13,7 +13,7 @@ import pd_integrations.django as pd_django
 from pd_integrations.django import conf, runtime
 from pd_integrations.django.apps import PagerDutyConfig
 from pd_integrations.state import MemoryState
-from pd_integrations.state_redis import RedisState
+from pd_integrations.state.redis import RedisState
 from pd_integrations.testing import CapturedEvents
 
 from .conftest import ROUTING_KEY, pagerduty

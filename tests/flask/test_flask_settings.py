@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from pd_integrations import AlertManager, ConfigurationError, Severity, shutdown
+from pd_integrations import AlertManager, ConfigurationError, Severity
+from pd_integrations.delivery import lifecycle
 from pd_integrations.flask import PagerDuty, PagerDutyState, get_state, load_settings
 from pd_integrations.monitor import DEFAULT_EXCLUDE_PATHS
 from pd_integrations.state import MemoryState
-from pd_integrations.state_redis import RedisState
+from pd_integrations.state.redis import RedisState
 
 KEY = "abcdefghijklmnopqrstuvwxyz012345"
 
@@ -324,11 +325,11 @@ def test_creating_the_manager_installs_the_sigterm_flush(
     # No routing key: the manager has no dispatcher, so only init_app can install it.
     for name in ("PAGERDUTY_ROUTING_KEY", "PAGERDUTY_INTEGRATION_KEY"):
         monkeypatch.delenv(name, raising=False)
-    assert not shutdown.installed()
+    assert not lifecycle.installed()
 
     init(initialised)
 
-    assert shutdown.installed()
+    assert lifecycle.installed()
 
 
 def test_a_manager_passed_in_leaves_sigterm_alone(
@@ -339,7 +340,7 @@ def test_a_manager_passed_in_leaves_sigterm_alone(
     alerts = AlertManager()
     try:
         PagerDuty(Flask("shared"), alerts=alerts)
-        assert not shutdown.installed()
+        assert not lifecycle.installed()
     finally:
         alerts.close(1.0)
 

@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from pd_integrations.errors import ConfigurationError
-from pd_integrations.flask_webhooks import config_secrets, webhook_blueprint
+from pd_integrations.flask.webhooks import config_secrets, webhook_blueprint
 from pd_integrations.webhooks import WebhookReceiver
 from tests.webhook_payloads import (
     CONTRACT,

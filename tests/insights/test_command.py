@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pd_integrations.cli import main
+from pd_integrations.cli.main import main
 from pd_integrations.emulator import Emulator
 from pd_integrations.insights import PacedTransport, parse_duration, parse_sla, parse_when
 from tests.clock import FakeClock

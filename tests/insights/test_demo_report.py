@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from pd_integrations.demo import insights_summary
 from pd_integrations.emulator import Emulator
+from pd_integrations.emulator.demo import insights_summary
 
 
 def test_demo_summary_reports_the_emulators_alerts() -> None:

@@ -12,7 +12,7 @@ import sys
 import threading
 
 from pd_integrations.client import EventsClient, RetryPolicy
-from pd_integrations.dispatch import Dispatcher
+from pd_integrations.delivery.dispatcher import Dispatcher
 from pd_integrations.events import TriggerEvent
 
 ROUTING_KEY = "sp00lchildroutingkey000000000001"

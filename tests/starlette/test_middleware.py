@@ -16,7 +16,7 @@ from starlette.routing import Host, Mount, Route, Router
 from starlette.testclient import TestClient
 from starlette.types import Receive, Scope, Send
 
-import pd_integrations.starlette as pd_starlette
+import pd_integrations.starlette.middleware as pd_starlette
 from pd_integrations import AlertManager
 from pd_integrations.errors import ConfigurationError
 from pd_integrations.monitor import RequestMonitor

@@ -16,7 +16,7 @@ from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pd_integrations.starlette_webhooks import webhook_app, webhook_route
+from pd_integrations.starlette.webhooks import webhook_app, webhook_route
 from pd_integrations.webhooks import WebhookReceiver
 from tests.webhook_payloads import (
     CONTRACT,
