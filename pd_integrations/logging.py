@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 # Part of this module's API: the handler that keeps breadcrumbs, added with dictConfig.
 from pd_integrations.context.breadcrumbs import BreadcrumbHandler as BreadcrumbHandler
@@ -29,6 +29,8 @@ from .alerts import AlertManager
 from .events import MAX_SUMMARY, Severity, truncate
 from .fingerprint import Fingerprinter, message, type_name
 from .monitor import EXCEPTION_ALERT, mark_reported, reported_key
+from .settings import load
+from .settings.build import build_alerts
 
 LOG_ALERT = "log"
 DEFAULT_SEVERITIES: Mapping[int | str, Severity] = {
@@ -40,6 +42,8 @@ DEFAULT_SEVERITIES: Mapping[int | str, Severity] = {
 # The library's own records (delivery failures, drops) must never page through itself:
 # an outage of PagerDuty would otherwise feed a loop of alerts about alerts.
 _OWN_LOGGERS = "pd_integrations"
+
+ARGUMENT_ORIGIN: Final = "a PagerDutyHandler argument"
 
 
 def _level(value: int | str) -> int:
@@ -55,9 +59,12 @@ def _level(value: int | str) -> int:
 class PagerDutyHandler(logging.Handler):
     """Sends log records at ``level`` (default ERROR) and above to PagerDuty.
 
-    ``alerts`` defaults to :meth:`AlertManager.from_env`; ``routing_key`` and ``source``
-    (handy in ``dictConfig``) build one instead. ``severities`` maps log levels to
-    PagerDuty severities (the nearest level at or below a record's level wins).
+    Without ``alerts``, the handler builds its AlertManager from the shared settings
+    (:mod:`pd_integrations.settings`): ``routing_key`` and ``source`` (handy in
+    ``dictConfig``), else ``PAGERDUTY_ROUTING_KEY``, ``APP_NAME`` and every other
+    ``PAGERDUTY_<NAME>`` variable, validated as in every framework (a bad value raises
+    :class:`~pd_integrations.ConfigurationError` naming the variable). ``severities``
+    maps log levels to PagerDuty severities (the nearest level at or below a record's level wins).
     ``auto_resolve`` lets alerts for log records resolve once they stop recurring.
     """
 
@@ -73,9 +80,17 @@ class PagerDutyHandler(logging.Handler):
         auto_resolve: bool = True,
         stack_frames: int = 10,
     ) -> None:
-        super().__init__(level)
+        # Built before the handler registers with logging: a bad setting raises here and
+        # leaves no half-made handler for logging's exit flush to trip over.
         if alerts is None:
-            alerts = AlertManager(routing_key, source=source)
+            settings = load(
+                {"routing_key": routing_key, "source": source},
+                origin=ARGUMENT_ORIGIN,
+                ref=lambda setting: setting.name,
+            )
+            settings.raise_for_errors()
+            alerts = build_alerts(settings)
+        super().__init__(level)
         self.alerts = alerts
         self.component = component
         self.auto_resolve = auto_resolve

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pd_integrations import AlertManager, RequestInfo, RequestMonitor
+from pd_integrations import AlertManager, ConfigurationError, RequestInfo, RequestMonitor
 from pd_integrations.logging import PagerDutyHandler
 from pd_integrations.testing import CapturedEvents
 
@@ -226,3 +226,27 @@ def test_filters_still_apply(
     logger.error("real trouble")
     (event,) = pagerduty_events.triggers
     assert event["payload"]["summary"] == "ERROR tests.text: real trouble"
+
+
+# -- settings: the same model and environment variables as every framework -----------------
+
+
+def test_a_handler_without_alerts_reads_the_shared_settings(
+    monkeypatch: pytest.MonkeyPatch, pagerduty_events: CapturedEvents
+) -> None:
+    monkeypatch.setenv("PAGERDUTY_ROUTING_KEY", "l0gg1ngsett1ngsk3y00000000000001")
+    monkeypatch.setenv("PAGERDUTY_RELEASE", "v9.1")
+    handler = PagerDutyHandler(source="billing")
+    try:
+        assert handler.alerts.source == "billing"
+        assert handler.alerts.release == "v9.1"
+    finally:
+        handler.close()
+        handler.alerts.close()
+
+
+def test_a_bad_environment_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAGERDUTY_TIMEOUT", "soon")
+    with pytest.raises(ConfigurationError, match="PAGERDUTY_TIMEOUT") as raised:
+        PagerDutyHandler(routing_key="l0gg1ngsett1ngsk3y00000000000001")
+    assert "soon" in str(raised.value)
