@@ -11,7 +11,6 @@ import asyncio
 import ipaddress
 import json
 import logging
-import os
 import random
 import ssl
 import threading
@@ -29,6 +28,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from pd_integrations import environment
+from pd_integrations.delivery import lifecycle
 from pd_integrations.state.base import safe_url
 
 from .errors import (
@@ -596,7 +596,7 @@ class EventsClient(_ClientBase[EventResponse]):
         self._sleep = sleep
         self._lock = threading.Lock()
         self._http_client: httpx.Client | None = None
-        self._pid = os.getpid()
+        lifecycle.replace_locks_after_fork(self)
 
     def send(self, event: Event) -> EventResponse:
         """Deliver ``event``; a trigger without a dedup key gets one first."""
@@ -634,8 +634,6 @@ class EventsClient(_ClientBase[EventResponse]):
     def _http(self) -> httpx.Client:
         if _routes:
             return _routes[-1].sync
-        if self._pid != os.getpid():
-            self._after_fork()
         http = self._http_client
         if http is None:
             with self._lock:
@@ -657,12 +655,9 @@ class EventsClient(_ClientBase[EventResponse]):
         # and replace the lock, which may have been copied while held.
         self._lock = threading.Lock()
         self._http_client = None
-        self._pid = os.getpid()
 
     def close(self) -> None:
         """Close the connections; further sends raise :class:`PagerDutyError`. Idempotent."""
-        if self._pid != os.getpid():
-            self._after_fork()
         with self._lock:
             self._closed = True
             http, self._http_client = self._http_client, None

@@ -572,8 +572,6 @@ class Dispatcher:
         self._init_state()
         # Its lock may have been held by another thread at the fork.
         self._drop_log = DropLog(self._drop_log.interval)
-        if spool is not None:
-            spool._reset_lock_after_fork()
 
 
 _live: weakref.WeakSet[Dispatcher] = weakref.WeakSet()

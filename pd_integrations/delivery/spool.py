@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from pd_integrations.client import PreparedEvent
+from pd_integrations.delivery import lifecycle
 from pd_integrations.errors import PagerDutyError
 from pd_integrations.events import (
     AcknowledgeEvent,
@@ -220,9 +221,9 @@ class Spool:
         self._scrubber = scrubber
         self._lock = threading.Lock()
         self._closed = False
-        self._conn = self._connect()
-        self._pid = os.getpid()
+        self._conn: sqlite3.Connection | None = self._connect()
         self.owner = _new_owner()
+        lifecycle.replace_locks_after_fork(self)
 
     def __repr__(self) -> str:
         return f"<Spool {str(self.path)!r}{' closed' if self._closed else ''}>"
@@ -273,16 +274,20 @@ class Spool:
     def _db(self) -> sqlite3.Connection:
         if self._closed:
             raise SpoolError(f"the PagerDuty spool {self.path} is closed")
-        if self._pid != os.getpid():
-            # A forked child: the parent's connection (and its claims) stay the parent's.
-            _inherited.append(self._conn)
-            self._conn = self._connect()
-            self._pid = os.getpid()
-            self.owner = _new_owner()
-        return self._conn
+        conn = self._conn
+        if conn is None:  # a forked child's first use
+            conn = self._conn = self._connect()
+        return conn
 
-    def _reset_lock_after_fork(self) -> None:
+    def _after_fork(self) -> None:
+        # A forked child: the parent's connection (and its claims) stay the parent's; the
+        # child connects on first use, under an owner id of its own. The lock may have
+        # been copied while another thread held it.
         self._lock = threading.Lock()
+        if self._conn is not None:
+            _inherited.append(self._conn)
+        self._conn = None
+        self.owner = _new_owner()
 
     # -- writing -----------------------------------------------------------------------
 
@@ -585,10 +590,9 @@ class Spool:
             if self._closed:
                 return
             self._closed = True
-            if self._pid == os.getpid():
+            if self._conn is not None:
                 self._conn.close()
-            else:
-                _inherited.append(self._conn)
+                self._conn = None
 
     @property
     def closed(self) -> bool:

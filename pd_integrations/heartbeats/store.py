@@ -21,6 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pd_integrations.delivery import lifecycle
+
 __all__ = ["HeartbeatStore", "MemoryStore", "Record", "SQLiteStore", "default_path"]
 
 Record = dict[str, Any]
@@ -111,11 +113,16 @@ class SQLiteStore(HeartbeatStore):
         self.description = f"sqlite:{self.path}"
         self._lock = threading.Lock()
         self._connection: sqlite3.Connection | None = None
-        self._pid = 0
+        lifecycle.replace_locks_after_fork(self)
+
+    def _after_fork(self) -> None:
+        # A connection must not cross a fork: the child opens its own on first use (the
+        # parent's is left alone, not closed), with a lock that no parent thread holds.
+        self._lock = threading.Lock()
+        self._connection = None
 
     def _connect(self) -> sqlite3.Connection:
-        # A connection must not cross a fork: the child opens its own.
-        if self._connection is None or self._pid != os.getpid():
+        if self._connection is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(
                 self.path,
@@ -131,7 +138,7 @@ class SQLiteStore(HeartbeatStore):
                 "CREATE TABLE IF NOT EXISTS lease "
                 "(id INTEGER PRIMARY KEY CHECK (id = 1), owner TEXT NOT NULL, until REAL NOT NULL)"
             )
-            self._connection, self._pid = connection, os.getpid()
+            self._connection = connection
         return self._connection
 
     def transact(self, slug: str, change: Change[R]) -> R:
@@ -195,6 +202,6 @@ class SQLiteStore(HeartbeatStore):
 
     def close(self) -> None:
         with self._lock:
-            if self._connection is not None and self._pid == os.getpid():
+            if self._connection is not None:
                 self._connection.close()
             self._connection = None
