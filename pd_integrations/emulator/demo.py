@@ -6,12 +6,20 @@ It starts the emulator in-process, serves the FastAPI example app
 :class:`~pd_integrations.starlette.middleware.PagerDutyMiddleware`) with uvicorn on a loopback
 port, its AlertManager pointed at the emulator, and sends it real HTTP requests: healthy
 ones, a route with a bug, the same bug on many orders, a slow report, a payments outage
-that the health check catches and then sees recover, a 404, and a deploy. Then a
-responder acknowledges the bug's incident in the emulator's console, and the emulator
-sends the app a signed v3 webhook, ``incident.acknowledged``, which the app verifies with
-the secret the demo generated for it. Then it shows what PagerDuty ended up with. Every
-alert comes from the library's own middleware and health monitor; the demo only makes
-requests.
+that the health check catches and then sees recover, a 404, and a deploy. Then the
+bookshop's background work: a receipt task failing on every attempt while the mail
+server is down (its retries page nobody, its failure for good opens one incident, its
+next success resolves it), and a scheduled job that never starts (a watchdog finds the
+run missed, the job's next run resolves it). Then a responder acknowledges the bug's
+incident in the emulator's console, and the emulator sends the app a signed v3 webhook,
+``incident.acknowledged``, which the app verifies with the secret the demo generated for
+it. Then it shows what PagerDuty ended up with. Every alert comes from the library's own
+middleware, health monitor, task monitor (the one the Celery integration drives) and
+heartbeat monitors; the demo only makes requests and runs the jobs.
+
+The jobs need no task queue: the demo is the worker, and makes the three calls of
+:class:`~pd_integrations.celery.monitor.TaskMonitor` a queue's adapter makes, so it runs
+with only the ``demo`` extra installed (neither Celery nor RQ).
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import socket
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,8 +47,10 @@ import httpx
 
 from pd_integrations import signals
 from pd_integrations.alerts import Alert, AlertManager
+from pd_integrations.celery.monitor import TaskInfo, TaskMonitor
 from pd_integrations.delivery.dispatcher import DispatchStats
 from pd_integrations.events import Link
+from pd_integrations.heartbeats import Heartbeats, MemoryStore, Trigger
 from pd_integrations.monitor import EXCEPTION_ALERT
 
 if TYPE_CHECKING:
@@ -49,7 +60,9 @@ DESCRIPTION = (
     "Start the local PagerDuty emulator and the FastAPI example app (a bookshop) wired "
     "to it, send the app real requests (healthy ones, a route with a bug hit by many "
     "orders, a slow report, a payments outage that fails the health check and recovers, "
-    "a 404, a deploy), acknowledge the bug's incident as a responder would in the console "
+    "a 404, a deploy), run a background task that is retried and then fails for good "
+    "until the mail server is back, and a scheduled job that misses its run until it runs, "
+    "acknowledge the bug's incident as a responder would in the console "
     "(the emulator then sends the app a signed incident.acknowledged webhook), and show "
     "the alerts PagerDuty would have."
 )
@@ -77,6 +90,18 @@ INSTALL_HINT = "pip install 'pd-integrations[demo]'"
 WEBHOOK_PATH = "/pagerduty/webhooks"
 WEBHOOK_SECRET_VAR = "PAGERDUTY_WEBHOOK_SECRET"  # noqa: S105 - a variable name
 WEBHOOK_TIMEOUT = 15.0
+TASK_NAME = "bookshop.tasks.send_receipt"
+TASK_QUEUE = "emails"
+TASK_RETRIES = 2
+WORKER_NAME = "bookshop-worker-1"
+MAIL_SERVER = "smtp.bookshop.example:587"
+JOB_SLUG = "stock-sync"
+JOB_INTERVAL = 1.0
+"""Seconds between the scheduled job's runs: short, so that a missed run shows at once."""
+JOB_GRACE = 0.5
+WATCHDOG_ROUND = 0.05
+MISSED_TIMEOUT = 15.0
+"""How long after its grace the watchdog may take to find the job missed (a busy host)."""
 
 Say = Callable[[str], None]
 Exchange = tuple[str, str, int]
@@ -460,6 +485,183 @@ def _probe_health(
     return statuses
 
 
+# -- background jobs -----------------------------------------------------------------------
+
+
+class Mailer:
+    """The mail server the bookshop's ``send_receipt`` task talks to: down until fixed."""
+
+    def __init__(self) -> None:
+        self.reachable = False
+
+    def send_receipt(self, order_id: int) -> None:
+        """The task's body: e-mail the receipt of order ``order_id``."""
+        if not self.reachable:
+            raise ConnectionError(f"{MAIL_SERVER} refused the connection")
+
+
+@dataclass(frozen=True)
+class TaskRun:
+    """One task as a worker ran it, retries included."""
+
+    attempts: int
+    error: BaseException | None
+    """Why its last attempt failed; ``None`` when it succeeded."""
+    alert: str | None
+    """The dedup key of the alert its failure raised, if it raised one."""
+
+
+def run_task(
+    monitor: TaskMonitor,
+    name: str,
+    task: Callable[..., object],
+    args: tuple[Any, ...],
+    *,
+    max_retries: int,
+    queue: str = TASK_QUEUE,
+) -> TaskRun:
+    """Run ``task(*args)`` as a task queue's worker would, retrying a failed attempt up to
+    ``max_retries`` times, and tell ``monitor`` each outcome.
+
+    These are the three calls every task-queue adapter of the library makes (the Celery
+    one from Celery's signals); the alerting decisions are all the monitor's.
+    """
+    task_id = str(uuid.uuid4())
+    attempt = 1
+    while True:
+
+        def describe(attempt: int = attempt) -> TaskInfo:
+            return TaskInfo(
+                id=task_id,
+                queue=queue,
+                hostname=WORKER_NAME,
+                attempt=attempt,
+                max_retries=max_retries,
+                args=args,
+            )
+
+        started = time.monotonic()
+        try:
+            task(*args)
+        except Exception as error:
+            if attempt > max_retries:
+                runtime = time.monotonic() - started
+                key = monitor.failed(name, error, describe, runtime=runtime)
+                return TaskRun(attempt, error, key)
+            monitor.retried(name, error, attempt, describe)
+            attempt += 1
+            continue
+        monitor.succeeded(name, time.monotonic() - started, describe)
+        return TaskRun(attempt, None, None)
+
+
+def _incident(
+    emulator: Emulator, shop: Bookshop, dedup_key: str | None, *, with_severity: bool = False
+) -> str:
+    """What the emulator holds for ``dedup_key`` once the app's manager has delivered."""
+    if dedup_key is None:
+        return "no alert"
+    if not shop.manager.flush(FLUSH_TIMEOUT):
+        return f"not delivered within {FLUSH_TIMEOUT:g} s"
+    found = emulator.alerts(routing_key=shop.routing_key, dedup_key=dedup_key)
+    if not found:
+        return "no incident in the emulator"
+    latest = found[-1]
+    shown = f"incident #{latest['incident_number']} {latest['status']}"
+    return f"{latest['severity']} alert, {shown}" if with_severity else shown
+
+
+def watch_until_missed(monitors: Heartbeats, slug: str, timeout: float) -> bool:
+    """Run watchdog rounds, as ``pd-integrations watchdog`` does, until one finds ``slug``'s
+    run missed (and sends its alert); ``False`` if none did within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for found, action in monitors.watch_once() or ():
+            if found == slug and isinstance(action, Trigger) and action.reason == "missed":
+                return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(WATCHDOG_ROUND)
+
+
+@dataclass(frozen=True)
+class JobsOutcome:
+    """The dedup keys of the alerts the background jobs raised (``None``: none raised)."""
+
+    task_alert: str | None
+    """The receipt task's failure, resolved by its next success."""
+    task_attempts: int
+    missed_alert: str | None
+    """The scheduled job's missed run, resolved when the job ran."""
+
+
+def run_jobs(emulator: Emulator, shop: Bookshop, say: Say) -> JobsOutcome:
+    """The bookshop's worker and its scheduled job, alerting through the app's manager.
+
+    A receipt task fails on every attempt while the mail server is down: its retries
+    send nothing, its failure for good opens one incident, and its next success
+    resolves it (the :class:`TaskMonitor` the Celery integration uses). A scheduled job
+    that never starts is found missed by the watchdog (:class:`Heartbeats`, with a
+    one-second interval), and resolved when the job runs and checks in.
+    """
+    manager = shop.manager
+    monitor = TaskMonitor(
+        manager,
+        environment=DEMO_ENVIRONMENT,
+        # The task's code lives here, in a module of the library: without this the
+        # fingerprint would take it for library code rather than the application's.
+        in_app_include=(__name__,),
+    )
+    mailer = Mailer()
+    failing = run_task(monitor, TASK_NAME, mailer.send_receipt, (7,), max_retries=TASK_RETRIES)
+    error = "succeeded" if failing.error is None else type(failing.error).__name__
+    if failing.attempts > 1:
+        attempts = ", ".join(str(attempt) for attempt in range(1, failing.attempts))
+        say(
+            f"task retried: {TASK_NAME}(7), mail server down -> {error} on attempts "
+            f"{attempts} -> retried: no alert"
+        )
+    say(
+        f"task failed for good: attempt {failing.attempts} -> {error} -> "
+        f"{_incident(emulator, shop, failing.alert, with_severity=True)}"
+    )
+    mailer.reachable = True
+    succeeding = run_task(monitor, TASK_NAME, mailer.send_receipt, (8,), max_retries=TASK_RETRIES)
+    outcome = "" if succeeding.error is None else f" -> {type(succeeding.error).__name__}"
+    say(
+        f"task succeeds: {TASK_NAME}(8), mail server back{outcome} -> "
+        f"{_incident(emulator, shop, failing.alert)}"
+    )
+
+    # The demo runs the watchdog's rounds itself rather than in a thread: it stops
+    # watching once the job has run, so a second missed run cannot follow the tour.
+    monitors = Heartbeats(manager, store=MemoryStore(), watchdog=False)
+    key = monitors.dedup_key(JOB_SLUG)
+    try:
+
+        @monitors.job(JOB_SLUG, interval=JOB_INTERVAL, grace=JOB_GRACE)
+        def sync_stock() -> None:
+            """The scheduled job: nothing to do in the demo but to run."""
+
+        declared = time.monotonic()
+        missed = watch_until_missed(monitors, JOB_SLUG, JOB_INTERVAL + JOB_GRACE + MISSED_TIMEOUT)
+        found = (
+            f"missed after {time.monotonic() - declared:.1f} s -> "
+            f"{_incident(emulator, shop, key, with_severity=True)}"
+            if missed
+            else f"not found missed within {MISSED_TIMEOUT:g} s"
+        )
+        say(
+            f"job missed: {JOB_SLUG}, due every {JOB_INTERVAL:g} s (grace {JOB_GRACE:g} s, "
+            f"short for the demo), never starts -> watchdog: {found}"
+        )
+        sync_stock()
+        say(f"job runs: {JOB_SLUG} checks in ok -> {_incident(emulator, shop, key)}")
+    finally:
+        monitors.close()
+    return JobsOutcome(failing.alert, failing.attempts, key if missed else None)
+
+
 def acknowledge_in_console(
     emulator: Emulator, shop: Bookshop, say: Say, *, timeout: float = WEBHOOK_TIMEOUT
 ) -> dict[str, Any] | None:
@@ -525,6 +727,8 @@ class DemoResult:
     """The ``incident.acknowledged`` webhook delivery to the app, if one finished."""
     webhooks: list[dict[str, Any]] = field(default_factory=list)
     """Every webhook delivery from the emulator to the app."""
+    jobs: JobsOutcome | None = None
+    """The alerts of the background task and the scheduled job."""
 
 
 def run_demo(
@@ -557,6 +761,7 @@ def run_demo(
         ) as client,
     ):
         generate_traffic(client, shop, say, storm=storm)
+    jobs = run_jobs(emulator, shop, say)
     flushed = manager.flush(FLUSH_TIMEOUT)
     occurrences = {alert.dedup_key: alert.occurrences for alert in manager.active_alerts()}
     stats = manager.stats()
@@ -579,6 +784,7 @@ def run_demo(
         requests=exchanges,
         acknowledged=acknowledged,
         webhooks=[d for d in emulator.webhook_deliveries() if d["url"] == shop.webhook_url],
+        jobs=jobs,
     )
 
 

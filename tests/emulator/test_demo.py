@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,10 @@ from pd_integrations.cli.main import main
 from pd_integrations.emulator import Emulator, demo
 from pd_integrations.emulator.demo import (
     DEMO_ROUTING_KEY,
+    JOB_GRACE,
+    JOB_SLUG,
+    TASK_NAME,
+    TASK_RETRIES,
     Bookshop,
     DemoResult,
     alerts_table,
@@ -34,6 +39,8 @@ pytest.importorskip("uvicorn")
 ROOT = Path(__file__).resolve().parents[2]
 STORM = 4
 INVOICE_ROUTE = "/orders/{order_id}/invoice"
+# The extras a task queue or a cron schedule would need: the demo runs without them.
+NOT_IN_THE_DEMO_EXTRA = ("celery", "kombu", "billiard", "rq", "redis", "cronsim")
 
 
 WEBHOOK_ROUTES: list[str] = []
@@ -42,7 +49,8 @@ WEBHOOK_ROUTES: list[str] = []
 
 @pytest.fixture(scope="module")
 def run() -> Iterator[tuple[DemoResult, Emulator, list[str]]]:
-    """One demo run, shared: each takes about two seconds (the slow report is one)."""
+    """One demo run, shared: each takes about four seconds (the slow report is one, the
+    scheduled job's missed run one and a half)."""
     lines: list[str] = []
     with Emulator(port=0) as emulator:
         with Bookshop(emulator, create_app=load_example()) as shop:
@@ -70,6 +78,15 @@ def alert_of(result: DemoResult, alert_type: str) -> dict[str, Any]:
     return alert
 
 
+def actions(emulator: Emulator, dedup_key: str) -> list[str]:
+    """Every event the emulator accepted for ``dedup_key``, by action, in order."""
+    return [e["type"] for e in emulator.events() if e.get("dedup_key") == dedup_key]
+
+
+def moment(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
 def test_exactly_the_expected_alerts(
     run: tuple[DemoResult, Emulator, list[str]],
 ) -> None:
@@ -77,7 +94,7 @@ def test_exactly_the_expected_alerts(
     assert result.flushed
     assert result.alerts == emulator.alerts(routing_key=DEMO_ROUTING_KEY)
     kinds = sorted(a["custom_details"]["alert_type"] for a in result.alerts)
-    assert kinds == ["exception", "health_check", "slow_request"]
+    assert kinds == ["exception", "health_check", "heartbeat", "slow_request", "task_failure"]
     assert all(a["source"] == "bookshop" for a in result.alerts)
     assert all(a["client_url"] == result.app_url for a in result.alerts)
     assert all(a["dedup_key"].startswith("demo:") for a in result.alerts)
@@ -152,10 +169,69 @@ def test_the_deploy_is_a_change_event(result: DemoResult) -> None:
     assert payload["custom_details"]["version"] == "1.4.2"
 
 
+def test_the_task_is_retried_then_fails_for_good_once_and_its_next_success_resolves_it(
+    run: tuple[DemoResult, Emulator, list[str]],
+) -> None:
+    result, emulator, _ = run
+    assert result.jobs is not None
+    assert result.jobs.task_attempts == TASK_RETRIES + 1
+    key = result.jobs.task_alert
+    assert key is not None
+    # One incident in the emulator, triggered by the failure for good (the retries sent
+    # nothing), then resolved by the task's next success.
+    (task,) = emulator.alerts(routing_key=DEMO_ROUTING_KEY, dedup_key=key)
+    assert task == alert_of(result, "task_failure")
+    assert (task["status"], task["severity"], task["trigger_count"]) == ("resolved", "error", 1)
+    assert [entry["action"] for entry in task["log"]] == ["trigger", "resolve"]
+    assert actions(emulator, key) == ["trigger", "resolve"]
+    assert task["summary"] == (
+        f"Task {TASK_NAME} failed: ConnectionError: smtp.bookshop.example:587 refused the "
+        "connection"
+    )
+    details = task["custom_details"]
+    assert details["task"] == TASK_NAME
+    assert (details["attempt"], details["max_retries"]) == (TASK_RETRIES + 1, TASK_RETRIES)
+    assert details["exception_type"] == "ConnectionError"
+    assert details["environment"] == "demo"
+    # Named by the task's own code, not by the worker around it.
+    assert details["fingerprint"].endswith("Mailer.send_receipt")
+    assert key.startswith(f"demo:task_failure:{TASK_NAME}:")
+
+
+def test_the_missed_run_opens_an_incident_that_the_jobs_next_run_resolves(
+    run: tuple[DemoResult, Emulator, list[str]],
+) -> None:
+    result, emulator, _ = run
+    assert result.jobs is not None
+    key = result.jobs.missed_alert
+    assert key == f"demo:heartbeat:{JOB_SLUG}"
+    (missed,) = emulator.alerts(routing_key=DEMO_ROUTING_KEY, dedup_key=key)
+    assert missed == alert_of(result, "heartbeat")
+    assert (missed["status"], missed["severity"], missed["trigger_count"]) == (
+        "resolved",
+        "error",
+        1,
+    )
+    assert [entry["action"] for entry in missed["log"]] == ["trigger", "resolve"]
+    assert actions(emulator, key) == ["trigger", "resolve"]
+    details = missed["custom_details"]
+    assert (details["reason"], details["monitor"]) == ("missed", JOB_SLUG)
+    assert details["last_check_in"] is None  # it never ran before the watchdog paged
+    assert missed["summary"] == (
+        f"Scheduled job {JOB_SLUG} missed its run due at {details['expected_start']}"
+    )
+    # Paged only once the grace after the expected start had passed (the emulator's
+    # clock keeps milliseconds).
+    expected = moment(details["expected_start"])
+    assert moment(missed["first_seen"]) + 0.001 >= expected + JOB_GRACE
+    assert moment(missed["resolved_at"]) >= moment(missed["first_seen"])
+
+
 def test_dispatcher_stats(result: DemoResult) -> None:
-    # Three triggers, the health alert's resolve, the change event.
+    # Three triggers, the health alert's resolve, the change event, and a trigger and a
+    # resolve each for the task and the scheduled job.
     stats = result.stats
-    assert (stats.sent, stats.failed, stats.dropped, stats.queued) == (5, 0, 0, 0)
+    assert (stats.sent, stats.failed, stats.dropped, stats.queued) == (9, 0, 0, 0)
 
 
 def test_every_incident_change_is_a_webhook_to_the_app(result: DemoResult) -> None:
@@ -164,6 +240,10 @@ def test_every_incident_change_is_a_webhook_to_the_app(result: DemoResult) -> No
         "incident.triggered",
         "incident.triggered",
         "incident.resolved",
+        "incident.triggered",  # the task failed for good
+        "incident.resolved",  # its next success
+        "incident.triggered",  # the scheduled job's missed run
+        "incident.resolved",  # its run
         "incident.acknowledged",
     ]
     assert all(d["url"].endswith("/pagerduty/webhooks") for d in result.webhooks)
@@ -184,7 +264,7 @@ def test_the_app_received_incident_acknowledged(
     assert 200 <= result.acknowledged["status_code"] < 300
     # A 2xx from the app's endpoint means it verified the signature with its secret.
     assert all(d["status"] == "delivered" for d in result.webhooks)
-    assert "the app received incident.acknowledged (HTTP 2" in lines[9]
+    assert "the app received incident.acknowledged (HTTP 2" in lines[14]
 
 
 def test_progress_lines(run: tuple[DemoResult, Emulator, list[str]]) -> None:
@@ -204,9 +284,31 @@ def test_progress_lines(run: tuple[DemoResult, Emulator, list[str]]) -> None:
     assert lines[5] == "payments up: GET /health -> 200 -> alert resolved"
     assert lines[6].endswith("-> 404, 404 -> no alert")
     assert lines[7] == "deploy: bookshop v1.4.2 -> change event"
-    assert lines[8] == "delivered: 5 events sent to the emulator"
-    assert lines[9].startswith("responder: acknowledged incident #")
-    assert " in the console -> " in lines[9]
+    incidents = {
+        a["custom_details"]["alert_type"]: f"incident #{a['incident_number']}"
+        for a in run[0].alerts
+    }
+    assert lines[8] == (
+        f"task retried: {TASK_NAME}(7), mail server down -> ConnectionError on attempts 1, 2 "
+        f"-> retried: no alert"
+    )
+    assert lines[9] == (
+        f"task failed for good: attempt 3 -> ConnectionError -> error alert, "
+        f"{incidents['task_failure']} triggered"
+    )
+    assert lines[10] == (
+        f"task succeeds: {TASK_NAME}(8), mail server back -> {incidents['task_failure']} resolved"
+    )
+    assert lines[11].startswith(
+        f"job missed: {JOB_SLUG}, due every 1 s (grace 0.5 s, short for the demo), never "
+        f"starts -> watchdog: missed after "
+    )
+    assert lines[11].endswith(f" s -> error alert, {incidents['heartbeat']} triggered")
+    assert lines[12] == f"job runs: {JOB_SLUG} checks in ok -> {incidents['heartbeat']} resolved"
+    assert lines[13] == "delivered: 9 events sent to the emulator"
+    assert lines[14].startswith("responder: acknowledged incident #")
+    assert " in the console -> " in lines[14]
+    assert len(lines) == 15
 
 
 def test_the_table(result: DemoResult) -> None:
@@ -224,6 +326,10 @@ def test_the_table(result: DemoResult) -> None:
     assert bug.split()[:4] == ["acknowledged", "critical", "1", str(STORM)]
     health = next(line for line in lines if "health_check" in line)
     assert health.split()[:4] == ["resolved", "critical", "1", "-"]
+    task = next(line for line in lines if ":task_failure:" in line)
+    assert task.split()[:4] == ["resolved", "error", "1", "-"]
+    missed = next(line for line in lines if line.endswith(f":heartbeat:{JOB_SLUG}"))
+    assert missed.split()[:4] == ["resolved", "error", "1", "-"]
 
 
 # -- the command ---------------------------------------------------------------------------
@@ -240,8 +346,10 @@ def test_the_demo_command_prints_a_table(capsys: pytest.CaptureFixture[str]) -> 
     assert "OCCURRENCES" in out
     assert "[500] KeyError: 'IS' - GET /orders/{order_id}/invoice" in out
     assert "Change event: Deployed bookshop v1.4.2" in out
-    assert "Dispatcher: 5 sent, 0 retried, 0 failed" in out
+    assert "Dispatcher: 9 sent, 0 retried, 0 failed" in out
     assert "2 repeats of open alerts suppressed" in out
+    assert "task failed for good: attempt 3 -> ConnectionError -> error alert, incident #" in out
+    assert f"job runs: {JOB_SLUG} checks in ok -> incident #" in out
     assert "responder: acknowledged incident #" in out
     assert "Webhooks to the app: incident.triggered" in out
     assert DEMO_ROUTING_KEY not in out
@@ -256,14 +364,17 @@ def test_the_demo_command_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert "Traceback" not in captured.err
     assert report["delivered"] is True
     assert report["app"].startswith("http://127.0.0.1:")
-    assert report["stats"]["sent"] == 5
+    assert report["stats"]["sent"] == 9
     assert report["stats"]["suppressed"] == 1
     statuses = sorted((a["status"], a["severity"]) for a in report["alerts"])
     assert statuses == [
         ("acknowledged", "critical"),
         ("resolved", "critical"),
+        ("resolved", "error"),
+        ("resolved", "error"),
         ("triggered", "warning"),
     ]
+    assert_jobs_resolved(report["alerts"])
     assert [w["event_type"] for w in report["webhooks"]][-1] == "incident.acknowledged"
     bug = next(a for a in report["alerts"] if "KeyError" in a["summary"])
     assert (bug["trigger_count"], bug["occurrences"]) == (1, 2)
@@ -272,6 +383,42 @@ def test_the_demo_command_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert [c["summary"] for c in report["change_events"]] == ["Deployed bookshop v1.4.2"]
     assert {"method": "GET", "path": "/books/999", "status": 404} in report["requests"]
     assert all("routing_key" not in alert for alert in report["alerts"])
+
+
+def assert_jobs_resolved(alerts: list[dict[str, Any]]) -> None:
+    """The task's and the scheduled job's incidents, as the emulator reported them: each
+    triggered once, then resolved."""
+    for alert_type in ("task_failure", "heartbeat"):
+        (alert,) = [a for a in alerts if a["custom_details"]["alert_type"] == alert_type]
+        assert (alert["status"], alert["trigger_count"]) == ("resolved", 1), alert
+        assert moment(alert["resolved_at"]) >= moment(alert["first_seen"])
+
+
+def test_the_demo_needs_neither_a_task_queue_nor_cronsim() -> None:
+    """Only the demo extra installed: the jobs come from the library's task monitor and
+    heartbeats, not from Celery or RQ."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAGERDUTY_")}
+    env["PYTHONPATH"] = str(ROOT)
+    script = (
+        "import sys\n"
+        f"for name in {NOT_IN_THE_DEMO_EXTRA!r}:\n"
+        "    sys.modules[name] = None  # as if not installed\n"
+        "from pd_integrations.cli.main import main\n"
+        "sys.exit(main(['demo', '--json', '--storm', '1']))\n"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert "Traceback" not in ran.stderr
+    report = json.loads(ran.stdout)
+    assert_jobs_resolved(report["alerts"])
+    assert report["stats"]["sent"] == 9
 
 
 def test_without_a_source_checkout(
@@ -357,7 +504,14 @@ def test_keep_running_until_ctrl_c() -> None:
         assert set(urls) == {"Console:", "App:"}, process.stderr.read() if process.stderr else ""
         console, app = urls["Console:"], urls["App:"]
         assert httpx.get(console, timeout=5).status_code == 200
-        assert len(httpx.get(console + "api/alerts", timeout=5).json()) == 3
+        alerts = httpx.get(console + "api/alerts", timeout=5).json()
+        assert len(alerts) == 5
+        # The background jobs' incidents, read through the console's API: each triggered,
+        # then resolved.
+        assert_jobs_resolved(alerts)
+        for alert_type in ("task_failure", "heartbeat"):
+            (job,) = [a for a in alerts if a["custom_details"]["alert_type"] == alert_type]
+            assert [entry["action"] for entry in job["log"]] == ["trigger", "resolve"]
         # The app is still up and still alerting: a new bug would page.
         assert httpx.get(app + "books/1", timeout=5).json()["id"] == 1
         assert httpx.get(app + "health", timeout=5).status_code == 200
