@@ -52,7 +52,7 @@ from .events import (
     TriggerEvent,
 )
 from .fingerprint import Fingerprint, Fingerprinter
-from .health import CheckResult, CheckStatus, HealthMonitor, HealthReport
+from .health import CheckOptions, CheckResult, CheckStatus, HealthMonitor, HealthReport
 from .monitor import RequestInfo, RequestMonitor
 from .scrub import Scrubber
 
@@ -65,6 +65,7 @@ __all__ = [
     "AsyncEventsClient",
     "AsyncRestClient",
     "ChangeEvent",
+    "CheckOptions",
     "CheckResult",
     "CheckStatus",
     "ConfigurationError",

@@ -5,6 +5,13 @@ once when it has failed ``failure_threshold`` times in a row and resolves once w
 has then passed ``recovery_threshold`` times in a row, so a flapping dependency does not
 page on every blip and a long outage is one incident, not one per run.
 
+A check's options (timeout, dependencies, severity, runbook, thresholds) are one value,
+:class:`CheckOptions`, checked once when the check is registered; a timeout or threshold
+left at ``None`` is the monitor's default, filled in then. The Flask extension's checks
+and the ``health_checks`` setting build the same value, so a check behaves the same
+however it was declared, and a run reads the options as they were resolved, never
+resolving them again.
+
 The counts and the open/closed state live in the alert manager's state
 (:mod:`pd_integrations.state.base`): with shared state (Redis) every worker's run counts
 toward one streak, and only the run that flips the state sends the trigger or the
@@ -33,13 +40,15 @@ import contextlib
 import functools
 import inspect
 import logging
+import math
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from pd_integrations import environment as env_vars
 from pd_integrations.delivery.dispatcher import DeliveryHealth
@@ -165,14 +174,137 @@ class HealthReport:
         return body
 
 
+@dataclass(frozen=True, slots=True, init=False)
+class CheckOptions:
+    """How one health check runs and pages: every option of a check, checked, in one value.
+
+    ``timeout`` (seconds), ``failure_threshold`` and ``recovery_threshold`` left at
+    ``None`` take the default of the monitor the check is registered on
+    (:meth:`with_defaults`), so options written before the monitor exists (a Flask
+    extension's checks, the ``health_checks`` setting) behave as on the monitor itself.
+    ``depends_on`` names checks registered before this one; ``severity`` is a
+    :class:`~pd_integrations.events.Severity` or its name; a ``runbook`` URL becomes a
+    :class:`~pd_integrations.events.Link` titled "Runbook".
+
+    Built once, when a check is registered: ``ValueError`` naming the option and the bad
+    value (a threshold below 1 or not a whole number, a timeout that is not a finite
+    positive number of seconds, an unknown severity...). Equal options compare equal;
+    ``dataclasses.replace(options, timeout=2)`` makes a variant, checked again.
+    """
+
+    timeout: float | None
+    depends_on: tuple[str, ...]
+    severity: Severity
+    runbook: Link | None
+    failure_threshold: int | None
+    recovery_threshold: int | None
+
+    def __init__(
+        self,
+        *,
+        timeout: float | None = None,
+        depends_on: Iterable[str] = (),
+        severity: Severity | str = Severity.CRITICAL,
+        runbook: str | Link | None = None,
+        failure_threshold: int | None = None,
+        recovery_threshold: int | None = None,
+    ) -> None:
+        # A frozen dataclass: its fields are set once, here, through object.__setattr__.
+        set_field = object.__setattr__
+        set_field(self, "timeout", None if timeout is None else _seconds("timeout", timeout))
+        set_field(self, "depends_on", _check_names(depends_on))
+        set_field(self, "severity", _severity(severity))
+        set_field(self, "runbook", _runbook(runbook))
+        set_field(
+            self,
+            "failure_threshold",
+            None
+            if failure_threshold is None
+            else _threshold("failure_threshold", failure_threshold),
+        )
+        set_field(
+            self,
+            "recovery_threshold",
+            None
+            if recovery_threshold is None
+            else _threshold("recovery_threshold", recovery_threshold),
+        )
+
+    def with_defaults(
+        self, *, timeout: float, failure_threshold: int, recovery_threshold: int
+    ) -> CheckOptions:
+        """These options with each ``None`` replaced by the given default (a monitor's)."""
+        return replace(
+            self,
+            timeout=timeout if self.timeout is None else self.timeout,
+            failure_threshold=(
+                failure_threshold if self.failure_threshold is None else self.failure_threshold
+            ),
+            recovery_threshold=(
+                recovery_threshold if self.recovery_threshold is None else self.recovery_threshold
+            ),
+        )
+
+
+def _seconds(option: str, value: object) -> float:
+    # bool is an int, but True seconds is certainly a mistake.
+    number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
+    if number is None or not (number > 0 and math.isfinite(number)):
+        raise ValueError(f"{option} must be a positive number of seconds, not {_shown(value)}")
+    return float(number)
+
+
+def _threshold(option: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{option} must be a whole number of at least 1, not {_shown(value)}")
+    return value
+
+
+def _check_names(value: object) -> tuple[str, ...]:
+    # A lone name is a common slip: iterating it would depend on its letters.
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise ValueError(f"depends_on must be a list of check names, not {_shown(value)}")
+    names = tuple(value)
+    for name in names:
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"depends_on must list check names, not {_shown(name)}")
+    return names
+
+
+def _severity(value: object) -> Severity:
+    if isinstance(value, str):  # a Severity is one too
+        with contextlib.suppress(ValueError):
+            return Severity.parse(value)
+    allowed = ", ".join(severity.value for severity in Severity)
+    raise ValueError(f"severity must be one of {allowed}, not {_shown(value)}")
+
+
+def _runbook(value: object) -> Link | None:
+    if value is None or isinstance(value, Link):
+        return value
+    if isinstance(value, str) and value.strip():
+        return Link(value, "Runbook")
+    raise ValueError(f"runbook must be a URL or a Link, not {_shown(value)}")
+
+
+def _shown(value: object) -> str:
+    """``repr(value)``, cut short: an error message stays one readable line."""
+    text = _repr_bounded(value)
+    return text if len(text) <= _SHOWN_MAX else text[: _SHOWN_MAX - 3] + "..."
+
+
+_SHOWN_MAX = 80
+
+
 @dataclass(slots=True)
 class _Check:
     name: str
     fn: HealthCheck
+    options: CheckOptions
+    """As registered, the monitor's defaults filled in: what :meth:`HealthMonitor.options`
+    gives."""
+    # options' timeout and thresholds, never None there: every run reads them.
     timeout: float
-    depends_on: tuple[str, ...]
-    severity: Severity
-    runbook: Link | None
     failure_threshold: int
     recovery_threshold: int
     is_async: bool
@@ -331,7 +463,14 @@ def _error_text(exc: BaseException) -> str:
     return f"{type_name(exc)}: {text}" if text else type_name(exc)
 
 
-class _Registry(Protocol):
+class CheckRegistry(ABC):
+    """``register()`` and its decorator form ``@check()``, for anything that takes checks.
+
+    Both turn a check's options into one :class:`CheckOptions`, checked where the check
+    is written (the error names the check), and hand it to :meth:`_add`, which each
+    registry implements: :class:`HealthMonitor`, and the Flask extension's checks.
+    """
+
     def register(
         self,
         name: str,
@@ -343,15 +482,45 @@ class _Registry(Protocol):
         runbook: str | Link | None = None,
         failure_threshold: int | None = None,
         recovery_threshold: int | None = None,
+        options: CheckOptions | None = None,
     ) -> CheckT:
-        """Add a check and return it unchanged."""
+        """Add a check; returns it unchanged. Dependencies must be registered first.
 
-
-class CheckDecorator:
-    """The ``@registry.check("name")`` decorator, for anything with ``register()``."""
+        The options are those of :class:`CheckOptions`, given one by one or as one
+        ``options=`` value (then none of the others).
+        """
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError("a health check needs a non-empty name")
+        if not callable(check):
+            raise TypeError(f"health check {name!r} must be callable")
+        if options is None:
+            try:
+                options = CheckOptions(
+                    timeout=timeout,
+                    depends_on=depends_on,
+                    severity=severity,
+                    runbook=runbook,
+                    failure_threshold=failure_threshold,
+                    recovery_threshold=recovery_threshold,
+                )
+            except ValueError as error:
+                raise ValueError(f"health check {name!r}: {error}") from None
+        elif (timeout, runbook, failure_threshold, recovery_threshold) != (None,) * 4 or (
+            severity != Severity.CRITICAL or depends_on != ()
+        ):
+            raise TypeError(
+                f"health check {name!r}: options= holds every option of the check; "
+                "give it alone, or the options one by one"
+            )
+        elif not isinstance(options, CheckOptions):
+            raise TypeError(
+                f"health check {name!r}: options= must be a CheckOptions, not {_shown(options)}"
+            )
+        self._add(name, check, options)
+        return check
 
     def check(
-        self: _Registry,
+        self,
         name: str | None = None,
         *,
         timeout: float | None = None,
@@ -360,6 +529,7 @@ class CheckDecorator:
         runbook: str | Link | None = None,
         failure_threshold: int | None = None,
         recovery_threshold: int | None = None,
+        options: CheckOptions | None = None,
     ) -> Callable[[CheckT], CheckT]:
         """Decorator form of :meth:`register`; the name defaults to the function's."""
 
@@ -373,12 +543,17 @@ class CheckDecorator:
                 runbook=runbook,
                 failure_threshold=failure_threshold,
                 recovery_threshold=recovery_threshold,
+                options=options,
             )
 
         return decorate
 
+    @abstractmethod
+    def _add(self, name: str, check: HealthCheck, options: CheckOptions) -> None:
+        """Add the check ``name`` (valid, and callable); ``ValueError`` if it cannot be."""
 
-class HealthMonitor(CheckDecorator):
+
+class HealthMonitor(CheckRegistry):
     """Runs registered health checks and pages on transitions, not on every failure.
 
     ``failure_threshold`` consecutive failures open one alert (``alert_type``
@@ -408,8 +583,9 @@ class HealthMonitor(CheckDecorator):
         scrubber: Scrubber | None = DEFAULT_SCRUBBER,
         resolve_when_healthy: float | None = None,
     ) -> None:
-        _check_thresholds(failure_threshold, recovery_threshold)
-        _check_timeout(default_timeout)
+        _threshold("failure_threshold", failure_threshold)
+        _threshold("recovery_threshold", recovery_threshold)
+        _seconds("default_timeout", default_timeout)
         self.alerts = alerts
         self.failure_threshold = failure_threshold
         self.recovery_threshold = recovery_threshold
@@ -429,40 +605,32 @@ class HealthMonitor(CheckDecorator):
 
     # -- registration -------------------------------------------------------------------
 
-    def register(
-        self,
-        name: str,
-        check: CheckT,
-        *,
-        timeout: float | None = None,
-        depends_on: Iterable[str] = (),
-        severity: Severity | str = Severity.CRITICAL,
-        runbook: str | Link | None = None,
-        failure_threshold: int | None = None,
-        recovery_threshold: int | None = None,
-    ) -> CheckT:
-        """Add a check; returns it unchanged. Dependencies must be registered first."""
-        if not isinstance(name, str) or not name.strip():
-            raise ValueError("a health check needs a non-empty name")
-        if not callable(check):
-            raise TypeError(f"health check {name!r} must be callable")
-        failures = self.failure_threshold if failure_threshold is None else failure_threshold
-        successes = self.recovery_threshold if recovery_threshold is None else recovery_threshold
-        _check_thresholds(failures, successes)
-        limit = self.default_timeout if timeout is None else timeout
-        _check_timeout(limit)
-        deps = tuple(depends_on)
+    def _add(self, name: str, check: HealthCheck, options: CheckOptions) -> None:
+        options = options.with_defaults(
+            timeout=self.default_timeout,
+            failure_threshold=self.failure_threshold,
+            recovery_threshold=self.recovery_threshold,
+        )
+        timeout, failures, successes = (
+            options.timeout,
+            options.failure_threshold,
+            options.recovery_threshold,
+        )
+        # with_defaults left no None: the asserts only tell the type checker.
+        assert timeout is not None
+        assert failures is not None
+        assert successes is not None
         with self._lock:
             if name in self._checks:
                 raise ValueError(f"a health check named {name!r} is already registered")
-            missing = [d for d in deps if d not in self._checks]
+            missing = [d for d in options.depends_on if d not in self._checks]
             if missing:
                 # Registering dependencies first also makes cycles impossible.
                 raise ValueError(
                     f"health check {name!r} depends on {', '.join(map(repr, missing))}, "
                     "which must be registered first"
                 )
-            level = 1 + max((self._checks[d].level for d in deps), default=-1)
+            level = 1 + max((self._checks[d].level for d in options.depends_on), default=-1)
             self._checks[name] = _Check(
                 state_key=make_dedup_key(
                     HEALTH_CHECK_ALERT,
@@ -472,16 +640,19 @@ class HealthMonitor(CheckDecorator):
                 ),
                 name=name,
                 fn=check,
-                timeout=limit,
-                depends_on=deps,
-                severity=Severity.parse(severity),
-                runbook=Link(runbook, "Runbook") if isinstance(runbook, str) else runbook,
+                options=options,
+                timeout=timeout,
                 failure_threshold=failures,
                 recovery_threshold=successes,
                 is_async=_is_async(check),
                 level=level,
             )
-        return check
+
+    def options(self, name: str) -> CheckOptions:
+        """The options check ``name`` runs with: as registered, this monitor's defaults
+        filled in (no ``None`` left); ``KeyError`` if there is no such check."""
+        with self._lock:
+            return self._checks[name].options
 
     @property
     def names(self) -> list[str]:
@@ -527,7 +698,7 @@ class HealthMonitor(CheckDecorator):
 
     def start(self, interval: float = DEFAULT_INTERVAL) -> None:
         """Run the checks every ``interval`` seconds on a daemon thread, starting now."""
-        _check_timeout(interval, "interval")
+        _seconds("interval", interval)
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
                 raise RuntimeError("this HealthMonitor is already running periodically")
@@ -558,7 +729,7 @@ class HealthMonitor(CheckDecorator):
 
     async def run_periodically(self, interval: float = DEFAULT_INTERVAL) -> None:
         """Run the checks every ``interval`` seconds until cancelled (for lifespan tasks)."""
-        _check_timeout(interval, "interval")
+        _seconds("interval", interval)
         while True:
             try:
                 await self.arun()
@@ -589,7 +760,9 @@ class HealthMonitor(CheckDecorator):
 
     @staticmethod
     def _skip(check: _Check, outcomes: dict[str, _Outcome]) -> _Outcome | None:
-        down = [d for d in check.depends_on if outcomes[d].status is not CheckStatus.HEALTHY]
+        down = [
+            d for d in check.options.depends_on if outcomes[d].status is not CheckStatus.HEALTHY
+        ]
         if not down:
             return None
         return _Outcome(CheckStatus.SKIPPED, 0.0, f"dependency down: {', '.join(down)}")
@@ -729,7 +902,7 @@ class HealthMonitor(CheckDecorator):
                         name=name,
                         status=outcome.status,
                         duration_ms=round(outcome.duration * 1000, 3),
-                        severity=check.severity,
+                        severity=check.options.severity,
                         error=outcome.error,
                         alerting=state.down,
                         consecutive_failures=state.failures,
@@ -821,8 +994,8 @@ class HealthMonitor(CheckDecorator):
             "duration_ms": round(outcome.duration * 1000, 1),
             "timeout_s": check.timeout,
         }
-        if check.depends_on:
-            details["depends_on"] = list(check.depends_on)
+        if check.options.depends_on:
+            details["depends_on"] = list(check.options.depends_on)
         dependents = self._dependents(check.name)
         if dependents:
             details["dependents"] = dependents
@@ -832,12 +1005,12 @@ class HealthMonitor(CheckDecorator):
         try:
             self.alerts.alert(
                 f"Health check failed: {check.name} ({first_line})",
-                check.severity,
+                check.options.severity,
                 alert_type=HEALTH_CHECK_ALERT,
                 component=self.component,
                 identifier=check.name,
                 custom_details=details,
-                links=[check.runbook] if check.runbook else None,
+                links=[check.options.runbook] if check.options.runbook else None,
             )
         except Exception:
             _log.exception("could not raise the alert for health check %r", check.name)
@@ -853,7 +1026,7 @@ class HealthMonitor(CheckDecorator):
         found: list[str] = []
         frontier = {name}
         for check in self._checks.values():  # registration order: dependencies come first
-            if frontier.intersection(check.depends_on):
+            if frontier.intersection(check.options.depends_on):
                 found.append(check.name)
                 frontier.add(check.name)
         return found
@@ -876,13 +1049,3 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 def _set_done(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
-
-
-def _check_thresholds(failures: int, successes: int) -> None:
-    if failures < 1 or successes < 1:
-        raise ValueError("failure_threshold and recovery_threshold must be at least 1")
-
-
-def _check_timeout(value: float, name: str = "timeout") -> None:
-    if not value > 0:
-        raise ValueError(f"{name} must be positive, got {value!r}")

@@ -26,6 +26,11 @@ enters, the status when the response starts; a streamed body is timed to its las
 chunk), connects to Flask's ``got_request_exception`` signal for that app only
 (unhandled exceptions), and adds a health endpoint and the ``flask pagerduty``
 commands. Every decision is the :class:`~pd_integrations.monitor.RequestMonitor`'s.
+
+A check registered on ``pagerduty.health`` is kept with its
+:class:`~pd_integrations.health.CheckOptions`, checked when it is registered; each app's
+HealthMonitor gets that same value and fills in its own defaults, exactly as for a check
+registered on the monitor itself.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final
 
 from flask import Blueprint, Flask, got_request_exception, request
 
@@ -44,8 +49,7 @@ from pd_integrations import settings as values
 from pd_integrations.alerts import AlertManager
 from pd_integrations.delivery import lifecycle
 from pd_integrations.errors import ConfigurationError
-from pd_integrations.events import Link, Severity
-from pd_integrations.health import CheckDecorator, HealthCheck, HealthMonitor
+from pd_integrations.health import CheckOptions, CheckRegistry, HealthCheck, HealthMonitor
 from pd_integrations.monitor import RequestInfo, RequestMonitor
 from pd_integrations.settings import SETTINGS, PagerDutySettings, load
 from pd_integrations.settings.build import build_alerts, build_health, build_monitor
@@ -72,9 +76,6 @@ __all__ = [
 ]
 
 _log = logging.getLogger("pd_integrations.flask")
-
-
-CheckT = TypeVar("CheckT", bound=HealthCheck)
 
 
 # -- settings ------------------------------------------------------------------------------
@@ -110,19 +111,23 @@ def load_settings(
 # -- health checks shared by every app of one extension -------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _CheckSpec:
     name: str
     check: HealthCheck
-    options: dict[str, Any]
+    options: CheckOptions
+    """As registered: each app's monitor fills in its own defaults."""
 
 
-class HealthChecks(CheckDecorator):
+class HealthChecks(CheckRegistry):
     """Health checks registered on the extension, run by the HealthMonitor of every app.
 
     Checks can be registered before any app exists (at import time, with app
     factories); each app initialised with the extension gets all of them, including
-    those registered later. Each app keeps its own edge-trigger state.
+    those registered later. Each app keeps its own edge-trigger state. ``register`` and
+    ``@check`` are :class:`~pd_integrations.health.HealthMonitor`'s: the options are
+    checked here, at once, and each app's monitor gets the same
+    :class:`~pd_integrations.health.CheckOptions`.
     """
 
     def __init__(self) -> None:
@@ -130,33 +135,12 @@ class HealthChecks(CheckDecorator):
         self._monitors: weakref.WeakSet[HealthMonitor] = weakref.WeakSet()
         self._lock = threading.Lock()
 
-    def register(
-        self,
-        name: str,
-        check: CheckT,
-        *,
-        timeout: float | None = None,
-        depends_on: Iterable[str] = (),
-        severity: Severity | str = Severity.CRITICAL,
-        runbook: str | Link | None = None,
-        failure_threshold: int | None = None,
-        recovery_threshold: int | None = None,
-    ) -> CheckT:
-        """Add a check (see :meth:`HealthMonitor.register`); returns it unchanged."""
-        deps = tuple(depends_on)
-        options: dict[str, Any] = {
-            "timeout": timeout,
-            "depends_on": deps,
-            "severity": Severity.parse(severity),
-            "runbook": runbook,
-            "failure_threshold": failure_threshold,
-            "recovery_threshold": recovery_threshold,
-        }
+    def _add(self, name: str, check: HealthCheck, options: CheckOptions) -> None:
         with self._lock:
             known = {spec.name for spec in self._specs}
             if name in known:
                 raise ValueError(f"a health check named {name!r} is already registered")
-            missing = [dep for dep in deps if dep not in known]
+            missing = [dep for dep in options.depends_on if dep not in known]
             if missing:
                 raise ValueError(
                     f"health check {name!r} depends on {', '.join(map(repr, missing))}, "
@@ -164,9 +148,8 @@ class HealthChecks(CheckDecorator):
                 )
             spec = _CheckSpec(name, check, options)
             for monitor in list(self._monitors):
-                monitor.register(spec.name, spec.check, **spec.options)
+                monitor.register(spec.name, spec.check, options=spec.options)
             self._specs.append(spec)
-        return check
 
     @property
     def names(self) -> list[str]:
@@ -181,7 +164,7 @@ class HealthChecks(CheckDecorator):
             present = set(monitor.names)
             for spec in self._specs:
                 if spec.name not in present:
-                    monitor.register(spec.name, spec.check, **spec.options)
+                    monitor.register(spec.name, spec.check, options=spec.options)
             self._monitors.add(monitor)
 
 

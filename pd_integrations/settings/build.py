@@ -109,14 +109,5 @@ def build_health(settings: PagerDutySettings, alerts: AlertManager) -> HealthMon
         environment=settings.environment,
     )
     for spec in settings.health_checks:
-        health.register(
-            spec.name,
-            spec.check,
-            timeout=spec.timeout,
-            depends_on=spec.depends_on,
-            severity=spec.severity,
-            runbook=spec.runbook,
-            failure_threshold=spec.failure_threshold,
-            recovery_threshold=spec.recovery_threshold,
-        )
+        health.register(spec.name, spec.check, options=spec.options)
     return health

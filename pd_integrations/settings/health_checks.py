@@ -5,21 +5,24 @@
 and the checks come out ordered so that each follows what it depends on (as
 :class:`~pd_integrations.health.HealthMonitor` requires). Option names are
 upper-case, as Django settings are; lower-case is accepted too.
+
+An entry's options become one :class:`~pd_integrations.health.CheckOptions`, which
+checks them as for a check registered in code; an option it refuses is reported with the
+entry's name. The setting adds one rule of its own: a ``RUNBOOK`` is an http(s) URL, as
+in the ``runbooks`` setting.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from functools import partial
+from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from pd_integrations.events import Severity
+from pd_integrations.health import CheckOptions
 from pd_integrations.health import HealthCheck as HealthCheckFn
 
-from .values import InvalidSetting, check_mapping, check_strings, check_threshold, import_object
-from .values import check_positive as _positive
+from .values import InvalidSetting, check_mapping, import_object
 
 __all__ = ["HEALTH_CHECK_OPTIONS", "HealthCheckSpec", "check_health_checks", "health_check_errors"]
 
@@ -32,7 +35,6 @@ HEALTH_CHECK_OPTIONS: Final = (
     "FAILURE_THRESHOLD",
     "RECOVERY_THRESHOLD",
 )
-_seconds = partial(_positive, unit="seconds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,12 +45,8 @@ class HealthCheckSpec:
     check: HealthCheckFn
     target: str
     """The dotted path it was imported from, or the callable's name."""
-    timeout: float | None = None
-    depends_on: tuple[str, ...] = ()
-    severity: Severity = Severity.CRITICAL
-    runbook: str | None = None
-    failure_threshold: int | None = None
-    recovery_threshold: int | None = None
+    options: CheckOptions = field(default_factory=CheckOptions)
+    """As given: the monitor fills in its defaults (``HEALTH_TIMEOUT``...)."""
 
 
 def health_check_errors(
@@ -109,35 +107,23 @@ def _health_check(name: str, entry: object) -> HealthCheckSpec:
     if not callable(check):
         raise InvalidSetting(f"{target!r} is not callable")
     label = target if isinstance(target, str) else getattr(check, "__qualname__", repr(check))
-    try:
-        severity = Severity.parse(options.get("SEVERITY", Severity.CRITICAL))
-    except (ValueError, AttributeError):
-        raise InvalidSetting(
-            f"'SEVERITY' must be critical, error, warning or info, not {options['SEVERITY']!r}"
-        ) from None
     runbook = options.get("RUNBOOK")
     if runbook is not None and (
         not isinstance(runbook, str) or urlsplit(runbook).scheme not in ("http", "https")
     ):
         raise InvalidSetting(f"'RUNBOOK' must be an http:// or https:// URL, not {runbook!r}")
-    timeout = options.get("TIMEOUT")
-    failures = options.get("FAILURE_THRESHOLD")
-    successes = options.get("RECOVERY_THRESHOLD")
     try:
-        depends_on = check_strings(options.get("DEPENDS_ON", ()))
-        return HealthCheckSpec(
-            name=name,
-            check=check,
-            target=str(label),
-            timeout=None if timeout is None else _seconds(timeout),
-            depends_on=depends_on,
-            severity=severity,
+        check_options = CheckOptions(
+            timeout=options.get("TIMEOUT"),
+            depends_on=options.get("DEPENDS_ON", ()),
+            severity=options.get("SEVERITY", "critical"),
             runbook=runbook,
-            failure_threshold=None if failures is None else check_threshold(failures),
-            recovery_threshold=None if successes is None else check_threshold(successes),
+            failure_threshold=options.get("FAILURE_THRESHOLD"),
+            recovery_threshold=options.get("RECOVERY_THRESHOLD"),
         )
-    except InvalidSetting as error:
+    except ValueError as error:
         raise InvalidSetting(f"has an invalid option: {error}") from None
+    return HealthCheckSpec(name=name, check=check, target=str(label), options=check_options)
 
 
 def _dependencies_first(
@@ -154,7 +140,7 @@ def _dependencies_first(
             return False
         visiting.add(spec.name)
         try:
-            for dependency in spec.depends_on:
+            for dependency in spec.options.depends_on:
                 if dependency not in specs:
                     errors.append(
                         InvalidSetting(

@@ -10,7 +10,8 @@ from django.test import override_settings
 
 from pd_integrations.client import DEFAULT_BASE_URL
 from pd_integrations.django import conf
-from pd_integrations.events import Severity
+from pd_integrations.events import Link, Severity
+from pd_integrations.health import CheckOptions
 from pd_integrations.monitor import DEFAULT_EXCLUDE_PATHS
 
 from .health import cache, upstream
@@ -266,13 +267,17 @@ def test_health_checks_in_every_form() -> None:
         name="search",
         check=cache,
         target="tests.django.health.cache",
-        timeout=1.0,
-        depends_on=("upstream",),
-        severity=Severity.ERROR,
-        runbook="https://runbooks.example.com/search",
-        failure_threshold=3,
-        recovery_threshold=2,
+        options=CheckOptions(
+            timeout=1.0,
+            depends_on=("upstream",),
+            severity=Severity.ERROR,
+            runbook=Link("https://runbooks.example.com/search", "Runbook"),
+            failure_threshold=3,
+            recovery_threshold=2,
+        ),
     )
+    # Left out, an option is the monitor's default (HEALTH_TIMEOUT...), filled in later.
+    assert first.options == CheckOptions()
 
 
 @pytest.mark.parametrize(
@@ -282,10 +287,19 @@ def test_health_checks_in_every_form() -> None:
         ("tests.django.health.NOT_CALLABLE", "is not callable"),
         ({"TIMEOUT": 1}, "needs 'CHECK'"),
         ({"CHECK": "tests.django.health.upstream", "RETRIES": 3}, "unknown option"),
-        ({"CHECK": "tests.django.health.upstream", "SEVERITY": "page"}, "'SEVERITY'"),
+        (
+            {"CHECK": "tests.django.health.upstream", "SEVERITY": "page"},
+            "invalid option: severity must be one of critical, error, warning, info, not 'page'",
+        ),
         ({"CHECK": "tests.django.health.upstream", "RUNBOOK": "wiki"}, "'RUNBOOK'"),
-        ({"CHECK": "tests.django.health.upstream", "TIMEOUT": 0}, "invalid option"),
-        ({"CHECK": "tests.django.health.upstream", "DEPENDS_ON": "db"}, "invalid option"),
+        (
+            {"CHECK": "tests.django.health.upstream", "TIMEOUT": 0},
+            "invalid option: timeout must be a positive number of seconds, not 0",
+        ),
+        (
+            {"CHECK": "tests.django.health.upstream", "DEPENDS_ON": "db"},
+            "invalid option: depends_on must be a list of check names, not 'db'",
+        ),
         ({"CHECK": "tests.django.health.upstream", "DEPENDS_ON": ["db"]}, "depends on 'db'"),
     ],
 )
