@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import re
 import sys
 import threading
 import time
@@ -12,7 +14,14 @@ import pytest
 from pd_integrations import AlertManager
 from pd_integrations import health as health_module
 from pd_integrations.emulator import Emulator
-from pd_integrations.health import CheckStatus, HealthMonitor, HealthReport, OverallStatus
+from pd_integrations.events import Link, Severity
+from pd_integrations.health import (
+    CheckOptions,
+    CheckStatus,
+    HealthMonitor,
+    HealthReport,
+    OverallStatus,
+)
 from pd_integrations.testing import CapturedEvents
 
 from .spec import assert_valid_event
@@ -346,6 +355,186 @@ def test_registration_is_validated(health: HealthMonitor) -> None:
     with pytest.raises(ValueError, match="interval"):
         health.start(0)
     assert health.names == ["db"]
+
+
+# Each a bad value of one option, and the whole message CheckOptions gives for it: the
+# option's name, what it must be, the value.
+BAD_OPTIONS: list[tuple[dict[str, Any], str]] = [
+    ({"failure_threshold": 0}, "failure_threshold must be a whole number of at least 1, not 0"),
+    ({"failure_threshold": 2.5}, "failure_threshold must be a whole number of at least 1, not 2.5"),
+    (
+        {"recovery_threshold": True},
+        "recovery_threshold must be a whole number of at least 1, not True",
+    ),
+    ({"timeout": 0}, "timeout must be a positive number of seconds, not 0"),
+    ({"timeout": float("inf")}, "timeout must be a positive number of seconds, not inf"),
+    ({"timeout": float("nan")}, "timeout must be a positive number of seconds, not nan"),
+    ({"timeout": "2"}, "timeout must be a positive number of seconds, not '2'"),
+    ({"severity": "fatal"}, "severity must be one of critical, error, warning, info, not 'fatal'"),
+    ({"severity": None}, "severity must be one of critical, error, warning, info, not None"),
+    ({"runbook": " "}, "runbook must be a URL or a Link, not ' '"),
+    ({"depends_on": "db"}, "depends_on must be a list of check names, not 'db'"),
+    ({"depends_on": ["db", ""]}, "depends_on must list check names, not ''"),
+]
+
+
+@pytest.mark.parametrize(("given", "problem"), BAD_OPTIONS)
+def test_check_options_name_the_option_and_the_bad_value(
+    given: dict[str, Any], problem: str
+) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(problem)}$"):
+        CheckOptions(**given)
+
+
+@pytest.mark.parametrize(("given", "problem"), BAD_OPTIONS)
+def test_registering_a_bad_option_names_the_check_however_it_is_written(
+    health: HealthMonitor, given: dict[str, Any], problem: str
+) -> None:
+    message = "^" + re.escape(f"health check 'api': {problem}") + "$"
+    with pytest.raises(ValueError, match=message):
+        health.register("api", Switch(), **given)
+    with pytest.raises(ValueError, match=message):
+
+        @health.check(**given)
+        def api() -> bool:
+            return True
+
+    assert health.names == []
+
+
+@pytest.mark.parametrize(
+    ("given", "problem"),
+    [
+        ({"failure_threshold": 0}, "failure_threshold must be a whole number of at least 1, not 0"),
+        (
+            {"recovery_threshold": 1.0},
+            "recovery_threshold must be a whole number of at least 1, not 1.0",
+        ),
+        ({"default_timeout": -1}, "default_timeout must be a positive number of seconds, not -1"),
+    ],
+)
+def test_a_monitor_refuses_bad_defaults_as_checks_refuse_bad_options(
+    alerts: AlertManager, given: dict[str, Any], problem: str
+) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(problem)}$"):
+        HealthMonitor(alerts, **given)
+
+
+def test_options_left_out_are_the_monitors_defaults_resolved_at_registration(
+    alerts: AlertManager, pagerduty_events: CapturedEvents
+) -> None:
+    health = HealthMonitor(alerts, failure_threshold=3, recovery_threshold=2, default_timeout=4)
+    health.register("db", Switch(healthy=False))
+    health.register(
+        "api",
+        Switch(),
+        timeout=1,
+        depends_on=["db"],
+        severity="warning",
+        runbook="https://runbooks.example.com/api",
+        failure_threshold=1,
+    )
+
+    assert health.options("db") == CheckOptions(
+        timeout=4.0, failure_threshold=3, recovery_threshold=2
+    )
+    assert health.options("api") == CheckOptions(
+        timeout=1.0,
+        depends_on=("db",),
+        severity=Severity.WARNING,
+        runbook=Link("https://runbooks.example.com/api", "Runbook"),
+        failure_threshold=1,
+        recovery_threshold=2,
+    )
+    with pytest.raises(KeyError):
+        health.options("cache")
+
+    # Resolved once, when registered: a default changed later is for later checks.
+    health.failure_threshold = 1
+    assert health.options("db").failure_threshold == 3
+    for _ in range(2):
+        health.run()
+    assert pagerduty_events.triggers == []
+    health.run()
+    (trigger,) = pagerduty_events.triggers
+    assert trigger["payload"]["custom_details"]["timeout_s"] == 4.0
+
+
+def test_one_options_value_serves_several_checks(
+    health: HealthMonitor, pagerduty_events: CapturedEvents
+) -> None:
+    upstream = CheckOptions(
+        severity="error", runbook="https://runbooks.example.com/upstream", failure_threshold=1
+    )
+    health.register("payments", Switch(healthy=False), options=upstream)
+
+    @health.check("search", options=upstream)
+    def search() -> bool:
+        return False
+
+    health.run()
+
+    resolved = upstream.with_defaults(
+        timeout=health.default_timeout, failure_threshold=99, recovery_threshold=1
+    )
+    assert health.options("payments") == health.options("search") == resolved
+    assert resolved.failure_threshold == 1  # its own, not the default given
+    assert len(pagerduty_events.triggers) == 2
+    for trigger in pagerduty_events.triggers:
+        assert trigger["payload"]["severity"] == "error"
+        assert trigger["links"] == [
+            {"href": "https://runbooks.example.com/upstream", "text": "Runbook"}
+        ]
+
+
+@pytest.mark.parametrize(
+    "also",
+    [
+        {"timeout": 2},
+        {"depends_on": ["db"]},
+        {"severity": "error"},
+        {"runbook": "https://runbooks.example.com/db"},
+        {"failure_threshold": 1},
+        {"recovery_threshold": 1},
+    ],
+)
+def test_an_options_value_goes_alone(health: HealthMonitor, also: dict[str, Any]) -> None:
+    with pytest.raises(TypeError, match="health check 'api': options= holds every option"):
+        health.register("api", Switch(), options=CheckOptions(), **also)
+    assert health.names == []
+
+
+def test_options_must_be_check_options(health: HealthMonitor) -> None:
+    with pytest.raises(TypeError, match=r"options= must be a CheckOptions, not \{'timeout': 2\}"):
+        health.register("api", Switch(), options={"timeout": 2})  # type: ignore[arg-type]
+    assert health.names == []
+
+
+def test_check_options_are_a_value() -> None:
+    options = CheckOptions(
+        timeout=2, depends_on=["db"], severity="error", runbook="https://runbooks.example.com/x"
+    )
+
+    same = CheckOptions(
+        timeout=2.0,
+        depends_on=("db",),
+        severity=Severity.ERROR,
+        runbook=Link("https://runbooks.example.com/x", "Runbook"),
+    )
+    assert options == same
+    assert hash(options) == hash(same)
+    assert options.timeout == 2.0
+    assert isinstance(options.timeout, float)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.timeout = 3  # type: ignore[misc]
+    # A variant is checked as the original was.
+    assert dataclasses.replace(options, timeout=3).timeout == 3.0
+    with pytest.raises(ValueError, match="recovery_threshold must be a whole number"):
+        dataclasses.replace(options, recovery_threshold=0)
+    # Only None takes the default.
+    assert options.with_defaults(
+        timeout=9, failure_threshold=3, recovery_threshold=2
+    ) == dataclasses.replace(options, failure_threshold=3, recovery_threshold=2)
 
 
 def test_the_decorator_names_checks_after_the_function(health: HealthMonitor) -> None:

@@ -293,6 +293,10 @@ def test_health_checks_in_every_form() -> None:
         ),
         ({"CHECK": "tests.django.health.upstream", "RUNBOOK": "wiki"}, "'RUNBOOK'"),
         (
+            {"CHECK": "tests.django.health.upstream", "FAILURE_THRESHOLD": 0},
+            "invalid option: failure_threshold must be a whole number of at least 1, not 0",
+        ),
+        (
             {"CHECK": "tests.django.health.upstream", "TIMEOUT": 0},
             "invalid option: timeout must be a positive number of seconds, not 0",
         ),

@@ -12,11 +12,13 @@ from django.test import Client
 import pd_integrations.django as pd_django
 from pd_integrations.django import conf, runtime
 from pd_integrations.django.apps import PagerDutyConfig
+from pd_integrations.health import HealthMonitor
 from pd_integrations.state import MemoryState
 from pd_integrations.state.redis import RedisState
 from pd_integrations.testing import CapturedEvents
 
 from .conftest import ROUTING_KEY, pagerduty
+from .health import cache, upstream
 
 
 def health_threads() -> list[threading.Thread]:
@@ -101,6 +103,31 @@ def test_periodic_checks_start_only_for_the_serving_runtime(events: CapturedEven
         assert serving.running
         assert len(health_threads()) == 1
     assert not serving.running
+
+
+def test_declared_health_checks_run_as_checks_registered_in_code() -> None:
+    checks = {
+        "upstream": "tests.django.health.upstream",
+        "search": {
+            "CHECK": "tests.django.health.cache",
+            "DEPENDS_ON": ["upstream"],
+            "SEVERITY": "error",
+            "RECOVERY_THRESHOLD": 3,
+        },
+    }
+    with pagerduty(HEALTH_CHECKS=checks, HEALTH_FAILURE_THRESHOLD=4, HEALTH_TIMEOUT=2):
+        health = runtime.current().health
+    assert health is not None
+
+    direct = HealthMonitor(health.alerts, failure_threshold=4, default_timeout=2)
+    direct.register("upstream", upstream)
+    direct.register(
+        "search", cache, depends_on=["upstream"], severity="error", recovery_threshold=3
+    )
+
+    assert health.names == direct.names
+    for name in direct.names:
+        assert health.options(name) == direct.options(name), name
 
 
 # Nothing listens on port 1: building the Redis backend does not connect.

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
+from typing import Any
 
+import pytest
 from flask import Flask
 
-from pd_integrations import AlertManager
+from pd_integrations import AlertManager, ConfigurationError
 from pd_integrations.flask import PagerDuty, get_state
 from pd_integrations.health import HealthMonitor
 from pd_integrations.testing import CapturedEvents
@@ -169,3 +172,82 @@ def test_overlapping_probes_share_one_run_of_a_slow_check(
     assert [r.status_code for r in responses] == [200, 200, 200]
     assert db.calls == 1
     assert pagerduty_events.events == []
+
+
+def _up() -> bool:
+    return True
+
+
+def _down() -> bool:
+    return False
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "problem"),
+    [
+        ("failure_threshold", 0, "failure_threshold must be a whole number of at least 1, not 0"),
+        ("timeout", -2, "timeout must be a positive number of seconds, not -2"),
+        ("severity", "page", "severity must be one of critical, error, warning, info, not 'page'"),
+    ],
+)
+def test_a_bad_option_is_the_same_error_however_the_check_is_declared(
+    make_app: MakeApp, option: str, value: object, problem: str
+) -> None:
+    ext = PagerDuty()
+    on_the_monitor = get_state(make_app(ext=ext)).health
+
+    given: dict[str, Any] = {option: value}
+    message = "^" + re.escape(f"health check 'db': {problem}") + "$"
+
+    with pytest.raises(ValueError, match=message):
+        on_the_monitor.register("db", _up, **given)
+    # On the extension, before any app: refused there and then, not at init_app.
+    with pytest.raises(ValueError, match=message):
+        ext.health.register("db", _up, **given)
+    with pytest.raises(ValueError, match=message):
+        ext.health.check("db", **given)(_up)
+    # In the setting, spelled as there (lower-case is accepted): the same problem.
+    app = build_app("declared", PAGERDUTY_HEALTH_CHECKS={"db": {"CHECK": _up, **given}})
+    with pytest.raises(ConfigurationError) as declared:
+        PagerDuty(app)
+
+    assert str(declared.value).startswith(
+        f"PAGERDUTY_HEALTH_CHECKS['db'] has an invalid option: {problem} (from app.config)"
+    )
+    assert on_the_monitor.names == ext.health.names == []
+
+
+def test_a_check_declared_before_init_app_runs_as_one_registered_on_the_monitor(
+    make_app: MakeApp,
+) -> None:
+    ext = PagerDuty()
+    ext.health.register("db", _up, timeout=2, severity="error")
+    ext.health.register(
+        "api", _down, depends_on=["db"], recovery_threshold=3, runbook="https://rb.example.com/api"
+    )
+    patient = make_app(
+        "patient",
+        ext=ext,
+        PAGERDUTY_HEALTH_FAILURE_THRESHOLD=4,
+        PAGERDUTY_HEALTH_TIMEOUT=7,
+        PAGERDUTY_HEALTH_CHECKS={"cache": {"CHECK": _up, "SEVERITY": "warning"}},
+    )
+    eager = make_app("eager", ext=ext, PAGERDUTY_HEALTH_FAILURE_THRESHOLD=1)
+    ext.health.register("queue", _up, failure_threshold=2)  # after init_app: reaches both
+
+    state = get_state(patient)
+    direct = HealthMonitor(state.alerts, failure_threshold=4, default_timeout=7)
+    direct.register("cache", _up, severity="warning")
+    direct.register("db", _up, timeout=2, severity="error")
+    direct.register(
+        "api", _down, depends_on=["db"], recovery_threshold=3, runbook="https://rb.example.com/api"
+    )
+    direct.register("queue", _up, failure_threshold=2)
+
+    assert state.health.names == direct.names == ["cache", "db", "api", "queue"]
+    for name in direct.names:
+        assert state.health.options(name) == direct.options(name), name
+    # Each app's monitor fills in its own defaults for what the check left out.
+    assert state.health.options("db").failure_threshold == 4
+    assert get_state(eager).health.options("db").failure_threshold == 1
+    assert get_state(eager).health.options("queue").failure_threshold == 2

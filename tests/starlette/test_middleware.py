@@ -19,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 import pd_integrations.starlette.middleware as pd_starlette
 from pd_integrations import AlertManager
 from pd_integrations.errors import ConfigurationError
+from pd_integrations.health import HealthMonitor
 from pd_integrations.monitor import RequestMonitor
 from pd_integrations.starlette import PagerDutyMiddleware
 from pd_integrations.testing import CapturedEvents, capture_events
@@ -332,6 +333,47 @@ def test_an_invalid_setting_fails_the_lifespan_start_up_after_the_apps_own(
 
 async def _boom(request: Request) -> Response:
     raise RuntimeError("boom")
+
+
+def _up() -> bool:
+    return True
+
+
+def test_health_checks_given_as_a_setting_run_as_checks_registered_in_code(
+    alerts: AlertManager,
+) -> None:
+    middleware = PagerDutyMiddleware(
+        _nothing,
+        alerts=alerts,
+        health_checks={"db": _up, "api": {"check": _up, "depends_on": ["db"], "timeout": 1}},
+        health_failure_threshold=3,
+    )
+    assert middleware.health is not None
+
+    direct = HealthMonitor(alerts, failure_threshold=3)
+    direct.register("db", _up)
+    direct.register("api", _up, depends_on=["db"], timeout=1)
+
+    assert middleware.health.names == direct.names
+    for name in direct.names:
+        assert middleware.health.options(name) == direct.options(name), name
+
+
+def test_a_bad_health_check_option_is_the_error_registering_it_gives(
+    alerts: AlertManager,
+) -> None:
+    with pytest.raises(ValueError) as registering:  # noqa: PT011 - its text is the point
+        HealthMonitor(alerts).register("db", _up, failure_threshold=0)
+    problem = str(registering.value).removeprefix("health check 'db': ")
+
+    middleware = PagerDutyMiddleware(
+        _nothing, alerts=alerts, health_checks={"db": {"CHECK": _up, "FAILURE_THRESHOLD": 0}}
+    )
+
+    assert problem == "failure_threshold must be a whole number of at least 1, not 0"
+    assert isinstance(middleware.error, ConfigurationError)
+    assert f"health_checks['db'] has an invalid option: {problem}" in str(middleware.error)
+    assert middleware.health is None
 
 
 def test_a_monitor_excludes_the_other_settings(alerts: AlertManager) -> None:
