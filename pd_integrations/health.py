@@ -760,9 +760,10 @@ class HealthMonitor(CheckRegistry):
 
     @staticmethod
     def _skip(check: _Check, outcomes: dict[str, _Outcome]) -> _Outcome | None:
-        down = [
-            d for d in check.options.depends_on if outcomes[d].status is not CheckStatus.HEALTHY
-        ]
+        depends_on = check.options.depends_on
+        if not depends_on:  # most checks: no list to build
+            return None
+        down = [d for d in depends_on if outcomes[d].status is not CheckStatus.HEALTHY]
         if not down:
             return None
         return _Outcome(CheckStatus.SKIPPED, 0.0, f"dependency down: {', '.join(down)}")
