@@ -186,10 +186,11 @@ class CheckOptions:
     :class:`~pd_integrations.events.Severity` or its name; a ``runbook`` URL becomes a
     :class:`~pd_integrations.events.Link` titled "Runbook".
 
-    Built once, when a check is registered: ``ValueError`` naming the option and the bad
-    value (a threshold below 1 or not a whole number, a timeout that is not a finite
-    positive number of seconds, an unknown severity...). Equal options compare equal;
-    ``dataclasses.replace(options, timeout=2)`` makes a variant, checked again.
+    Checked when built, so bad options are refused where the check is registered:
+    ``ValueError`` naming the option and the bad value (a threshold below 1 or not a
+    whole number, a timeout that is not a finite positive number of seconds, an unknown
+    severity...). Equal options compare equal; ``dataclasses.replace(options,
+    timeout=2)`` makes a variant, checked again.
     """
 
     timeout: float | None
