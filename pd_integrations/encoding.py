@@ -400,12 +400,32 @@ def to_jsonable(
     cut (see the module docstring); a redactor that raises costs that string, replaced
     by ``"<redaction failed>"``. Never raises.
     """
+    return encode_with(
+        lambda depth, string, items: _Encoder(depth, string, items, redact),
+        value,
+        max_depth=max_depth,
+        max_string=max_string,
+        max_items=max_items,
+    )
+
+
+def encode_with(
+    make_encoder: Callable[[int, int, int], _Encoder],
+    value: object,
+    *,
+    max_depth: int,
+    max_string: int,
+    max_items: int,
+) -> JSONValue:
+    """:func:`to_jsonable` by the encoder ``make_encoder(max_depth, max_string,
+    max_items)`` returns, with the same bounds and safety net: a subclass may judge what
+    it encodes as it goes (the scrubber applies its key rules in the same walk). Never
+    raises."""
     try:
-        encoder = _Encoder(
+        encoder = make_encoder(
             min(max(int(max_depth), 0), HARD_MAX_DEPTH),
             max(int(max_string), 0),
             max(int(max_items), 0),
-            redact,
         )
         return encoder.encode(value, 0)
     except Exception:  # a hostile object defeated every guard: say so, do not raise

@@ -25,14 +25,19 @@ never ends and a URL password that ends the text with its ``@host`` lost.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeGuard
 
 from .encoding import (
     DEFAULT_MAX_DEPTH,
     DEFAULT_MAX_ITEMS,
     DEFAULT_MAX_STRING,
+    MORE_ITEMS_KEY,
     JSONValue,
+    _Encoder,
+    encode_with,
 )
 from .encoding import to_jsonable as _to_jsonable
 
@@ -81,6 +86,9 @@ _CACHE_SIZE = 4096
 _CACHE_KEY_MAX = 128
 # Dict shapes such as {"name": "Authorization", "value": "..."} (HAR, some frameworks).
 _NAME_FIELDS = ("name", "key", "header", "field")
+# Values of these exact types never encode to None or a boolean, which a sensitive key
+# keeps: under such a key they are filtered without being encoded first.
+_NEVER_FLAGS: frozenset[type] = frozenset({str, int, float, dict, list, tuple, bytes})
 
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[^\W\d_])(?=\d)")
 _SEPARATORS = re.compile(r"[\W_]+")
@@ -163,7 +171,7 @@ def _words(key: str) -> list[str]:
     return [word for word in _SEPARATORS.split(_CAMEL.sub("_", key).casefold()) if word]
 
 
-def _keep(value: object) -> bool:
+def _keep(value: object) -> TypeGuard[bool | None]:
     """None and booleans say whether a secret is present, never what it is."""
     return value is None or isinstance(value, bool)
 
@@ -192,6 +200,8 @@ class Scrubber:
         self._any_key = re.compile("|".join(map(re.escape, sorted(compact)))) if compact else None
         self._cache: dict[str, bool] = {}
         self._texts: dict[str, str] = {}
+        # Short ASCII keys of a mapping: the key scrubbed, and whether it is sensitive.
+        self._names: dict[str, tuple[str, bool]] = {}
 
     def __repr__(self) -> str:
         return f"Scrubber(keys={sorted(self.keys)!r}, enabled={self.enabled!r})"
@@ -254,7 +264,7 @@ class Scrubber:
         if not self.enabled:
             return value
         try:
-            return self._scrub(value, 0, set(), texts=True)
+            return self._scrub(value, 0, set())
         except Exception:  # safe side again
             return FILTERED
 
@@ -267,23 +277,47 @@ class Scrubber:
         max_items: int = DEFAULT_MAX_ITEMS,
     ) -> JSONValue:
         """:func:`~pd_integrations.encoding.to_jsonable`, then :meth:`scrub`, except that
-        every string and key is scrubbed *before* the encoder cuts it. Never raises."""
+        every string and key is scrubbed *before* the encoder cuts it. Never raises.
+
+        One walk: the key rules judge each name and value as the encoder produces them
+        (the value under a sensitive key is not even encoded, unless it might encode to
+        ``None`` or a boolean, which are kept).
+        """
         if not self.enabled:
             return _to_jsonable(
                 value, max_depth=max_depth, max_string=max_string, max_items=max_items
             )
-        encoded = _to_jsonable(
+        return encode_with(
+            functools.partial(_ScrubbingEncoder, self),
             value,
             max_depth=max_depth,
             max_string=max_string,
             max_items=max_items,
-            redact=self.scrub_text,
         )
-        try:
-            # The strings are done; what is left is judging values by their keys.
-            return self._scrub(encoded, 0, set(), texts=False)
-        except Exception:
-            return FILTERED
+
+    def _judged_name(self, key: str) -> tuple[str, bool] | None:
+        """A short ASCII key scrubbed, and whether values under it are redacted
+        (remembered, bounded like the other caches); ``None`` for any other key."""
+        known = self._names.get(key)
+        if known is None and len(key) <= _CACHE_KEY_MAX and key.isascii():
+            # Not scrub_text: enabled may be switched off meanwhile, and this is remembered.
+            name = self._texts.get(key)
+            if name is None:
+                name = self._scrub_text(key)
+            known = (name, self.is_sensitive(name))
+            if len(self._names) < _CACHE_SIZE:
+                self._names[key] = known
+        return known
+
+    def _named_value(self, value: dict[str, JSONValue]) -> str | None:
+        """``"value"`` when the dict is a name/value record for a sensitive name."""
+        if "value" not in value:
+            return None
+        for field in _NAME_FIELDS:
+            name = value.get(field)
+            if isinstance(name, str) and self.is_sensitive(name):
+                return "value"
+        return None
 
     def _mentions_key(self, lowered: str) -> bool:
         if self._any_key is None:
@@ -326,9 +360,9 @@ class Scrubber:
         parts.append(text[done:])
         return "".join(parts)
 
-    def _scrub(self, value: JSONValue, depth: int, active: set[int], *, texts: bool) -> JSONValue:
+    def _scrub(self, value: JSONValue, depth: int, active: set[int]) -> JSONValue:
         if isinstance(value, str):
-            return self.scrub_text(value) if texts else value
+            return self.scrub_text(value)
         if not isinstance(value, dict | list | tuple):
             return value
         if depth >= _MAX_DEPTH or id(value) in active:
@@ -336,14 +370,12 @@ class Scrubber:
         active.add(id(value))
         try:
             if isinstance(value, dict):
-                return self._mapping(value, depth + 1, active, texts)
-            return self._sequence(value, depth + 1, active, texts)
+                return self._mapping(value, depth + 1, active)
+            return self._sequence(value, depth + 1, active)
         finally:
             active.discard(id(value))
 
-    def _mapping(
-        self, value: dict[str, JSONValue], depth: int, active: set[int], texts: bool
-    ) -> JSONValue:
+    def _mapping(self, value: dict[str, JSONValue], depth: int, active: set[int]) -> JSONValue:
         named = self._named_value(value)
         out: dict[str, JSONValue] = {}
         for key, item in value.items():
@@ -351,27 +383,13 @@ class Scrubber:
             if (self.is_sensitive(name) or key == named) and not _keep(item):
                 out[key] = FILTERED
             else:
-                if texts and isinstance(key, str):
+                if isinstance(key, str):
                     key = self.scrub_text(key)
-                out[key] = self._scrub(item, depth, active, texts=texts)
+                out[key] = self._scrub(item, depth, active)
         return out
 
-    def _named_value(self, value: dict[str, JSONValue]) -> str | None:
-        """``"value"`` when the dict is a name/value record for a sensitive name."""
-        if "value" not in value:
-            return None
-        for field in _NAME_FIELDS:
-            name = value.get(field)
-            if isinstance(name, str) and self.is_sensitive(name):
-                return "value"
-        return None
-
     def _sequence(
-        self,
-        value: list[JSONValue] | tuple[JSONValue, ...],
-        depth: int,
-        active: set[int],
-        texts: bool,
+        self, value: list[JSONValue] | tuple[JSONValue, ...], depth: int, active: set[int]
     ) -> JSONValue:
         # A (name, value) pair, as headers often are: the name decides about the value.
         if (
@@ -381,7 +399,129 @@ class Scrubber:
             and not _keep(value[1])
         ):
             return [value[0], FILTERED]
-        return [self._scrub(item, depth, active, texts=texts) for item in value]
+        return [self._scrub(item, depth, active) for item in value]
+
+
+class _ScrubbingEncoder(_Encoder):
+    """The encoder, with a scrubber's key rules applied in the same walk.
+
+    What comes out is what encoding with ``scrub_text`` as the redactor and then a
+    :meth:`Scrubber.scrub` of the result judging only keys gave: every rule judges the
+    encoded form (the scrubbed, cut and deduplicated name; the encoded value), and a
+    container nested :data:`_MAX_DEPTH` deep is filtered. Short texts and keys already
+    scrubbed are taken from the scrubber's caches without a call.
+    """
+
+    __slots__ = ("names", "scrubber", "texts")
+
+    def __init__(self, scrubber: Scrubber, max_depth: int, max_string: int, max_items: int) -> None:
+        super().__init__(max_depth, max_string, max_items, scrubber.scrub_text)
+        self.scrubber = scrubber
+        self.texts = scrubber._texts
+        self.names = scrubber._names
+
+    def text(self, value: str, limit: int | None = None) -> str:
+        limit = self.max_string if limit is None else limit
+        if value.isascii():  # always valid UTF-8, so the cached scrub is the whole answer
+            known = self.texts.get(value)
+            if known is not None and len(known) <= limit:
+                return known
+        return self.redacted(value, limit)
+
+    def mapping(self, value: Mapping[object, object], depth: int) -> JSONValue:  # type: ignore[override]
+        if depth > _MAX_DEPTH:
+            return FILTERED
+        scrubber = self.scrubber
+        names = self.names
+        texts = self.texts
+        limit = self.max_string
+        out: dict[str, JSONValue] = {}
+        # Encoded values of the name fields that a sensitive name filtered: the
+        # name/value rule judges them as they would have been.
+        labels: dict[str, JSONValue] | None = None
+        sensitive: bool
+        for index, (key, item) in enumerate(value.items()):
+            if index >= self.max_items:
+                out[MORE_ITEMS_KEY] = self.more(value, index)
+                break
+            if type(key) is str:
+                known = names.get(key) or scrubber._judged_name(key)
+                if known is not None and len(known[0]) <= limit and known[0] not in out:
+                    name, sensitive = known
+                else:
+                    name = self.unique(self.redacted(key, limit), key, out)
+                    sensitive = scrubber.is_sensitive(name)
+            else:
+                name = self.unique(self.key(key), key, out)
+                sensitive = scrubber.is_sensitive(name)
+            kind = type(item)
+            if sensitive:
+                if _keep(item):
+                    out[name] = item
+                    continue
+                if kind in _NEVER_FLAGS and name not in _NAME_FIELDS:
+                    out[name] = FILTERED
+                    continue
+                encoded = self.encode(item, depth)
+                if name in _NAME_FIELDS:
+                    labels = labels or {}
+                    labels[name] = encoded
+                out[name] = encoded if _keep(encoded) else FILTERED
+                continue
+            if kind is str and item.isascii():  # type: ignore[attr-defined]
+                known_text = texts.get(item)  # type: ignore[call-overload]
+                if known_text is not None and len(known_text) <= limit:
+                    out[name] = known_text
+                    continue
+            out[name] = self.encode(item, depth)
+        if "value" in out and not _keep(out["value"]):
+            for field in _NAME_FIELDS:
+                label = labels[field] if labels and field in labels else out.get(field)
+                if isinstance(label, str) and scrubber.is_sensitive(label):
+                    out["value"] = FILTERED
+                    break
+        return out
+
+    def sequence(self, value: list[object] | tuple[object, ...], depth: int) -> JSONValue:  # type: ignore[override]
+        if depth > _MAX_DEPTH:
+            return FILTERED
+        return self.pair(super().sequence(value, depth))
+
+    def unordered(self, value: set[Any] | frozenset[Any], depth: int) -> JSONValue:  # type: ignore[override]
+        if depth > _MAX_DEPTH:
+            return FILTERED
+        return self.pair(super().unordered(value, depth))
+
+    def dataclass(self, value: object, depth: int) -> JSONValue:  # type: ignore[override]
+        if depth > _MAX_DEPTH:
+            return FILTERED
+        return self.judged(super().dataclass(value, depth))
+
+    def other(self, value: object, depth: int) -> JSONValue:
+        encoded = super().other(value, depth)
+        if type(encoded) is dict and isinstance(value, BaseException):  # type and message
+            return FILTERED if depth >= _MAX_DEPTH else self.judged(encoded)
+        return encoded
+
+    def pair(self, out: list[JSONValue]) -> list[JSONValue]:
+        """A (name, value) pair, as headers often are: the name decides about the value."""
+        if (
+            len(out) == 2
+            and isinstance(out[0], str)
+            and not _keep(out[1])
+            and self.scrubber.is_sensitive(out[0])
+        ):
+            out[1] = FILTERED
+        return out
+
+    def judged(self, out: dict[str, JSONValue]) -> dict[str, JSONValue]:
+        """The key rules over a mapping already encoded (a dataclass, an exception)."""
+        scrubber = self.scrubber
+        named = scrubber._named_value(out)
+        for name, item in out.items():
+            if (name == named or scrubber.is_sensitive(name)) and not _keep(item):
+                out[name] = FILTERED
+        return out
 
 
 def _shape(match: re.Match[str]) -> str:
