@@ -60,6 +60,7 @@ _BYTES_PREVIEW = 32
 # Ints below this size always print, whatever sys.set_int_max_str_digits() says (its
 # minimum is 640 digits); larger ones are checked before they reach json.dumps.
 _SAFE_INT = 2**2000
+_MIN_SAFE_INT = -_SAFE_INT  # named: negating it in place builds a 2000-bit int each time
 _ENUM_HOPS = 8
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SEQUENCES: tuple[type, ...] = (
@@ -152,7 +153,7 @@ class _Encoder:
         if type(value) is str:
             return self.text(value)
         if type(value) is int:
-            return value if -_SAFE_INT < value < _SAFE_INT else self.big_int(value)
+            return value if _MIN_SAFE_INT < value < _SAFE_INT else self.big_int(value)
         if value is None or type(value) is bool:
             return value
         if type(value) is float:

@@ -31,10 +31,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any, TypeGuard
 
 from .encoding import (
+    _MIN_SAFE_INT,
+    _SAFE_INT,
     DEFAULT_MAX_DEPTH,
     DEFAULT_MAX_ITEMS,
     DEFAULT_MAX_STRING,
     MORE_ITEMS_KEY,
+    UNREDACTED,
     JSONValue,
     _Encoder,
     encode_with,
@@ -84,6 +87,9 @@ _WHOLE_WORD_MAX = 4
 _MAX_DEPTH = 64
 _CACHE_SIZE = 4096
 _CACHE_KEY_MAX = 128
+# The encoder takes a remembered text or key as it is only where it needs no cut: it is
+# at most this long, and the encoder's string bound at least this.
+_REMEMBERED_MAX = 256
 # Dict shapes such as {"name": "Authorization", "value": "..."} (HAR, some frameworks).
 _NAME_FIELDS = ("name", "key", "header", "field")
 # Values of these exact types never encode to None or a boolean, which a sensitive key
@@ -200,8 +206,10 @@ class Scrubber:
         self._any_key = re.compile("|".join(map(re.escape, sorted(compact)))) if compact else None
         self._cache: dict[str, bool] = {}
         self._texts: dict[str, str] = {}
-        # Short ASCII keys of a mapping: the key scrubbed, and whether it is sensitive.
-        self._names: dict[str, tuple[str, bool]] = {}
+        # What to_jsonable makes of short texts (scrubbed, valid UTF-8, whole), and of
+        # short keys whose values are not redacted (their names).
+        self._encoded: dict[str, str] = {}
+        self._names: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"Scrubber(keys={sorted(self.keys)!r}, enabled={self.enabled!r})"
@@ -224,8 +232,10 @@ class Scrubber:
 
     def scrub_text(self, text: str) -> str:
         """Redact credentials embedded in a string."""
-        if not self.enabled:
-            return text
+        return self._scrubbed(text) if self.enabled else text
+
+    def _scrubbed(self, text: str) -> str:
+        """:meth:`scrub_text` whether enabled or not."""
         # Keys and short values repeat from one alert to the next ("order_id", "POST"):
         # they are checked once. Bounded like the key cache; long texts are never kept.
         short = len(text) <= _CACHE_KEY_MAX
@@ -294,20 +304,6 @@ class Scrubber:
             max_string=max_string,
             max_items=max_items,
         )
-
-    def _judged_name(self, key: str) -> tuple[str, bool] | None:
-        """A short ASCII key scrubbed, and whether values under it are redacted
-        (remembered, bounded like the other caches); ``None`` for any other key."""
-        known = self._names.get(key)
-        if known is None and len(key) <= _CACHE_KEY_MAX and key.isascii():
-            # Not scrub_text: enabled may be switched off meanwhile, and this is remembered.
-            name = self._texts.get(key)
-            if name is None:
-                name = self._scrub_text(key)
-            known = (name, self.is_sensitive(name))
-            if len(self._names) < _CACHE_SIZE:
-                self._names[key] = known
-        return known
 
     def _named_value(self, value: dict[str, JSONValue]) -> str | None:
         """``"value"`` when the dict is a name/value record for a sensitive name."""
@@ -408,79 +404,110 @@ class _ScrubbingEncoder(_Encoder):
     What comes out is what encoding with ``scrub_text`` as the redactor and then a
     :meth:`Scrubber.scrub` of the result judging only keys gave: every rule judges the
     encoded form (the scrubbed, cut and deduplicated name; the encoded value), and a
-    container nested :data:`_MAX_DEPTH` deep is filtered. Short texts and keys already
-    scrubbed are taken from the scrubber's caches without a call.
+    container nested :data:`_MAX_DEPTH` deep is filtered.
+
+    The scrubber remembers what short texts encode to, and the names of short keys
+    whose values are kept, so a plain dict of familiar keys and texts (what most alerts
+    carry) costs a look-up per entry.
     """
 
-    __slots__ = ("names", "scrubber", "texts")
+    __slots__ = ("encoded", "names", "scrubber")
 
     def __init__(self, scrubber: Scrubber, max_depth: int, max_string: int, max_items: int) -> None:
-        super().__init__(max_depth, max_string, max_items, scrubber.scrub_text)
+        super().__init__(max_depth, max_string, max_items, scrubber._scrubbed)
         self.scrubber = scrubber
-        self.texts = scrubber._texts
+        self.encoded = scrubber._encoded
         self.names = scrubber._names
 
     def text(self, value: str, limit: int | None = None) -> str:
         limit = self.max_string if limit is None else limit
-        if value.isascii():  # always valid UTF-8, so the cached scrub is the whole answer
-            known = self.texts.get(value)
-            if known is not None and len(known) <= limit:
-                return known
-        return self.redacted(value, limit)
+        # Only short texts are looked up: hashing a long one would read all of it.
+        if limit < _REMEMBERED_MAX or len(value) > _CACHE_KEY_MAX:
+            return self.redacted(value, limit)
+        known = self.encoded.get(value)
+        if known is not None:
+            return known
+        text = self.redacted(value, limit)
+        _remember(self.encoded, value, text)
+        return text
 
     def mapping(self, value: Mapping[object, object], depth: int) -> JSONValue:  # type: ignore[override]
         if depth > _MAX_DEPTH:
             return FILTERED
-        scrubber = self.scrubber
-        names = self.names
-        texts = self.texts
-        limit = self.max_string
         out: dict[str, JSONValue] = {}
-        # Encoded values of the name fields that a sensitive name filtered: the
-        # name/value rule judges them as they would have been.
         labels: dict[str, JSONValue] | None = None
-        sensitive: bool
-        for index, (key, item) in enumerate(value.items()):
-            if index >= self.max_items:
-                out[MORE_ITEMS_KEY] = self.more(value, index)
-                break
-            if type(key) is str:
-                known = names.get(key) or scrubber._judged_name(key)
-                if known is not None and len(known[0]) <= limit and known[0] not in out:
-                    name, sensitive = known
-                else:
-                    name = self.unique(self.redacted(key, limit), key, out)
-                    sensitive = scrubber.is_sensitive(name)
-            else:
-                name = self.unique(self.key(key), key, out)
-                sensitive = scrubber.is_sensitive(name)
-            kind = type(item)
-            if sensitive:
-                if _keep(item):
+        if (
+            type(value) is dict
+            and len(value) <= self.max_items
+            and self.max_string >= _REMEMBERED_MAX
+        ):
+            names = self.names
+            encoded = self.encoded
+            for key, item in value.items():
+                name = names.get(key) if type(key) is str else None
+                if name is None or name in out:
+                    labels = self.put(out, key, item, depth, labels)
+                    continue
+                kind = type(item)
+                if kind is str:
+                    known = encoded.get(item) if len(item) <= _CACHE_KEY_MAX else None
+                    if known is not None:
+                        out[name] = known
+                        continue
+                elif kind is int and _MIN_SAFE_INT < item < _SAFE_INT:
                     out[name] = item
                     continue
-                if kind in _NEVER_FLAGS and name not in _NAME_FIELDS:
-                    out[name] = FILTERED
-                    continue
-                encoded = self.encode(item, depth)
-                if name in _NAME_FIELDS:
-                    labels = labels or {}
-                    labels[name] = encoded
-                out[name] = encoded if _keep(encoded) else FILTERED
-                continue
-            if kind is str and item.isascii():  # type: ignore[attr-defined]
-                known_text = texts.get(item)  # type: ignore[call-overload]
-                if known_text is not None and len(known_text) <= limit:
-                    out[name] = known_text
-                    continue
-            out[name] = self.encode(item, depth)
+                out[name] = self.encode(item, depth)
+        else:
+            for index, (key, item) in enumerate(value.items()):
+                if index >= self.max_items:
+                    out[MORE_ITEMS_KEY] = self.more(value, index)
+                    break
+                labels = self.put(out, key, item, depth, labels)
         if "value" in out and not _keep(out["value"]):
             for field in _NAME_FIELDS:
                 label = labels[field] if labels and field in labels else out.get(field)
-                if isinstance(label, str) and scrubber.is_sensitive(label):
+                if isinstance(label, str) and self.scrubber.is_sensitive(label):
                     out["value"] = FILTERED
                     break
         return out
+
+    def put(
+        self,
+        out: dict[str, JSONValue],
+        key: object,
+        item: object,
+        depth: int,
+        labels: dict[str, JSONValue] | None,
+    ) -> dict[str, JSONValue] | None:
+        """Add one entry of a mapping to ``out``, named, judged and encoded by the rules.
+
+        Returns ``labels``, the encoded values of the name fields a sensitive name
+        filtered (the name/value rule judges them as they would have been), with this
+        entry's if it is one.
+        """
+        scrubber = self.scrubber
+        redacted: str | None = None
+        if type(key) is str:
+            redacted = self.redacted(key, self.max_string)
+            name = self.unique(redacted, key, out)
+        else:
+            name = self.unique(self.key(key), key, out)
+        if not scrubber.is_sensitive(name):
+            if name is redacted and self.max_string >= _REMEMBERED_MAX:
+                _remember(self.names, key, name)  # not renamed by unique(): its own name
+            out[name] = self.encode(item, depth)
+        elif _keep(item):
+            out[name] = item
+        elif type(item) in _NEVER_FLAGS and name not in _NAME_FIELDS:
+            out[name] = FILTERED
+        else:
+            encoded = self.encode(item, depth)
+            if name in _NAME_FIELDS:
+                labels = {} if labels is None else labels
+                labels[name] = encoded
+            out[name] = encoded if _keep(encoded) else FILTERED
+        return labels
 
     def sequence(self, value: list[object] | tuple[object, ...], depth: int) -> JSONValue:  # type: ignore[override]
         if depth > _MAX_DEPTH:
@@ -522,6 +549,21 @@ class _ScrubbingEncoder(_Encoder):
             if (name == named or scrubber.is_sensitive(name)) and not _keep(item):
                 out[name] = FILTERED
         return out
+
+
+def _remember(memory: dict[str, str], text: object, encoded: str) -> None:
+    """Remember what ``text`` encoded to under a bound of at least
+    :data:`_REMEMBERED_MAX` if it is what it encodes to under any such bound: short
+    enough that the window never cut ``text`` and the bound never cut ``encoded``, and
+    scrubbed (the redactor did not fail). Bounded: once full, nothing more is kept."""
+    if (
+        type(text) is str
+        and len(text) <= _CACHE_KEY_MAX
+        and len(encoded) <= _REMEMBERED_MAX
+        and encoded != UNREDACTED
+        and len(memory) < _CACHE_SIZE
+    ):
+        memory[text] = encoded
 
 
 def _shape(match: re.Match[str]) -> str:

@@ -751,6 +751,8 @@ WORDS = [
     "…",
     "",
     "x" * 30,
+    "token=" + "z" * 250,
+    "password=" + "s" * 110,
 ]
 # Shared by every example, so answers remembered under one bound meet another.
 SCRUBBERS = [DEFAULT_SCRUBBER, Scrubber(extra_keys=["field", "name"]), Scrubber(keys=["message"])]
@@ -784,7 +786,7 @@ objects: st.SearchStrategy[object] = st.recursive(
 @given(
     value=objects,
     scrubber=st.sampled_from(SCRUBBERS),
-    max_string=st.sampled_from([3, 8, 20, 8192]),
+    max_string=st.sampled_from([3, 8, 20, 256, 8192]),
     max_items=st.sampled_from([1, 2, 3, 1000]),
     max_depth=st.sampled_from([1, 2, 3, 16]),
 )
@@ -817,14 +819,26 @@ def test_keys_that_collide_once_scrubbed_are_each_judged() -> None:
         "dsn=https://u:pw1@h": 1,
         "dsn=https://u:pw2@h": 2,
     }
-    encoded = DEFAULT_SCRUBBER.to_jsonable(value)
-    assert encoded == {
+    scrubber = Scrubber()
+    expected = {
         f"token={FILTERED}": FILTERED,
         f"'token={FILTERED}'": FILTERED,
         f"dsn=https://{FILTERED}@h": 1,
         f"'dsn=https://{FILTERED}@h'": 2,
     }
-    assert encoded == encoded_then_judged(DEFAULT_SCRUBBER, value)
+    assert scrubber.to_jsonable(value) == expected
+    assert scrubber.to_jsonable(value) == expected  # the names now come from memory
+    assert expected == encoded_then_judged(scrubber, value)
+    # Each key met alone first: both names are remembered, and still collide.
+    first, second = "dsn=https://u:pw1@h", "dsn=https://u:pw2@h"
+    alone = Scrubber()
+    assert alone.to_jsonable({first: 1}) == {f"dsn=https://{FILTERED}@h": 1}
+    assert alone.to_jsonable({second: 2}) == {f"dsn=https://{FILTERED}@h": 2}
+    assert alone.to_jsonable({first: 1, second: 2}) == {
+        f"dsn=https://{FILTERED}@h": 1,
+        f"'dsn=https://{FILTERED}@h'": 2,
+    }
+    assert alone.to_jsonable({second: 2}) == {f"dsn=https://{FILTERED}@h": 2}
 
 
 def test_a_name_value_record_is_judged_whatever_its_order_and_filtered_names() -> None:
@@ -888,15 +902,26 @@ def test_remembered_texts_and_keys_stay_valid_utf8_and_within_bounds() -> None:
     scrubber = Scrubber()
     # scrub_text leaves surrogates alone, and remembers what it was given.
     assert scrubber.scrub_text("\ud800note") == "\ud800note"
-    encoded = scrubber.to_jsonable({"\ud800note": "\ud800note"})
-    assert encoded == {"\ufffdnote": "\ufffdnote"}
-    json.dumps(encoded).encode("utf-8")
+    for _ in range(2):  # the second time from memory
+        encoded = scrubber.to_jsonable({"\ud800note": "\ud800note", "\udc00token": "t"})
+        assert encoded == {"\ufffdnote": "\ufffdnote", "\ufffdtoken": FILTERED}
+        json.dumps(encoded).encode("utf-8")
     # A key remembered whole, then met under a bound that cuts it: judged as cut.
     first = scrubber.to_jsonable({"password_reset_hint": "x", "note": "abcdefgh"})
     assert first == {"password_reset_hint": FILTERED, "note": "abcdefgh"}
     value = {"password_reset_hint": "x", "note": "abcdefgh"}
     cut = scrubber.to_jsonable(value, max_string=5)
     assert cut == encoded_then_judged(scrubber, value, max_string=5)
+    # A short text that scrubbing lengthens past 256 characters, remembered under the
+    # default bound, is still cut under a bound of 256.
+    grows = "token=a&" * 16
+    remembered = scrubber.to_jsonable({"note": grows})
+    assert isinstance(remembered, dict)
+    assert len(str(remembered["note"])) > 256
+    bounded = scrubber.to_jsonable({"note": grows}, max_string=256)
+    assert bounded == encoded_then_judged(scrubber, {"note": grows}, max_string=256)
+    assert isinstance(bounded, dict)
+    assert str(bounded["note"]).endswith("…[truncated 16 chars]")
 
 
 def test_remembered_keys_and_texts_are_bounded() -> None:
@@ -904,6 +929,7 @@ def test_remembered_keys_and_texts_are_bounded() -> None:
     for start in range(0, 6000, 1000):
         scrubber.to_jsonable({f"key{n}": f"text{n}" for n in range(start, start + 1000)})
     assert len(scrubber._names) <= 4096
+    assert len(scrubber._encoded) <= 4096
     assert len(scrubber._texts) <= 4096
     assert scrubber.to_jsonable({"key5999": "text5999", "password": "p"}) == {
         "key5999": "text5999",
@@ -930,3 +956,32 @@ def test_threads_sharing_a_scrubber_get_the_same_answers() -> None:
         thread.join()
     assert len(results) == 80
     assert all(result == expected for result in results)
+
+
+def test_what_to_jsonable_remembers_is_scrubbed_even_when_switched_off_and_on() -> None:
+    scrubber = Scrubber(enabled=False)
+    value = {"password": "p", "note": "token=abc", "token=abc": 1}
+    assert scrubber.to_jsonable(value) == value
+    assert scrubber.scrub_text("token=abc") == "token=abc"
+    scrubber.enabled = True
+    expected = {"password": FILTERED, "note": f"token={FILTERED}", f"token={FILTERED}": FILTERED}
+    assert scrubber.to_jsonable(value) == expected
+    assert scrubber.to_jsonable(value) == expected  # from what was remembered
+
+
+def test_switching_off_while_encoding_leaves_nothing_unscrubbed_in_memory() -> None:
+    scrubber = Scrubber()
+
+    class SwitchOff:
+        def __repr__(self) -> str:
+            scrubber.enabled = False
+            return "switch"
+
+    value = {"switch": SwitchOff(), "note": "token=abc", "https://u:pw@h": 1}
+    scrubber.to_jsonable(value)
+    assert scrubber.enabled is False
+    scrubber.enabled = True
+    assert scrubber.to_jsonable({"note": "token=abc", "https://u:pw@h": 1}) == {
+        "note": f"token={FILTERED}",
+        f"https://{FILTERED}@h": 1,
+    }
