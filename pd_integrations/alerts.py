@@ -41,6 +41,7 @@ from .dispatch import (
 )
 from .errors import InvalidEventError, UnknownAlertError
 from .events import (
+    MAX_DEDUP_KEY,
     AcknowledgeEvent,
     ChangeEvent,
     Event,
@@ -96,10 +97,20 @@ def make_dedup_key(
     identifier: str | None = None,
 ) -> str:
     """``prefix:component:alert_type:identifier`` without the empty parts, at most 255 chars."""
+    return _dedup_key(alert_type, prefix, component, identifier)
+
+
+def _dedup_key(
+    alert_type: str, prefix: str | None, component: str | None, identifier: str | None
+) -> str:
+    """:func:`make_dedup_key`, positional: every occurrence of a storm computes one."""
     if not alert_type:
         raise ValueError("alert_type is required: it names the kind of problem")
-    parts = (prefix, component, alert_type, identifier)
-    return fit_dedup_key(":".join(part for part in parts if part))
+    if prefix or component or identifier:
+        key = ":".join(filter(None, (prefix, component, alert_type, identifier)))
+    else:
+        key = ":".join((alert_type,))  # alert_type itself, or TypeError if no str
+    return key if len(key) <= MAX_DEDUP_KEY else fit_dedup_key(key)
 
 
 def _summary_id(summary: str) -> str:
@@ -285,20 +296,41 @@ class AlertManager:
         ``ValueError`` here; nothing about delivery ever raises. ``hint`` tells policy
         what caused the alert (see :mod:`pd_integrations.policy`).
         """
-        fields = (class_, group, event_component or component)
         level = Severity.parse(severity)
         if not isinstance(summary, str) or not summary.strip():
             raise InvalidEventError("summary is required and must be a non-empty string")
-        key = make_dedup_key(
-            alert_type, prefix=self.dedup_key_prefix, component=component, identifier=identifier
-        )
+        key = _dedup_key(alert_type, self.dedup_key_prefix, component, identifier)
         now = time.time()
-        record = AlertRecord(
-            key, summary, level, alert_type, component, identifier, now, now, 1, False, auto_resolve
+        # AlertRecord(...) without the named tuple's Python-level __new__: one per occurrence.
+        record: AlertRecord = tuple.__new__(
+            AlertRecord,
+            (
+                key,
+                summary,
+                level,
+                alert_type,
+                component,
+                identifier,
+                now,
+                now,
+                1,
+                False,
+                auto_resolve,
+            ),
         )
         raised = self._state.raise_alert_locally(
-            record, self._ttl(auto_resolve), self.refresh_after
+            record,
+            self._ttl(auto_resolve) if auto_resolve else DEFAULT_ALERT_TTL,
+            self.refresh_after,
         )
+        if (
+            raised is not None
+            and not raised.send
+            and not auto_resolve
+            and not signals.event_suppressed.receivers
+        ):
+            return key  # the storm's path: suppressed, with nobody to tell
+        fields = (class_, group, event_component or component)
         if raised is None:
             # The state needs a round trip: never on the caller's thread (an event loop,
             # a request). The background thread decides and sends.

@@ -331,7 +331,9 @@ class MemoryState(StateBackend):
     def raise_alert(self, alert: AlertRecord, ttl: float, refresh_after: float = 0.0) -> Raised:
         now = alert.last_seen
         with self._lock:
-            self._tick(now)
+            self._writes += 1
+            if not self._writes % _SWEEP_EVERY:
+                self._sweep(now)
             entry = self._alerts.get(alert.dedup_key)
             if entry is None or entry.expires <= now:
                 refresh_at = now + refresh_after if refresh_after > 0 else _NEVER
@@ -339,8 +341,11 @@ class MemoryState(StateBackend):
                 return Raised(True, alert.occurrences)
             entry.occurrences += alert.occurrences
             entry.last_seen = now
-            entry.expires = max(entry.expires, now + ttl)
-            if alert.severity.rank > entry.severity.rank:
+            if now + ttl > entry.expires:
+                entry.expires = now + ttl
+            severity = alert.severity
+            # Identity first: the storm repeats one severity, and rank is a look-up.
+            if severity is not entry.severity and severity.rank > entry.severity.rank:
                 # Came back worse: PagerDuty must see the new severity.
                 entry.severity, entry.summary = alert.severity, alert.summary
                 refreshed = None
@@ -348,7 +353,9 @@ class MemoryState(StateBackend):
                 # Still occurring: PagerDuty may have closed its incident meanwhile.
                 refreshed = entry.severity
             else:
-                return Raised(False, entry.occurrences)  # the storm's path: suppressed
+                # The storm's path, suppressed: Raised(False, n) without the named tuple's
+                # Python-level __new__.
+                return tuple.__new__(Raised, (False, entry.occurrences))
             entry.refresh_at = now + refresh_after if refresh_after > 0 else _NEVER
             return Raised(True, entry.occurrences, refreshed)
 
@@ -424,8 +431,11 @@ class MemoryState(StateBackend):
     def _tick(self, now: float) -> None:
         """Drop expired entries now and then (called with the lock held)."""
         self._writes += 1
-        if self._writes % _SWEEP_EVERY:
-            return
+        if not self._writes % _SWEEP_EVERY:
+            self._sweep(now)
+
+    def _sweep(self, now: float) -> None:
+        """Drop expired entries (called with the lock held)."""
         for key in [k for k, e in self._alerts.items() if e.expires <= now]:
             del self._alerts[key]
         for key in [k for k, (_, expires) in self._health.items() if expires <= now]:

@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 
-from pd_integrations import AlertManager, ConfigurationError, Severity, UnknownAlertError, signals
+from pd_integrations import (
+    AlertManager,
+    ConfigurationError,
+    Severity,
+    TriggerEvent,
+    UnknownAlertError,
+    signals,
+)
 from pd_integrations.alerts import make_dedup_key
 from pd_integrations.client import EventsClient
 
@@ -44,9 +51,19 @@ def test_dedup_keys_are_deterministic_and_readable() -> None:
         "prod:db:db_down:primary"
     )
     assert make_dedup_key("db_down") == "db_down"
+    assert make_dedup_key("db_down", prefix="", component=None, identifier="") == "db_down"
+    assert make_dedup_key("db_down", identifier="replica") == "db_down:replica"
     assert len(make_dedup_key("t", identifier="x" * 1000)) == 255
+    assert make_dedup_key("t" * 255) == "t" * 255
+    long_key = make_dedup_key("t" * 256)
+    assert len(long_key) == 255
+    assert long_key != make_dedup_key("t" * 257)
     with pytest.raises(ValueError, match="alert_type"):
         make_dedup_key("")
+    with pytest.raises(TypeError):
+        make_dedup_key(5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        make_dedup_key("t", identifier=5)  # type: ignore[arg-type]
 
 
 def test_alert_returns_the_key_and_sends_one_trigger(
@@ -92,6 +109,27 @@ def test_an_open_alert_is_not_sent_again(
     assert alert is not None
     assert alert.occurrences == 50
     assert suppressed[-1] == 50
+
+
+def test_repeats_nobody_listens_for_are_counted_without_building_an_event(
+    manager: AlertManager, transport: ScriptedTransport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert not signals.event_suppressed.receivers
+    built: list[str] = []
+    build = AlertManager._trigger
+
+    def counting_trigger(self: AlertManager, *args: Any, **kwargs: Any) -> TriggerEvent:
+        built.append(args[0])
+        return build(self, *args, **kwargs)
+
+    monkeypatch.setattr(AlertManager, "_trigger", counting_trigger)
+    for _ in range(100):
+        key = manager.alert("Queue backed up", "error", alert_type="queue")
+    assert built == ["Queue backed up"]
+    assert len(sent(manager, transport)) == 1
+    alert = manager.get_alert(key)
+    assert alert is not None
+    assert alert.occurrences == 100
 
 
 def test_a_more_severe_repeat_is_sent(manager: AlertManager, transport: ScriptedTransport) -> None:

@@ -216,6 +216,21 @@ def test_alerts_expire_after_their_ttl(state: StateBackend) -> None:
     assert state.raise_alert(record(), TTL).send  # forgotten: a recurrence pages again
 
 
+def test_a_repeat_keeps_the_alert_in_memory_for_its_ttl_after_it() -> None:
+    state = MemoryState(unique_routing_key())
+    start = time.time()
+    assert state.raise_alert(record(at=start), 10.0).send
+    assert not state.raise_alert(record(at=start + 8), 10.0).send
+    # Open until 10 s after the last occurrence, not after the first.
+    repeat = state.raise_alert(record(at=start + 15), 10.0)
+    assert not repeat.send
+    assert repeat.occurrences == 3
+    # A shorter ttl never shortens what an earlier occurrence was promised.
+    assert not state.raise_alert(record(at=start + 16), 1.0).send
+    assert not state.raise_alert(record(at=start + 20), 1.0).send
+    assert state.raise_alert(record(at=start + 26), 1.0).send
+
+
 def test_health_pages_once_and_resolves_once(state: StateBackend) -> None:
     edges = []
     for _ in range(5):
