@@ -51,8 +51,9 @@ TRUNCATION_MARKER = "_pd_truncated"
 _ELLIPSIS = "…"
 _ROUTING_KEY_RE = re.compile(r"[A-Za-z0-9]{32}")
 # Built once: json.dumps with options builds an encoder per call, on the caller's thread.
-# It keeps no state between calls, so threads share it.
-_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+# It keeps no state between calls, so threads share it. No cycle check: a body is a tree
+# built by _body, from the encoder's output (which never holds a cycle).
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
 
 
 class Severity(StrEnum):
