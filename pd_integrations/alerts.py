@@ -24,7 +24,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,7 +57,8 @@ from .events import (
 from .policy import BeforeSend, BeforeSendHook, Hint, Tally, as_hook, full_hint
 from .ratelimit import DEFAULT_PER_MINUTE
 from .scrub import DEFAULT_SCRUBBER, Scrubber
-from .state import DEFAULT_ALERT_TTL, AlertRecord, Owed, Raised, StateBackend, open_state
+from .state import DEFAULT_ALERT_TTL, Owed, Raised, StateBackend, open_state
+from .state import Alert as Alert  # public here, where it always was
 
 _log = logging.getLogger("pd_integrations.alerts")
 
@@ -70,23 +71,6 @@ DEFAULT_AUTO_RESOLVE_AFTER = 1800.0
 DEFAULT_REFRESH_AFTER = config.DEFAULT_REFRESH_AFTER
 LAST_SEEN_KEY = "last_seen"
 """The ``custom_details`` key of a re-sent trigger's last occurrence (RFC 3339, UTC)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Alert:
-    """A snapshot of an alert this manager has open."""
-
-    dedup_key: str
-    summary: str
-    severity: Severity
-    alert_type: str
-    component: str | None
-    identifier: str | None
-    first_seen: datetime
-    last_seen: datetime
-    occurrences: int = 1
-    acknowledged: bool = False
-    auto_resolve: bool = False
 
 
 def make_dedup_key(
@@ -115,22 +99,6 @@ def _dedup_key(
 
 def _summary_id(summary: str) -> str:
     return hashlib.sha256(summary.encode("utf-8", "surrogatepass")).hexdigest()[:12]
-
-
-def _snapshot(record: AlertRecord) -> Alert:
-    return Alert(
-        record.dedup_key,
-        record.summary,
-        record.severity,
-        record.alert_type,
-        record.component,
-        record.identifier,
-        datetime.fromtimestamp(record.first_seen, UTC),
-        datetime.fromtimestamp(record.last_seen, UTC),
-        record.occurrences,
-        record.acknowledged,
-        record.auto_resolve,
-    )
 
 
 class AlertManager:
@@ -301,9 +269,9 @@ class AlertManager:
             raise InvalidEventError("summary is required and must be a non-empty string")
         key = _dedup_key(alert_type, self.dedup_key_prefix, component, identifier)
         now = time.time()
-        # AlertRecord(...) without the named tuple's Python-level __new__: one per occurrence.
-        record: AlertRecord = tuple.__new__(
-            AlertRecord,
+        # Alert(...) without the named tuple's Python-level __new__: one per occurrence.
+        record: Alert = tuple.__new__(
+            Alert,
             (
                 key,
                 summary,
@@ -347,7 +315,7 @@ class AlertManager:
     def _decide(self, decision: _Decision) -> None:
         """On the background thread: the state's verdict on a deferred occurrence."""
         record = decision.record._replace(
-            last_seen=decision.last_seen, occurrences=decision.occurrences
+            last_seen_timestamp=decision.last_seen, occurrences=decision.occurrences
         )
         raised = self._state.raise_alert(record, self._ttl(record.auto_resolve), self.refresh_after)
         self._decided(
@@ -362,7 +330,7 @@ class AlertManager:
 
     def _decided(
         self,
-        record: AlertRecord,
+        record: Alert,
         raised: Raised,
         custom_details: Mapping[str, Any] | None,
         links: Iterable[LinkLike] | None,
@@ -376,7 +344,7 @@ class AlertManager:
             record.component,
             record.auto_resolve,
         )
-        now = record.last_seen
+        now = record.last_seen_timestamp
         occurrences = raised.occurrences
         resolve_later = auto_resolve and self.auto_resolve_after is not None
         if not raised.send:
@@ -455,9 +423,7 @@ class AlertManager:
                 "sending the trigger of alert %r for a process that did not deliver it",
                 record.dedup_key,
             )
-            details: dict[str, Any] = {
-                LAST_SEEN_KEY: datetime.fromtimestamp(record.last_seen, UTC).isoformat()
-            }
+            details: dict[str, Any] = {LAST_SEEN_KEY: record.last_seen.isoformat()}
             event = self._trigger(
                 record.summary,
                 record.severity,
@@ -655,14 +621,13 @@ class AlertManager:
         :data:`READ_WAIT` seconds), so it sees its own resolves and acknowledges.
         """
         self._catch_up()
-        return [_snapshot(record) for record in self._state.active_alerts()]
+        return list(self._state.active_alerts())  # the caller's own, as a router extends it
 
     def get_alert(self, dedup_key: str) -> Alert | None:
         """The open alert with this key; reads Redis with shared state, as
         :meth:`active_alerts` does."""
         self._catch_up()
-        record = self._state.get_alert(dedup_key)
-        return _snapshot(record) if record is not None else None
+        return self._state.get_alert(dedup_key)
 
     def _catch_up(self) -> None:
         if not self._state.decides_locally:
@@ -872,7 +837,7 @@ class _Decision:
 
     def __init__(
         self,
-        record: AlertRecord,
+        record: Alert,
         custom_details: Mapping[str, Any] | None,
         links: Iterable[LinkLike] | None,
         images: Iterable[ImageLike] | None,
@@ -886,7 +851,7 @@ class _Decision:
         self.hint = hint
         self.fields = fields
         self.occurrences = record.occurrences
-        self.last_seen = record.last_seen
+        self.last_seen = record.last_seen_timestamp
 
     def merge(self, later: _Decision) -> None:
         self.occurrences += later.occurrences

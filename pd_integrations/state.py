@@ -33,6 +33,7 @@ import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Literal, NamedTuple, Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -56,10 +57,14 @@ _SWEEP_EVERY = 256
 _NEVER = math.inf
 
 
-class AlertRecord(NamedTuple):
-    """An open alert as the state stores it; times are Unix timestamps in seconds.
+class Alert(NamedTuple):
+    """An open alert: what the state stores, and what
+    :meth:`~pd_integrations.AlertManager.get_alert` and
+    :meth:`~pd_integrations.AlertManager.active_alerts` return.
 
-    A named tuple because one is built for every occurrence, storms included.
+    A named tuple because one is built for every occurrence, storms included. Times are
+    kept as Unix timestamps in seconds; :attr:`first_seen` and :attr:`last_seen` give
+    them as UTC datetimes.
     """
 
     dedup_key: str
@@ -68,13 +73,24 @@ class AlertRecord(NamedTuple):
     alert_type: str
     component: str | None
     identifier: str | None
-    first_seen: float
-    last_seen: float
+    first_seen_timestamp: float
+    last_seen_timestamp: float
+    """For an alert passed to :meth:`StateBackend.raise_alert`: the time of this occurrence."""
     occurrences: int = 1
     """Stored: the alert's count. Passed to :meth:`StateBackend.raise_alert`: how many
     occurrences this call records (more than 1 when repeats were counted meanwhile)."""
     acknowledged: bool = False
     auto_resolve: bool = False
+
+    @property
+    def first_seen(self) -> datetime:
+        """When the alert was first raised (UTC)."""
+        return datetime.fromtimestamp(self.first_seen_timestamp, UTC)
+
+    @property
+    def last_seen(self) -> datetime:
+        """When the alert was last raised (UTC)."""
+        return datetime.fromtimestamp(self.last_seen_timestamp, UTC)
 
 
 class Raised(NamedTuple):
@@ -136,10 +152,10 @@ class StateBackend(ABC):
     lives); once expired, another process takes the trigger over."""
 
     @abstractmethod
-    def raise_alert(self, alert: AlertRecord, ttl: float, refresh_after: float = 0.0) -> Raised:
+    def raise_alert(self, alert: Alert, ttl: float, refresh_after: float = 0.0) -> Raised:
         """Record one occurrence of ``alert`` (opening it if needed), kept ``ttl`` seconds.
 
-        ``alert.last_seen`` is the time of this occurrence; a repeat keeps the stored
+        ``alert.last_seen_timestamp`` is the time of this occurrence; a repeat keeps the stored
         summary unless it is more severe, which replaces severity and summary.
 
         With ``refresh_after`` > 0, a repeat at least that many seconds after the alert's
@@ -148,7 +164,7 @@ class StateBackend(ABC):
         """
 
     def raise_alert_locally(
-        self, alert: AlertRecord, ttl: float, refresh_after: float = 0.0
+        self, alert: Alert, ttl: float, refresh_after: float = 0.0
     ) -> Raised | None:
         """:meth:`raise_alert` if this process can decide it without a round trip, else
         ``None`` (the caller then calls :meth:`raise_alert` on a background thread)."""
@@ -163,7 +179,7 @@ class StateBackend(ABC):
     def renew_leases(self, dedup_keys: list[str]) -> None:  # noqa: B027 - nothing to renew
         """This process still owes (and is sending) these alerts' triggers."""
 
-    def take_expired(self, limit: int = 100) -> list[AlertRecord]:
+    def take_expired(self, limit: int = 100) -> list[Alert]:
         """Pending alerts whose owner's lease expired, now owed by this process.
 
         The caller sends their triggers (with the same dedup keys). A process-local state
@@ -207,11 +223,11 @@ class StateBackend(ABC):
         return self.get_alert(dedup_key) is not None
 
     @abstractmethod
-    def get_alert(self, dedup_key: str) -> AlertRecord | None:
+    def get_alert(self, dedup_key: str) -> Alert | None:
         """The open alert with this key, if any."""
 
     @abstractmethod
-    def active_alerts(self) -> list[AlertRecord]:
+    def active_alerts(self) -> list[Alert]:
         """Every open alert."""
 
     @abstractmethod
@@ -274,14 +290,14 @@ class _Entry:
         "summary",
     )
 
-    def __init__(self, alert: AlertRecord, expires: float, refresh_at: float) -> None:
+    def __init__(self, alert: Alert, expires: float, refresh_at: float) -> None:
         self.summary = alert.summary
         self.severity = alert.severity
         self.alert_type = alert.alert_type
         self.component = alert.component
         self.identifier = alert.identifier
-        self.first_seen = alert.first_seen
-        self.last_seen = alert.last_seen
+        self.first_seen = alert.first_seen_timestamp
+        self.last_seen = alert.last_seen_timestamp
         self.occurrences = alert.occurrences
         self.acknowledged = alert.acknowledged
         self.auto_resolve = alert.auto_resolve
@@ -289,8 +305,8 @@ class _Entry:
         # When a repeat is sent again (a refresh); infinity when refreshing is off.
         self.refresh_at = refresh_at
 
-    def record(self, dedup_key: str) -> AlertRecord:
-        return AlertRecord(
+    def record(self, dedup_key: str) -> Alert:
+        return Alert(
             dedup_key,
             self.summary,
             self.severity,
@@ -328,8 +344,8 @@ class MemoryState(StateBackend):
 
     # -- alerts --------------------------------------------------------------------------
 
-    def raise_alert(self, alert: AlertRecord, ttl: float, refresh_after: float = 0.0) -> Raised:
-        now = alert.last_seen
+    def raise_alert(self, alert: Alert, ttl: float, refresh_after: float = 0.0) -> Raised:
+        now = alert.last_seen_timestamp
         with self._lock:
             self._writes += 1
             if not self._writes % _SWEEP_EVERY:
@@ -359,14 +375,14 @@ class MemoryState(StateBackend):
             entry.refresh_at = now + refresh_after if refresh_after > 0 else _NEVER
             return Raised(True, entry.occurrences, refreshed)
 
-    def get_alert(self, dedup_key: str) -> AlertRecord | None:
+    def get_alert(self, dedup_key: str) -> Alert | None:
         with self._lock:
             entry = self._alerts.get(dedup_key)
             if entry is None or entry.expires <= self._clock():
                 return None
             return entry.record(dedup_key)
 
-    def active_alerts(self) -> list[AlertRecord]:
+    def active_alerts(self) -> list[Alert]:
         now = self._clock()
         with self._lock:
             return [e.record(k) for k, e in self._alerts.items() if e.expires > now]

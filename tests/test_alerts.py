@@ -5,12 +5,13 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from pd_integrations import (
+    Alert,
     AlertManager,
     ConfigurationError,
     Severity,
@@ -20,6 +21,7 @@ from pd_integrations import (
 )
 from pd_integrations.alerts import make_dedup_key
 from pd_integrations.client import EventsClient
+from pd_integrations.state import Alert as StoredAlert
 
 from .spec import assert_valid_event
 from .transport import FAST, ScriptedTransport, wait_until
@@ -109,6 +111,25 @@ def test_an_open_alert_is_not_sent_again(
     assert alert is not None
     assert alert.occurrences == 50
     assert suppressed[-1] == 50
+
+
+def test_an_open_alert_is_read_with_utc_datetimes_and_unix_timestamps(
+    manager: AlertManager,
+) -> None:
+    before = time.time()
+    key = manager.alert("Disk full", "error", alert_type="disk", identifier="sda")
+    manager.alert("Disk full", "error", alert_type="disk", identifier="sda")
+    alert = manager.get_alert(key)
+    assert isinstance(alert, Alert)
+    assert Alert is StoredAlert  # one type: what the state stores is what callers read
+    assert (alert.dedup_key, alert.summary, alert.severity) == (key, "Disk full", Severity.ERROR)
+    assert (alert.alert_type, alert.component, alert.identifier) == ("disk", None, "sda")
+    assert (alert.occurrences, alert.acknowledged, alert.auto_resolve) == (2, False, False)
+    assert before <= alert.first_seen_timestamp <= alert.last_seen_timestamp <= time.time()
+    assert alert.first_seen == datetime.fromtimestamp(alert.first_seen_timestamp, UTC)
+    assert alert.last_seen == datetime.fromtimestamp(alert.last_seen_timestamp, UTC)
+    assert alert.first_seen.tzinfo is UTC
+    assert manager.active_alerts() == [alert]
 
 
 def test_repeats_nobody_listens_for_are_counted_without_building_an_event(

@@ -12,7 +12,7 @@ from pd_integrations import ConfigurationError, Severity, config
 from pd_integrations.ratelimit import RateBudget, shared_budget
 from pd_integrations.state import (
     DEFAULT_ALERT_TTL,
-    AlertRecord,
+    Alert,
     Edge,
     HealthState,
     MemoryState,
@@ -58,17 +58,17 @@ def record(
     *,
     at: float | None = None,
     auto_resolve: bool = False,
-) -> AlertRecord:
+) -> Alert:
     now = time.time() if at is None else at
-    return AlertRecord(
+    return Alert(
         dedup_key=key,
         summary=summary,
         severity=severity,
         alert_type="db_down",
         component=None,
         identifier="primary",
-        first_seen=now,
-        last_seen=now,
+        first_seen_timestamp=now,
+        last_seen_timestamp=now,
         auto_resolve=auto_resolve,
     )
 
@@ -129,7 +129,7 @@ def test_an_alert_that_keeps_occurring_is_refreshed_once_per_interval(
     stored = state.get_alert("prod:db_down")
     assert stored is not None
     assert stored.occurrences == 7
-    assert stored.last_seen == pytest.approx(t0 + 2 * REFRESH)
+    assert stored.last_seen_timestamp == pytest.approx(t0 + 2 * REFRESH)
 
 
 def test_a_refresh_keeps_the_worst_severity_and_an_escalation_restarts_the_interval(
