@@ -24,7 +24,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,12 +40,14 @@ from pd_integrations.delivery.dispatcher import (
 )
 from pd_integrations.delivery.ratelimit import DEFAULT_PER_MINUTE
 from pd_integrations.state import open_state
-from pd_integrations.state.base import DEFAULT_ALERT_TTL, AlertRecord, Owed, Raised, StateBackend
+from pd_integrations.state.base import DEFAULT_ALERT_TTL, Owed, Raised, StateBackend
+from pd_integrations.state.base import Alert as Alert  # public here, where it always was
 
 from . import signals
 from .client import EventsClient
 from .errors import InvalidEventError, UnknownAlertError
 from .events import (
+    MAX_DEDUP_KEY,
     AcknowledgeEvent,
     ChangeEvent,
     Event,
@@ -74,23 +76,6 @@ LAST_SEEN_KEY = "last_seen"
 """The ``custom_details`` key of a re-sent trigger's last occurrence (RFC 3339, UTC)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Alert:
-    """A snapshot of an alert this manager has open."""
-
-    dedup_key: str
-    summary: str
-    severity: Severity
-    alert_type: str
-    component: str | None
-    identifier: str | None
-    first_seen: datetime
-    last_seen: datetime
-    occurrences: int = 1
-    acknowledged: bool = False
-    auto_resolve: bool = False
-
-
 def make_dedup_key(
     alert_type: str,
     *,
@@ -99,30 +84,24 @@ def make_dedup_key(
     identifier: str | None = None,
 ) -> str:
     """``prefix:component:alert_type:identifier`` without the empty parts, at most 255 chars."""
+    return _dedup_key(alert_type, prefix, component, identifier)
+
+
+def _dedup_key(
+    alert_type: str, prefix: str | None, component: str | None, identifier: str | None
+) -> str:
+    """:func:`make_dedup_key`, positional: every occurrence of a storm computes one."""
     if not alert_type:
         raise ValueError("alert_type is required: it names the kind of problem")
-    parts = (prefix, component, alert_type, identifier)
-    return fit_dedup_key(":".join(part for part in parts if part))
+    if prefix or component or identifier:
+        key = ":".join(filter(None, (prefix, component, alert_type, identifier)))
+    else:
+        key = ":".join((alert_type,))  # alert_type itself, or TypeError if no str
+    return key if len(key) <= MAX_DEDUP_KEY else fit_dedup_key(key)
 
 
 def _summary_id(summary: str) -> str:
     return hashlib.sha256(summary.encode("utf-8", "surrogatepass")).hexdigest()[:12]
-
-
-def _snapshot(record: AlertRecord) -> Alert:
-    return Alert(
-        record.dedup_key,
-        record.summary,
-        record.severity,
-        record.alert_type,
-        record.component,
-        record.identifier,
-        datetime.fromtimestamp(record.first_seen, UTC),
-        datetime.fromtimestamp(record.last_seen, UTC),
-        record.occurrences,
-        record.acknowledged,
-        record.auto_resolve,
-    )
 
 
 class AlertManager:
@@ -290,20 +269,41 @@ class AlertManager:
         ``ValueError`` here; nothing about delivery ever raises. ``hint`` tells policy
         what caused the alert (see :mod:`pd_integrations.policy`).
         """
-        fields = (class_, group, event_component or component)
         level = Severity.parse(severity)
         if not isinstance(summary, str) or not summary.strip():
             raise InvalidEventError("summary is required and must be a non-empty string")
-        key = make_dedup_key(
-            alert_type, prefix=self.dedup_key_prefix, component=component, identifier=identifier
-        )
+        key = _dedup_key(alert_type, self.dedup_key_prefix, component, identifier)
         now = time.time()
-        record = AlertRecord(
-            key, summary, level, alert_type, component, identifier, now, now, 1, False, auto_resolve
+        # Alert(...) without the named tuple's Python-level __new__: one per occurrence.
+        record: Alert = tuple.__new__(
+            Alert,
+            (
+                key,
+                summary,
+                level,
+                alert_type,
+                component,
+                identifier,
+                now,
+                now,
+                1,
+                False,
+                auto_resolve,
+            ),
         )
         raised = self._state.raise_alert_locally(
-            record, self._ttl(auto_resolve), self.refresh_after
+            record,
+            self._ttl(auto_resolve) if auto_resolve else DEFAULT_ALERT_TTL,
+            self.refresh_after,
         )
+        if (
+            raised is not None
+            and not raised.send
+            and not auto_resolve
+            and not signals.event_suppressed.receivers
+        ):
+            return key  # the storm's path: suppressed, with nobody to tell
+        fields = (class_, group, event_component or component)
         if raised is None:
             # The state needs a round trip: never on the caller's thread (an event loop,
             # a request). The background thread decides and sends.
@@ -320,7 +320,7 @@ class AlertManager:
     def _decide(self, decision: _Decision) -> None:
         """On the background thread: the state's verdict on a deferred occurrence."""
         record = decision.record._replace(
-            last_seen=decision.last_seen, occurrences=decision.occurrences
+            last_seen_timestamp=decision.last_seen, occurrences=decision.occurrences
         )
         raised = self._state.raise_alert(record, self._ttl(record.auto_resolve), self.refresh_after)
         self._decided(
@@ -335,7 +335,7 @@ class AlertManager:
 
     def _decided(
         self,
-        record: AlertRecord,
+        record: Alert,
         raised: Raised,
         custom_details: Mapping[str, Any] | None,
         links: Iterable[LinkLike] | None,
@@ -349,7 +349,7 @@ class AlertManager:
             record.component,
             record.auto_resolve,
         )
-        now = record.last_seen
+        now = record.last_seen_timestamp
         occurrences = raised.occurrences
         resolve_later = auto_resolve and self.auto_resolve_after is not None
         if not raised.send:
@@ -428,9 +428,7 @@ class AlertManager:
                 "sending the trigger of alert %r for a process that did not deliver it",
                 record.dedup_key,
             )
-            details: dict[str, Any] = {
-                LAST_SEEN_KEY: datetime.fromtimestamp(record.last_seen, UTC).isoformat()
-            }
+            details: dict[str, Any] = {LAST_SEEN_KEY: record.last_seen.isoformat()}
             event = self._trigger(
                 record.summary,
                 record.severity,
@@ -628,14 +626,13 @@ class AlertManager:
         :data:`READ_WAIT` seconds), so it sees its own resolves and acknowledges.
         """
         self._catch_up()
-        return [_snapshot(record) for record in self._state.active_alerts()]
+        return list(self._state.active_alerts())  # the caller's own, as a router extends it
 
     def get_alert(self, dedup_key: str) -> Alert | None:
         """The open alert with this key; reads Redis with shared state, as
         :meth:`active_alerts` does."""
         self._catch_up()
-        record = self._state.get_alert(dedup_key)
-        return _snapshot(record) if record is not None else None
+        return self._state.get_alert(dedup_key)
 
     def _catch_up(self) -> None:
         if not self._state.decides_locally:
@@ -845,7 +842,7 @@ class _Decision:
 
     def __init__(
         self,
-        record: AlertRecord,
+        record: Alert,
         custom_details: Mapping[str, Any] | None,
         links: Iterable[LinkLike] | None,
         images: Iterable[ImageLike] | None,
@@ -859,7 +856,7 @@ class _Decision:
         self.hint = hint
         self.fields = fields
         self.occurrences = record.occurrences
-        self.last_seen = record.last_seen
+        self.last_seen = record.last_seen_timestamp
 
     def merge(self, later: _Decision) -> None:
         self.occurrences += later.occurrences

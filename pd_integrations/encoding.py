@@ -60,6 +60,7 @@ _BYTES_PREVIEW = 32
 # Ints below this size always print, whatever sys.set_int_max_str_digits() says (its
 # minimum is 640 digits); larger ones are checked before they reach json.dumps.
 _SAFE_INT = 2**2000
+_MIN_SAFE_INT = -_SAFE_INT  # named: negating it in place builds a 2000-bit int each time
 _ENUM_HOPS = 8
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SEQUENCES: tuple[type, ...] = (
@@ -152,7 +153,7 @@ class _Encoder:
         if type(value) is str:
             return self.text(value)
         if type(value) is int:
-            return value if -_SAFE_INT < value < _SAFE_INT else self.big_int(value)
+            return value if _MIN_SAFE_INT < value < _SAFE_INT else self.big_int(value)
         if value is None or type(value) is bool:
             return value
         if type(value) is float:
@@ -400,12 +401,32 @@ def to_jsonable(
     cut (see the module docstring); a redactor that raises costs that string, replaced
     by ``"<redaction failed>"``. Never raises.
     """
+    return encode_with(
+        lambda depth, string, items: _Encoder(depth, string, items, redact),
+        value,
+        max_depth=max_depth,
+        max_string=max_string,
+        max_items=max_items,
+    )
+
+
+def encode_with(
+    make_encoder: Callable[[int, int, int], _Encoder],
+    value: object,
+    *,
+    max_depth: int,
+    max_string: int,
+    max_items: int,
+) -> JSONValue:
+    """:func:`to_jsonable` by the encoder ``make_encoder(max_depth, max_string,
+    max_items)`` returns, with the same bounds and safety net: a subclass may judge what
+    it encodes as it goes (the scrubber applies its key rules in the same walk). Never
+    raises."""
     try:
-        encoder = _Encoder(
+        encoder = make_encoder(
             min(max(int(max_depth), 0), HARD_MAX_DEPTH),
             max(int(max_string), 0),
             max(int(max_items), 0),
-            redact,
         )
         return encoder.encode(value, 0)
     except Exception:  # a hostile object defeated every guard: say so, do not raise

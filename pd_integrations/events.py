@@ -50,6 +50,10 @@ TRUNCATION_MARKER = "_pd_truncated"
 
 _ELLIPSIS = "…"
 _ROUTING_KEY_RE = re.compile(r"[A-Za-z0-9]{32}")
+# Built once: json.dumps with options builds an encoder per call, on the caller's thread.
+# It keeps no state between calls, so threads share it. No cycle check: a body is a tree
+# built by _body, from the encoder's output (which never holds a cycle).
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False)
 
 
 class Severity(StrEnum):
@@ -455,7 +459,7 @@ def _labelled(item: dict[str, str], label: str, scrubber: Scrubber | None) -> di
 
 
 def _encode(body: Mapping[str, Any]) -> bytes:
-    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    text = _JSON.encode(body)
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:

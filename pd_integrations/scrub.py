@@ -25,14 +25,22 @@ never ends and a URL password that ends the text with its ``@host`` lost.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeGuard
 
 from .encoding import (
+    _MIN_SAFE_INT,
+    _SAFE_INT,
     DEFAULT_MAX_DEPTH,
     DEFAULT_MAX_ITEMS,
     DEFAULT_MAX_STRING,
+    MORE_ITEMS_KEY,
+    UNREDACTED,
     JSONValue,
+    _Encoder,
+    encode_with,
 )
 from .encoding import to_jsonable as _to_jsonable
 
@@ -79,8 +87,14 @@ _WHOLE_WORD_MAX = 4
 _MAX_DEPTH = 64
 _CACHE_SIZE = 4096
 _CACHE_KEY_MAX = 128
+# The encoder takes a remembered text or key as it is only where it needs no cut: it is
+# at most this long, and the encoder's string bound at least this.
+_REMEMBERED_MAX = 256
 # Dict shapes such as {"name": "Authorization", "value": "..."} (HAR, some frameworks).
 _NAME_FIELDS = ("name", "key", "header", "field")
+# Values of these exact types never encode to None or a boolean, which a sensitive key
+# keeps: under such a key they are filtered without being encoded first.
+_NEVER_FLAGS: frozenset[type] = frozenset({str, int, float, dict, list, tuple, bytes})
 
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[^\W\d_])(?=\d)")
 _SEPARATORS = re.compile(r"[\W_]+")
@@ -163,7 +177,7 @@ def _words(key: str) -> list[str]:
     return [word for word in _SEPARATORS.split(_CAMEL.sub("_", key).casefold()) if word]
 
 
-def _keep(value: object) -> bool:
+def _keep(value: object) -> TypeGuard[bool | None]:
     """None and booleans say whether a secret is present, never what it is."""
     return value is None or isinstance(value, bool)
 
@@ -192,6 +206,10 @@ class Scrubber:
         self._any_key = re.compile("|".join(map(re.escape, sorted(compact)))) if compact else None
         self._cache: dict[str, bool] = {}
         self._texts: dict[str, str] = {}
+        # What to_jsonable makes of short texts (scrubbed, valid UTF-8, whole), and of
+        # short keys whose values are not redacted (their names).
+        self._encoded: dict[str, str] = {}
+        self._names: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"Scrubber(keys={sorted(self.keys)!r}, enabled={self.enabled!r})"
@@ -214,8 +232,10 @@ class Scrubber:
 
     def scrub_text(self, text: str) -> str:
         """Redact credentials embedded in a string."""
-        if not self.enabled:
-            return text
+        return self._scrubbed(text) if self.enabled else text
+
+    def _scrubbed(self, text: str) -> str:
+        """:meth:`scrub_text` whether enabled or not."""
         # Keys and short values repeat from one alert to the next ("order_id", "POST"):
         # they are checked once. Bounded like the key cache; long texts are never kept.
         short = len(text) <= _CACHE_KEY_MAX
@@ -254,7 +274,7 @@ class Scrubber:
         if not self.enabled:
             return value
         try:
-            return self._scrub(value, 0, set(), texts=True)
+            return self._scrub(value, 0, set())
         except Exception:  # safe side again
             return FILTERED
 
@@ -267,23 +287,33 @@ class Scrubber:
         max_items: int = DEFAULT_MAX_ITEMS,
     ) -> JSONValue:
         """:func:`~pd_integrations.encoding.to_jsonable`, then :meth:`scrub`, except that
-        every string and key is scrubbed *before* the encoder cuts it. Never raises."""
+        every string and key is scrubbed *before* the encoder cuts it. Never raises.
+
+        One walk: the key rules judge each name and value as the encoder produces them
+        (the value under a sensitive key is not even encoded, unless it might encode to
+        ``None`` or a boolean, which are kept).
+        """
         if not self.enabled:
             return _to_jsonable(
                 value, max_depth=max_depth, max_string=max_string, max_items=max_items
             )
-        encoded = _to_jsonable(
+        return encode_with(
+            functools.partial(_ScrubbingEncoder, self),
             value,
             max_depth=max_depth,
             max_string=max_string,
             max_items=max_items,
-            redact=self.scrub_text,
         )
-        try:
-            # The strings are done; what is left is judging values by their keys.
-            return self._scrub(encoded, 0, set(), texts=False)
-        except Exception:
-            return FILTERED
+
+    def _named_value(self, value: dict[str, JSONValue]) -> str | None:
+        """``"value"`` when the dict is a name/value record for a sensitive name."""
+        if "value" not in value:
+            return None
+        for field in _NAME_FIELDS:
+            name = value.get(field)
+            if isinstance(name, str) and self.is_sensitive(name):
+                return "value"
+        return None
 
     def _mentions_key(self, lowered: str) -> bool:
         if self._any_key is None:
@@ -326,9 +356,9 @@ class Scrubber:
         parts.append(text[done:])
         return "".join(parts)
 
-    def _scrub(self, value: JSONValue, depth: int, active: set[int], *, texts: bool) -> JSONValue:
+    def _scrub(self, value: JSONValue, depth: int, active: set[int]) -> JSONValue:
         if isinstance(value, str):
-            return self.scrub_text(value) if texts else value
+            return self.scrub_text(value)
         if not isinstance(value, dict | list | tuple):
             return value
         if depth >= _MAX_DEPTH or id(value) in active:
@@ -336,14 +366,12 @@ class Scrubber:
         active.add(id(value))
         try:
             if isinstance(value, dict):
-                return self._mapping(value, depth + 1, active, texts)
-            return self._sequence(value, depth + 1, active, texts)
+                return self._mapping(value, depth + 1, active)
+            return self._sequence(value, depth + 1, active)
         finally:
             active.discard(id(value))
 
-    def _mapping(
-        self, value: dict[str, JSONValue], depth: int, active: set[int], texts: bool
-    ) -> JSONValue:
+    def _mapping(self, value: dict[str, JSONValue], depth: int, active: set[int]) -> JSONValue:
         named = self._named_value(value)
         out: dict[str, JSONValue] = {}
         for key, item in value.items():
@@ -351,27 +379,13 @@ class Scrubber:
             if (self.is_sensitive(name) or key == named) and not _keep(item):
                 out[key] = FILTERED
             else:
-                if texts and isinstance(key, str):
+                if isinstance(key, str):
                     key = self.scrub_text(key)
-                out[key] = self._scrub(item, depth, active, texts=texts)
+                out[key] = self._scrub(item, depth, active)
         return out
 
-    def _named_value(self, value: dict[str, JSONValue]) -> str | None:
-        """``"value"`` when the dict is a name/value record for a sensitive name."""
-        if "value" not in value:
-            return None
-        for field in _NAME_FIELDS:
-            name = value.get(field)
-            if isinstance(name, str) and self.is_sensitive(name):
-                return "value"
-        return None
-
     def _sequence(
-        self,
-        value: list[JSONValue] | tuple[JSONValue, ...],
-        depth: int,
-        active: set[int],
-        texts: bool,
+        self, value: list[JSONValue] | tuple[JSONValue, ...], depth: int, active: set[int]
     ) -> JSONValue:
         # A (name, value) pair, as headers often are: the name decides about the value.
         if (
@@ -381,7 +395,175 @@ class Scrubber:
             and not _keep(value[1])
         ):
             return [value[0], FILTERED]
-        return [self._scrub(item, depth, active, texts=texts) for item in value]
+        return [self._scrub(item, depth, active) for item in value]
+
+
+class _ScrubbingEncoder(_Encoder):
+    """The encoder, with a scrubber's key rules applied in the same walk.
+
+    What comes out is what encoding with ``scrub_text`` as the redactor and then a
+    :meth:`Scrubber.scrub` of the result judging only keys gave: every rule judges the
+    encoded form (the scrubbed, cut and deduplicated name; the encoded value), and a
+    container nested :data:`_MAX_DEPTH` deep is filtered.
+
+    The scrubber remembers what short texts encode to, and the names of short keys
+    whose values are kept, so a plain dict of familiar keys and texts (what most alerts
+    carry) costs a look-up per entry.
+    """
+
+    __slots__ = ("encoded", "names", "scrubber")
+
+    def __init__(self, scrubber: Scrubber, max_depth: int, max_string: int, max_items: int) -> None:
+        super().__init__(max_depth, max_string, max_items, scrubber._scrubbed)
+        self.scrubber = scrubber
+        self.encoded = scrubber._encoded
+        self.names = scrubber._names
+
+    def text(self, value: str, limit: int | None = None) -> str:
+        limit = self.max_string if limit is None else limit
+        # Only short texts are looked up: hashing a long one would read all of it.
+        if limit < _REMEMBERED_MAX or len(value) > _CACHE_KEY_MAX:
+            return self.redacted(value, limit)
+        known = self.encoded.get(value)
+        if known is not None:
+            return known
+        text = self.redacted(value, limit)
+        _remember(self.encoded, value, text)
+        return text
+
+    def mapping(self, value: Mapping[object, object], depth: int) -> JSONValue:  # type: ignore[override]
+        if depth > _MAX_DEPTH:
+            return FILTERED
+        out: dict[str, JSONValue] = {}
+        labels: dict[str, JSONValue] | None = None
+        if (
+            type(value) is dict
+            and len(value) <= self.max_items
+            and self.max_string >= _REMEMBERED_MAX
+        ):
+            names = self.names
+            encoded = self.encoded
+            for key, item in value.items():
+                name = names.get(key) if type(key) is str else None
+                if name is None or name in out:
+                    labels = self.put(out, key, item, depth, labels)
+                    continue
+                kind = type(item)
+                if kind is str:
+                    known = encoded.get(item) if len(item) <= _CACHE_KEY_MAX else None
+                    if known is not None:
+                        out[name] = known
+                        continue
+                elif kind is int and _MIN_SAFE_INT < item < _SAFE_INT:
+                    out[name] = item
+                    continue
+                out[name] = self.encode(item, depth)
+        else:
+            for index, (key, item) in enumerate(value.items()):
+                if index >= self.max_items:
+                    out[MORE_ITEMS_KEY] = self.more(value, index)
+                    break
+                labels = self.put(out, key, item, depth, labels)
+        if "value" in out and not _keep(out["value"]):
+            for field in _NAME_FIELDS:
+                label = labels[field] if labels and field in labels else out.get(field)
+                if isinstance(label, str) and self.scrubber.is_sensitive(label):
+                    out["value"] = FILTERED
+                    break
+        return out
+
+    def put(
+        self,
+        out: dict[str, JSONValue],
+        key: object,
+        item: object,
+        depth: int,
+        labels: dict[str, JSONValue] | None,
+    ) -> dict[str, JSONValue] | None:
+        """Add one entry of a mapping to ``out``, named, judged and encoded by the rules.
+
+        Returns ``labels``, the encoded values of the name fields a sensitive name
+        filtered (the name/value rule judges them as they would have been), with this
+        entry's if it is one.
+        """
+        scrubber = self.scrubber
+        redacted: str | None = None
+        if type(key) is str:
+            redacted = self.redacted(key, self.max_string)
+            name = self.unique(redacted, key, out)
+        else:
+            name = self.unique(self.key(key), key, out)
+        if not scrubber.is_sensitive(name):
+            if name is redacted and self.max_string >= _REMEMBERED_MAX:
+                _remember(self.names, key, name)  # not renamed by unique(): its own name
+            out[name] = self.encode(item, depth)
+        elif _keep(item):
+            out[name] = item
+        elif type(item) in _NEVER_FLAGS and name not in _NAME_FIELDS:
+            out[name] = FILTERED
+        else:
+            encoded = self.encode(item, depth)
+            if name in _NAME_FIELDS:
+                labels = {} if labels is None else labels
+                labels[name] = encoded
+            out[name] = encoded if _keep(encoded) else FILTERED
+        return labels
+
+    def sequence(self, value: list[object] | tuple[object, ...], depth: int) -> JSONValue:  # type: ignore[override]
+        if depth > _MAX_DEPTH:
+            return FILTERED
+        return self.pair(super().sequence(value, depth))
+
+    def unordered(self, value: set[Any] | frozenset[Any], depth: int) -> JSONValue:  # type: ignore[override]
+        if depth > _MAX_DEPTH:
+            return FILTERED
+        return self.pair(super().unordered(value, depth))
+
+    def dataclass(self, value: object, depth: int) -> JSONValue:  # type: ignore[override]
+        if depth > _MAX_DEPTH:
+            return FILTERED
+        return self.judged(super().dataclass(value, depth))
+
+    def other(self, value: object, depth: int) -> JSONValue:
+        encoded = super().other(value, depth)
+        if type(encoded) is dict and isinstance(value, BaseException):  # type and message
+            return FILTERED if depth >= _MAX_DEPTH else self.judged(encoded)
+        return encoded
+
+    def pair(self, out: list[JSONValue]) -> list[JSONValue]:
+        """A (name, value) pair, as headers often are: the name decides about the value."""
+        if (
+            len(out) == 2
+            and isinstance(out[0], str)
+            and not _keep(out[1])
+            and self.scrubber.is_sensitive(out[0])
+        ):
+            out[1] = FILTERED
+        return out
+
+    def judged(self, out: dict[str, JSONValue]) -> dict[str, JSONValue]:
+        """The key rules over a mapping already encoded (a dataclass, an exception)."""
+        scrubber = self.scrubber
+        named = scrubber._named_value(out)
+        for name, item in out.items():
+            if (name == named or scrubber.is_sensitive(name)) and not _keep(item):
+                out[name] = FILTERED
+        return out
+
+
+def _remember(memory: dict[str, str], text: object, encoded: str) -> None:
+    """Remember what ``text`` encoded to under a bound of at least
+    :data:`_REMEMBERED_MAX` if it is what it encodes to under any such bound: short
+    enough that the window never cut ``text`` and the bound never cut ``encoded``, and
+    scrubbed (the redactor did not fail). Bounded: once full, nothing more is kept."""
+    if (
+        type(text) is str
+        and len(text) <= _CACHE_KEY_MAX
+        and len(encoded) <= _REMEMBERED_MAX
+        and encoded != UNREDACTED
+        and len(memory) < _CACHE_SIZE
+    ):
+        memory[text] = encoded
 
 
 def _shape(match: re.Match[str]) -> str:

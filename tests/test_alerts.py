@@ -5,14 +5,23 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from pd_integrations import AlertManager, ConfigurationError, Severity, UnknownAlertError, signals
+from pd_integrations import (
+    Alert,
+    AlertManager,
+    ConfigurationError,
+    Severity,
+    TriggerEvent,
+    UnknownAlertError,
+    signals,
+)
 from pd_integrations.alerts import make_dedup_key
 from pd_integrations.client import EventsClient
+from pd_integrations.state import Alert as StoredAlert
 
 from .spec import assert_valid_event
 from .transport import FAST, ScriptedTransport, wait_until
@@ -44,9 +53,19 @@ def test_dedup_keys_are_deterministic_and_readable() -> None:
         "prod:db:db_down:primary"
     )
     assert make_dedup_key("db_down") == "db_down"
+    assert make_dedup_key("db_down", prefix="", component=None, identifier="") == "db_down"
+    assert make_dedup_key("db_down", identifier="replica") == "db_down:replica"
     assert len(make_dedup_key("t", identifier="x" * 1000)) == 255
+    assert make_dedup_key("t" * 255) == "t" * 255
+    long_key = make_dedup_key("t" * 256)
+    assert len(long_key) == 255
+    assert long_key != make_dedup_key("t" * 257)
     with pytest.raises(ValueError, match="alert_type"):
         make_dedup_key("")
+    with pytest.raises(TypeError):
+        make_dedup_key(5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        make_dedup_key("t", identifier=5)  # type: ignore[arg-type]
 
 
 def test_alert_returns_the_key_and_sends_one_trigger(
@@ -92,6 +111,46 @@ def test_an_open_alert_is_not_sent_again(
     assert alert is not None
     assert alert.occurrences == 50
     assert suppressed[-1] == 50
+
+
+def test_an_open_alert_is_read_with_utc_datetimes_and_unix_timestamps(
+    manager: AlertManager,
+) -> None:
+    before = time.time()
+    key = manager.alert("Disk full", "error", alert_type="disk", identifier="sda")
+    manager.alert("Disk full", "error", alert_type="disk", identifier="sda")
+    alert = manager.get_alert(key)
+    assert isinstance(alert, Alert)
+    assert Alert is StoredAlert  # one type: what the state stores is what callers read
+    assert (alert.dedup_key, alert.summary, alert.severity) == (key, "Disk full", Severity.ERROR)
+    assert (alert.alert_type, alert.component, alert.identifier) == ("disk", None, "sda")
+    assert (alert.occurrences, alert.acknowledged, alert.auto_resolve) == (2, False, False)
+    assert before <= alert.first_seen_timestamp <= alert.last_seen_timestamp <= time.time()
+    assert alert.first_seen == datetime.fromtimestamp(alert.first_seen_timestamp, UTC)
+    assert alert.last_seen == datetime.fromtimestamp(alert.last_seen_timestamp, UTC)
+    assert alert.first_seen.tzinfo is UTC
+    assert manager.active_alerts() == [alert]
+
+
+def test_repeats_nobody_listens_for_are_counted_without_building_an_event(
+    manager: AlertManager, transport: ScriptedTransport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert not signals.event_suppressed.receivers
+    built: list[str] = []
+    build = AlertManager._trigger
+
+    def counting_trigger(self: AlertManager, *args: Any, **kwargs: Any) -> TriggerEvent:
+        built.append(args[0])
+        return build(self, *args, **kwargs)
+
+    monkeypatch.setattr(AlertManager, "_trigger", counting_trigger)
+    for _ in range(100):
+        key = manager.alert("Queue backed up", "error", alert_type="queue")
+    assert built == ["Queue backed up"]
+    assert len(sent(manager, transport)) == 1
+    alert = manager.get_alert(key)
+    assert alert is not None
+    assert alert.occurrences == 100
 
 
 def test_a_more_severe_repeat_is_sent(manager: AlertManager, transport: ScriptedTransport) -> None:

@@ -18,7 +18,7 @@ from pd_integrations.monitor import (
     normalise_method,
     reported_key,
 )
-from pd_integrations.state import AlertRecord, MemoryState, Raised
+from pd_integrations.state import Alert, MemoryState, Raised
 from pd_integrations.testing import TEST_ROUTING_KEY, CapturedEvents
 
 from .clock import FakeClock
@@ -585,11 +585,11 @@ class CountingState(MemoryState):
         super().__init__(TEST_ROUTING_KEY)
         self.calls: list[str] = []
 
-    def raise_alert(self, alert: AlertRecord, ttl: float, refresh_after: float = 0.0) -> Raised:
+    def raise_alert(self, alert: Alert, ttl: float, refresh_after: float = 0.0) -> Raised:
         self.calls.append("raise_alert")
         return super().raise_alert(alert, ttl, refresh_after)
 
-    def get_alert(self, dedup_key: str) -> AlertRecord | None:
+    def get_alert(self, dedup_key: str) -> Alert | None:
         self.calls.append("get_alert")
         return super().get_alert(dedup_key)
 

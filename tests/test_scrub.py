@@ -3,7 +3,9 @@ from __future__ import annotations
 import copy
 import json
 import string
+import threading
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 import pytest
@@ -682,3 +684,304 @@ def test_a_repeated_text_is_redacted_every_time_and_per_scrubber() -> None:
     assert default.scrub_text("session=abc123") != "session=abc123"
     assert Scrubber(keys=["password"]).scrub_text("session=abc123") == "session=abc123"
     assert Scrubber(enabled=False).scrub_text(f"token {token}") == f"token {token}"
+
+
+# -- to_jsonable: the key rules judged in the same walk as the encoding --------------------
+
+
+def judged_after_encoding(scrubber: Scrubber, value: JSONValue, depth: int = 0) -> JSONValue:
+    """The key rules as a second walk over an already encoded value, as they once ran."""
+    if not isinstance(value, dict | list):
+        return value
+    if depth >= 64:
+        return FILTERED
+
+    def kept(item: JSONValue) -> bool:
+        return item is None or isinstance(item, bool)
+
+    if isinstance(value, list):
+        first = value[0] if len(value) == 2 else None
+        if isinstance(first, str) and scrubber.is_sensitive(first) and not kept(value[1]):
+            return [first, FILTERED]
+        return [judged_after_encoding(scrubber, item, depth + 1) for item in value]
+    names = [value.get(field) for field in ("name", "key", "header", "field")]
+    named = "value" in value and any(
+        isinstance(name, str) and scrubber.is_sensitive(name) for name in names
+    )
+    return {
+        key: FILTERED
+        if (scrubber.is_sensitive(key) or (named and key == "value")) and not kept(item)
+        else judged_after_encoding(scrubber, item, depth + 1)
+        for key, item in value.items()
+    }
+
+
+def encoded_then_judged(scrubber: Scrubber, value: object, **bounds: int) -> JSONValue:
+    return judged_after_encoding(scrubber, to_jsonable(value, redact=scrubber.scrub_text, **bounds))
+
+
+class Flag(Enum):
+    UNSET = None
+    ON = True
+    SECRET = "S3cretFlagValue99"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    user: object
+    password: object
+
+
+WORDS = [
+    "password",
+    "Authorization",
+    "api_key",
+    "name",
+    "value",
+    "key",
+    "header",
+    "field",
+    "message",
+    "note",
+    "user",
+    "token=abc",
+    "token=def",
+    "https://u:pw@host/x",
+    "Bearer abcdef123456",
+    "…",
+    "",
+    "x" * 30,
+    "token=" + "z" * 250,
+    "password=" + "s" * 110,
+]
+# Shared by every example, so answers remembered under one bound meet another.
+SCRUBBERS = [DEFAULT_SCRUBBER, Scrubber(extra_keys=["field", "name"]), Scrubber(keys=["message"])]
+object_keys = st.sampled_from(WORDS) | st.text(max_size=6) | st.integers(-2, 2) | st.none()
+object_leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.sampled_from(WORDS)
+    | st.text(max_size=8)
+    | st.binary(max_size=6)
+    | st.sampled_from(Flag)
+    | st.sampled_from(WORDS).map(ValueError)
+    | st.frozensets(st.sampled_from(WORDS), max_size=3)
+)
+objects: st.SearchStrategy[object] = st.recursive(
+    object_leaves,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(st.sampled_from(WORDS), inner)
+        | st.dictionaries(object_keys, inner, max_size=5)
+        | st.fixed_dictionaries({"name": st.sampled_from(WORDS), "value": inner})
+        | st.builds(Credentials, inner, inner)
+    ),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    value=objects,
+    scrubber=st.sampled_from(SCRUBBERS),
+    max_string=st.sampled_from([3, 8, 20, 256, 8192]),
+    max_items=st.sampled_from([1, 2, 3, 1000]),
+    max_depth=st.sampled_from([1, 2, 3, 16]),
+)
+def test_to_jsonable_judges_keys_as_a_second_walk_would(
+    value: object, scrubber: Scrubber, max_string: int, max_items: int, max_depth: int
+) -> None:
+    bounds = {"max_string": max_string, "max_items": max_items, "max_depth": max_depth}
+    assert scrubber.to_jsonable(value, **bounds) == encoded_then_judged(scrubber, value, **bounds)
+
+
+def test_a_secret_named_key_inside_a_list_inside_a_dict_is_filtered() -> None:
+    value = {
+        "orders": [
+            {"id": 1, "card_number": "4111111111111111", "lines": [{"password": "hunter2"}]},
+            ("Authorization", "Basic dXNlcjpwYXNz"),
+        ]
+    }
+    assert DEFAULT_SCRUBBER.to_jsonable(value) == {
+        "orders": [
+            {"id": 1, "card_number": FILTERED, "lines": [{"password": FILTERED}]},
+            ["Authorization", FILTERED],
+        ]
+    }
+
+
+def test_keys_that_collide_once_scrubbed_are_each_judged() -> None:
+    value = {
+        "token=abc": "one",
+        "token=def": "two",
+        "dsn=https://u:pw1@h": 1,
+        "dsn=https://u:pw2@h": 2,
+    }
+    scrubber = Scrubber()
+    expected = {
+        f"token={FILTERED}": FILTERED,
+        f"'token={FILTERED}'": FILTERED,
+        f"dsn=https://{FILTERED}@h": 1,
+        f"'dsn=https://{FILTERED}@h'": 2,
+    }
+    assert scrubber.to_jsonable(value) == expected
+    assert scrubber.to_jsonable(value) == expected  # the names now come from memory
+    assert expected == encoded_then_judged(scrubber, value)
+    # Each key met alone first: both names are remembered, and still collide.
+    first, second = "dsn=https://u:pw1@h", "dsn=https://u:pw2@h"
+    alone = Scrubber()
+    assert alone.to_jsonable({first: 1}) == {f"dsn=https://{FILTERED}@h": 1}
+    assert alone.to_jsonable({second: 2}) == {f"dsn=https://{FILTERED}@h": 2}
+    assert alone.to_jsonable({first: 1, second: 2}) == {
+        f"dsn=https://{FILTERED}@h": 1,
+        f"'dsn=https://{FILTERED}@h'": 2,
+    }
+    assert alone.to_jsonable({second: 2}) == {f"dsn=https://{FILTERED}@h": 2}
+
+
+def test_a_name_value_record_is_judged_whatever_its_order_and_filtered_names() -> None:
+    assert DEFAULT_SCRUBBER.to_jsonable({"value": "v1", "name": "Authorization"}) == {
+        "value": FILTERED,
+        "name": "Authorization",
+    }
+    # The name field itself is sensitive here: its own value is filtered, and it still
+    # names the record's value as a secret.
+    scrubber = Scrubber(extra_keys=["field"])
+    assert scrubber.to_jsonable({"field": "password", "value": "v2", "other": "v3"}) == {
+        "field": FILTERED,
+        "value": FILTERED,
+        "other": "v3",
+    }
+
+
+def test_only_what_encodes_to_none_or_a_boolean_survives_a_sensitive_key() -> None:
+    value = {
+        "password": Flag.UNSET,
+        "token": Flag.ON,
+        "secret": Flag.SECRET,
+        "api_key": b"raw-bytes",
+        "session": Credentials("ann", "hunter2"),
+        "cookie": ValueError("a=b"),
+    }
+    encoded = DEFAULT_SCRUBBER.to_jsonable(value)
+    assert encoded == {
+        "password": None,
+        "token": True,
+        "secret": FILTERED,
+        "api_key": FILTERED,
+        "session": FILTERED,
+        "cookie": FILTERED,
+    }
+    assert encoded == encoded_then_judged(DEFAULT_SCRUBBER, value)
+
+
+def test_dataclasses_and_exceptions_are_judged_by_their_field_names() -> None:
+    scrubber = Scrubber(keys=["password", "message"])
+    value = [Credentials("ann", "hunter2"), ValueError("the message")]
+    assert scrubber.to_jsonable(value) == [
+        {"user": "ann", "password": FILTERED},
+        {"type": "ValueError", "message": FILTERED},
+    ]
+
+
+def test_containers_nested_past_the_scrubbers_depth_are_filtered() -> None:
+    deep: dict[str, Any] = {"leaf": "x", "error": ValueError("e")}
+    for level in range(70):
+        deep = {f"level{level}": deep}
+    encoded = DEFAULT_SCRUBBER.to_jsonable(deep, max_depth=100)
+    assert encoded == encoded_then_judged(DEFAULT_SCRUBBER, deep, max_depth=100)
+    assert FILTERED in json.dumps(encoded)
+    loop: list[Any] = ["a"]
+    loop.append(loop)
+    assert DEFAULT_SCRUBBER.to_jsonable(loop) == ["a", "<cycle>"]
+
+
+def test_remembered_texts_and_keys_stay_valid_utf8_and_within_bounds() -> None:
+    scrubber = Scrubber()
+    # scrub_text leaves surrogates alone, and remembers what it was given.
+    assert scrubber.scrub_text("\ud800note") == "\ud800note"
+    for _ in range(2):  # the second time from memory
+        encoded = scrubber.to_jsonable({"\ud800note": "\ud800note", "\udc00token": "t"})
+        assert encoded == {"\ufffdnote": "\ufffdnote", "\ufffdtoken": FILTERED}
+        json.dumps(encoded).encode("utf-8")
+    # A key remembered whole, then met under a bound that cuts it: judged as cut.
+    first = scrubber.to_jsonable({"password_reset_hint": "x", "note": "abcdefgh"})
+    assert first == {"password_reset_hint": FILTERED, "note": "abcdefgh"}
+    value = {"password_reset_hint": "x", "note": "abcdefgh"}
+    cut = scrubber.to_jsonable(value, max_string=5)
+    assert cut == encoded_then_judged(scrubber, value, max_string=5)
+    # A short text that scrubbing lengthens past 256 characters, remembered under the
+    # default bound, is still cut under a bound of 256.
+    grows = "token=a&" * 16
+    remembered = scrubber.to_jsonable({"note": grows})
+    assert isinstance(remembered, dict)
+    assert len(str(remembered["note"])) > 256
+    bounded = scrubber.to_jsonable({"note": grows}, max_string=256)
+    assert bounded == encoded_then_judged(scrubber, {"note": grows}, max_string=256)
+    assert isinstance(bounded, dict)
+    assert str(bounded["note"]).endswith("…[truncated 16 chars]")
+
+
+def test_remembered_keys_and_texts_are_bounded() -> None:
+    scrubber = Scrubber()
+    for start in range(0, 6000, 1000):
+        scrubber.to_jsonable({f"key{n}": f"text{n}" for n in range(start, start + 1000)})
+    assert len(scrubber._names) <= 4096
+    assert len(scrubber._encoded) <= 4096
+    assert len(scrubber._texts) <= 4096
+    assert scrubber.to_jsonable({"key5999": "text5999", "password": "p"}) == {
+        "key5999": "text5999",
+        "password": FILTERED,
+    }
+
+
+def test_threads_sharing_a_scrubber_get_the_same_answers() -> None:
+    scrubber = Scrubber()
+    value = {
+        f"field{n}": [f"token={n}", {"password": n, "name": "Authorization", "value": n}]
+        for n in range(50)
+    }
+    expected = encoded_then_judged(Scrubber(), value)
+    results: list[JSONValue] = []
+
+    def encode() -> None:
+        results.extend(scrubber.to_jsonable(value) for _ in range(20))
+
+    threads = [threading.Thread(target=encode) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 80
+    assert all(result == expected for result in results)
+
+
+def test_what_to_jsonable_remembers_is_scrubbed_even_when_switched_off_and_on() -> None:
+    scrubber = Scrubber(enabled=False)
+    value = {"password": "p", "note": "token=abc", "token=abc": 1}
+    assert scrubber.to_jsonable(value) == value
+    assert scrubber.scrub_text("token=abc") == "token=abc"
+    scrubber.enabled = True
+    expected = {"password": FILTERED, "note": f"token={FILTERED}", f"token={FILTERED}": FILTERED}
+    assert scrubber.to_jsonable(value) == expected
+    assert scrubber.to_jsonable(value) == expected  # from what was remembered
+
+
+def test_switching_off_while_encoding_leaves_nothing_unscrubbed_in_memory() -> None:
+    scrubber = Scrubber()
+
+    class SwitchOff:
+        def __repr__(self) -> str:
+            scrubber.enabled = False
+            return "switch"
+
+    value = {"switch": SwitchOff(), "note": "token=abc", "https://u:pw@h": 1}
+    scrubber.to_jsonable(value)
+    assert scrubber.enabled is False
+    scrubber.enabled = True
+    assert scrubber.to_jsonable({"note": "token=abc", "https://u:pw@h": 1}) == {
+        "note": f"token={FILTERED}",
+        f"https://{FILTERED}@h": 1,
+    }

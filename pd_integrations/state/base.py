@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Literal, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
@@ -43,10 +44,14 @@ MEMORY_SCHEMES = frozenset({"memory"})
 REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
 
 
-class AlertRecord(NamedTuple):
-    """An open alert as the state stores it; times are Unix timestamps in seconds.
+class Alert(NamedTuple):
+    """An open alert: what the state stores, and what
+    :meth:`~pd_integrations.AlertManager.get_alert` and
+    :meth:`~pd_integrations.AlertManager.active_alerts` return.
 
-    A named tuple because one is built for every occurrence, storms included.
+    A named tuple because one is built for every occurrence, storms included. Times are
+    kept as Unix timestamps in seconds; :attr:`first_seen` and :attr:`last_seen` give
+    them as UTC datetimes.
     """
 
     dedup_key: str
@@ -55,13 +60,24 @@ class AlertRecord(NamedTuple):
     alert_type: str
     component: str | None
     identifier: str | None
-    first_seen: float
-    last_seen: float
+    first_seen_timestamp: float
+    last_seen_timestamp: float
+    """For an alert passed to :meth:`StateBackend.raise_alert`: the time of this occurrence."""
     occurrences: int = 1
     """Stored: the alert's count. Passed to :meth:`StateBackend.raise_alert`: how many
     occurrences this call records (more than 1 when repeats were counted meanwhile)."""
     acknowledged: bool = False
     auto_resolve: bool = False
+
+    @property
+    def first_seen(self) -> datetime:
+        """When the alert was first raised (UTC)."""
+        return datetime.fromtimestamp(self.first_seen_timestamp, UTC)
+
+    @property
+    def last_seen(self) -> datetime:
+        """When the alert was last raised (UTC)."""
+        return datetime.fromtimestamp(self.last_seen_timestamp, UTC)
 
 
 class Raised(NamedTuple):
@@ -123,10 +139,10 @@ class StateBackend(ABC):
     lives); once expired, another process takes the trigger over."""
 
     @abstractmethod
-    def raise_alert(self, alert: AlertRecord, ttl: float, refresh_after: float = 0.0) -> Raised:
+    def raise_alert(self, alert: Alert, ttl: float, refresh_after: float = 0.0) -> Raised:
         """Record one occurrence of ``alert`` (opening it if needed), kept ``ttl`` seconds.
 
-        ``alert.last_seen`` is the time of this occurrence; a repeat keeps the stored
+        ``alert.last_seen_timestamp`` is the time of this occurrence; a repeat keeps the stored
         summary unless it is more severe, which replaces severity and summary.
 
         With ``refresh_after`` > 0, a repeat at least that many seconds after the alert's
@@ -135,7 +151,7 @@ class StateBackend(ABC):
         """
 
     def raise_alert_locally(
-        self, alert: AlertRecord, ttl: float, refresh_after: float = 0.0
+        self, alert: Alert, ttl: float, refresh_after: float = 0.0
     ) -> Raised | None:
         """:meth:`raise_alert` if this process can decide it without a round trip, else
         ``None`` (the caller then calls :meth:`raise_alert` on a background thread)."""
@@ -150,7 +166,7 @@ class StateBackend(ABC):
     def renew_leases(self, dedup_keys: list[str]) -> None:  # noqa: B027 - nothing to renew
         """This process still owes (and is sending) these alerts' triggers."""
 
-    def take_expired(self, limit: int = 100) -> list[AlertRecord]:
+    def take_expired(self, limit: int = 100) -> list[Alert]:
         """Pending alerts whose owner's lease expired, now owed by this process.
 
         The caller sends their triggers (with the same dedup keys). A process-local state
@@ -194,11 +210,11 @@ class StateBackend(ABC):
         return self.get_alert(dedup_key) is not None
 
     @abstractmethod
-    def get_alert(self, dedup_key: str) -> AlertRecord | None:
+    def get_alert(self, dedup_key: str) -> Alert | None:
         """The open alert with this key, if any."""
 
     @abstractmethod
-    def active_alerts(self) -> list[AlertRecord]:
+    def active_alerts(self) -> list[Alert]:
         """Every open alert."""
 
     @abstractmethod

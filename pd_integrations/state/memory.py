@@ -12,7 +12,7 @@ from pd_integrations.delivery.ratelimit import RateBudget
 
 from .base import (
     HEALTH_TTL,
-    AlertRecord,
+    Alert,
     HealthState,
     Raised,
     StateBackend,
@@ -45,14 +45,14 @@ class _Entry:
         "summary",
     )
 
-    def __init__(self, alert: AlertRecord, expires: float, refresh_at: float) -> None:
+    def __init__(self, alert: Alert, expires: float, refresh_at: float) -> None:
         self.summary = alert.summary
         self.severity = alert.severity
         self.alert_type = alert.alert_type
         self.component = alert.component
         self.identifier = alert.identifier
-        self.first_seen = alert.first_seen
-        self.last_seen = alert.last_seen
+        self.first_seen = alert.first_seen_timestamp
+        self.last_seen = alert.last_seen_timestamp
         self.occurrences = alert.occurrences
         self.acknowledged = alert.acknowledged
         self.auto_resolve = alert.auto_resolve
@@ -60,8 +60,8 @@ class _Entry:
         # When a repeat is sent again (a refresh); infinity when refreshing is off.
         self.refresh_at = refresh_at
 
-    def record(self, dedup_key: str) -> AlertRecord:
-        return AlertRecord(
+    def record(self, dedup_key: str) -> Alert:
+        return Alert(
             dedup_key,
             self.summary,
             self.severity,
@@ -99,10 +99,12 @@ class MemoryState(StateBackend):
 
     # -- alerts --------------------------------------------------------------------------
 
-    def raise_alert(self, alert: AlertRecord, ttl: float, refresh_after: float = 0.0) -> Raised:
-        now = alert.last_seen
+    def raise_alert(self, alert: Alert, ttl: float, refresh_after: float = 0.0) -> Raised:
+        now = alert.last_seen_timestamp
         with self._lock:
-            self._tick(now)
+            self._writes += 1
+            if not self._writes % _SWEEP_EVERY:
+                self._sweep(now)
             entry = self._alerts.get(alert.dedup_key)
             if entry is None or entry.expires <= now:
                 refresh_at = now + refresh_after if refresh_after > 0 else _NEVER
@@ -110,8 +112,11 @@ class MemoryState(StateBackend):
                 return Raised(True, alert.occurrences)
             entry.occurrences += alert.occurrences
             entry.last_seen = now
-            entry.expires = max(entry.expires, now + ttl)
-            if alert.severity.rank > entry.severity.rank:
+            if now + ttl > entry.expires:
+                entry.expires = now + ttl
+            severity = alert.severity
+            # Identity first: the storm repeats one severity, and rank is a look-up.
+            if severity is not entry.severity and severity.rank > entry.severity.rank:
                 # Came back worse: PagerDuty must see the new severity.
                 entry.severity, entry.summary = alert.severity, alert.summary
                 refreshed = None
@@ -119,18 +124,20 @@ class MemoryState(StateBackend):
                 # Still occurring: PagerDuty may have closed its incident meanwhile.
                 refreshed = entry.severity
             else:
-                return Raised(False, entry.occurrences)  # the storm's path: suppressed
+                # The storm's path, suppressed: Raised(False, n) without the named tuple's
+                # Python-level __new__.
+                return tuple.__new__(Raised, (False, entry.occurrences))
             entry.refresh_at = now + refresh_after if refresh_after > 0 else _NEVER
             return Raised(True, entry.occurrences, refreshed)
 
-    def get_alert(self, dedup_key: str) -> AlertRecord | None:
+    def get_alert(self, dedup_key: str) -> Alert | None:
         with self._lock:
             entry = self._alerts.get(dedup_key)
             if entry is None or entry.expires <= self._clock():
                 return None
             return entry.record(dedup_key)
 
-    def active_alerts(self) -> list[AlertRecord]:
+    def active_alerts(self) -> list[Alert]:
         now = self._clock()
         with self._lock:
             return [e.record(k) for k, e in self._alerts.items() if e.expires > now]
@@ -195,8 +202,11 @@ class MemoryState(StateBackend):
     def _tick(self, now: float) -> None:
         """Drop expired entries now and then (called with the lock held)."""
         self._writes += 1
-        if self._writes % _SWEEP_EVERY:
-            return
+        if not self._writes % _SWEEP_EVERY:
+            self._sweep(now)
+
+    def _sweep(self, now: float) -> None:
+        """Drop expired entries (called with the lock held)."""
         for key in [k for k, e in self._alerts.items() if e.expires <= now]:
             del self._alerts[key]
         for key in [k for k, (_, expires) in self._health.items() if expires <= now]:

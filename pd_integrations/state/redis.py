@@ -44,7 +44,7 @@ from .base import (
     DEFAULT_ALERT_TTL,
     DEFAULT_LEASE,
     HEALTH_TTL,
-    AlertRecord,
+    Alert,
     Edge,
     HealthState,
     Owed,
@@ -525,7 +525,7 @@ class RedisState(StateBackend):
     decides_locally = False
 
     def raise_alert_locally(
-        self, alert: AlertRecord, ttl: float, refresh_after: float = 0.0
+        self, alert: Alert, ttl: float, refresh_after: float = 0.0
     ) -> Raised | None:
         """A repeat inside the local window is counted here; anything else is ``None``."""
         if not self.local_window:
@@ -537,15 +537,15 @@ class RedisState(StateBackend):
                 recent is None
                 or now >= recent.until
                 or alert.severity.rank > recent.rank
-                or alert.last_seen >= recent.refresh_at
+                or alert.last_seen_timestamp >= recent.refresh_at
             ):
                 return None  # raise_alert (in the background) decides it in Redis
             # The storm's hot path: counted here, no round trip.
             recent.pending += alert.occurrences
-            recent.last_seen = alert.last_seen
+            recent.last_seen = alert.last_seen_timestamp
             return Raised(False, recent.occurrences + recent.pending)
 
-    def raise_alert(self, alert: AlertRecord, ttl: float, refresh_after: float = 0.0) -> Raised:
+    def raise_alert(self, alert: Alert, ttl: float, refresh_after: float = 0.0) -> Raised:
         key = alert.dedup_key
         pending = 0
         if self.local_window:
@@ -556,11 +556,11 @@ class RedisState(StateBackend):
                     if (
                         now < recent.until
                         and alert.severity.rank <= recent.rank
-                        and alert.last_seen < recent.refresh_at
+                        and alert.last_seen_timestamp < recent.refresh_at
                     ):
                         # The storm's hot path: counted here, no round trip.
                         recent.pending += alert.occurrences
-                        recent.last_seen = alert.last_seen
+                        recent.last_seen = alert.last_seen_timestamp
                         return Raised(False, recent.occurrences + recent.pending)
                     # The window is over (or this one is worse, or a refresh may be due):
                     # Redis decides again, and the repeats counted here go with this call.
@@ -572,7 +572,7 @@ class RedisState(StateBackend):
                 keys=[self._alert_key(key), self._index, self._pending, *self._owed_keys],
                 args=[
                     key,
-                    repr(alert.last_seen),
+                    repr(alert.last_seen_timestamp),
                     ttl_ms,
                     alert.severity.rank,
                     alert.severity.value,
@@ -718,13 +718,13 @@ class RedisState(StateBackend):
             )
         )
 
-    def take_expired(self, limit: int = 100) -> list[AlertRecord]:
-        def claim() -> list[AlertRecord]:
+    def take_expired(self, limit: int = 100) -> list[Alert]:
+        def claim() -> list[Alert]:
             seconds, micros = self.redis.time()  # the clock the leases are kept in
             due: list[str] = self.redis.zrangebyscore(  # type: ignore[assignment]
                 self._pending, "-inf", seconds + micros / 1e6, start=0, num=limit
             )
-            taken: list[AlertRecord] = []
+            taken: list[Alert] = []
             for key in due:
                 flat = self._claim(
                     keys=[self._alert_key(key), self._pending],
@@ -739,7 +739,7 @@ class RedisState(StateBackend):
         result = self._call(claim)
         return [] if isinstance(result, _Unavailable) else result
 
-    def get_alert(self, dedup_key: str) -> AlertRecord | None:
+    def get_alert(self, dedup_key: str) -> Alert | None:
         self._push([dedup_key])
         result = self._call(lambda: self._hgetall(self._alert_key(dedup_key)))
         if isinstance(result, _Unavailable):
@@ -750,10 +750,10 @@ class RedisState(StateBackend):
         fields: dict[str, str] = self.redis.hgetall(key)  # type: ignore[assignment]
         return fields
 
-    def active_alerts(self) -> list[AlertRecord]:
+    def active_alerts(self) -> list[Alert]:
         self._push()
 
-        def fetch() -> list[AlertRecord]:
+        def fetch() -> list[Alert]:
             self.redis.zremrangebyscore(self._index, "-inf", time.time())
             keys: list[str] = self.redis.zrange(self._index, 0, -1)  # type: ignore[assignment]
             pipe = self.redis.pipeline(transaction=False)
@@ -1025,19 +1025,19 @@ class RedisState(StateBackend):
         self._stop_flusher = threading.Event()
 
 
-def _alert_from_hash(dedup_key: str, fields: Mapping[str, str]) -> AlertRecord | None:
+def _alert_from_hash(dedup_key: str, fields: Mapping[str, str]) -> Alert | None:
     if not fields:
         return None
     try:
-        return AlertRecord(
+        return Alert(
             dedup_key=dedup_key,
             summary=fields["summary"],
             severity=Severity.parse(fields["severity"]),
             alert_type=fields["alert_type"],
             component=fields.get("component") or None,
             identifier=fields.get("identifier") or None,
-            first_seen=float(fields["first_seen"]),
-            last_seen=float(fields["last_seen"]),
+            first_seen_timestamp=float(fields["first_seen"]),
+            last_seen_timestamp=float(fields["last_seen"]),
             occurrences=int(fields["occurrences"]),
             acknowledged=fields.get("acknowledged") == "1",
             auto_resolve=fields.get("auto_resolve") == "1",

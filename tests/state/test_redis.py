@@ -16,7 +16,7 @@ from pd_integrations import AlertManager, ConfigurationError, Severity, environm
 from pd_integrations.client import EventsClient
 from pd_integrations.delivery.ratelimit import SharedRateBudget
 from pd_integrations.health import HealthMonitor
-from pd_integrations.state import AlertRecord, Edge, MemoryState, routing_key_hash
+from pd_integrations.state import Alert, Edge, MemoryState, routing_key_hash
 from pd_integrations.state import redis as state_redis
 from pd_integrations.state.redis import RedisState
 from tests.clock import FakeClock
@@ -358,9 +358,9 @@ def test_a_unix_socket_url_keeps_its_path_and_options(tmp_path: Path) -> None:
         state.close()
 
 
-def _record(key: str) -> AlertRecord:
+def _record(key: str) -> Alert:
     now = time.time()
-    return AlertRecord(key, "summary", Severity.ERROR, "t", None, None, now, now)
+    return Alert(key, "summary", Severity.ERROR, "t", None, None, now, now)
 
 
 # -- the local window: repeats counted without a round trip ---------------------------------
@@ -445,12 +445,12 @@ def test_a_flush_refreshes_last_seen_and_the_ttl(redis_url: str, redis_prefix: s
         state.raise_alert(first, 5)
         key = state._alert_key("prod:db_down")
         state.redis.pexpire(key, 1000)  # as if the alert were close to expiring
-        later = first._replace(last_seen=first.last_seen + 3)
+        later = first._replace(last_seen_timestamp=first.last_seen_timestamp + 3)
         state.raise_alert(later, 5)
         state.flush()
         stored = state.get_alert("prod:db_down")
         assert stored is not None
-        assert stored.last_seen == later.last_seen
+        assert stored.last_seen_timestamp == later.last_seen_timestamp
         assert int(state.redis.pttl(key)) > 1000
     finally:
         state.close()
@@ -519,8 +519,8 @@ def test_a_due_refresh_is_decided_by_redis_once_for_every_window(
     trips = _RoundTrips(first, monkeypatch)
     t0 = time.time()
 
-    def at(offset: float) -> AlertRecord:
-        return _record("prod:queue")._replace(last_seen=t0 + offset)
+    def at(offset: float) -> Alert:
+        return _record("prod:queue")._replace(last_seen_timestamp=t0 + offset)
 
     try:
         assert first.raise_alert(at(0), 60, refresh).send

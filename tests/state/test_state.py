@@ -12,7 +12,7 @@ from pd_integrations import ConfigurationError, Severity, environment
 from pd_integrations.delivery.ratelimit import RateBudget, shared_budget
 from pd_integrations.state import (
     DEFAULT_ALERT_TTL,
-    AlertRecord,
+    Alert,
     Edge,
     HealthState,
     MemoryState,
@@ -57,17 +57,17 @@ def record(
     *,
     at: float | None = None,
     auto_resolve: bool = False,
-) -> AlertRecord:
+) -> Alert:
     now = time.time() if at is None else at
-    return AlertRecord(
+    return Alert(
         dedup_key=key,
         summary=summary,
         severity=severity,
         alert_type="db_down",
         component=None,
         identifier="primary",
-        first_seen=now,
-        last_seen=now,
+        first_seen_timestamp=now,
+        last_seen_timestamp=now,
         auto_resolve=auto_resolve,
     )
 
@@ -128,7 +128,7 @@ def test_an_alert_that_keeps_occurring_is_refreshed_once_per_interval(
     stored = state.get_alert("prod:db_down")
     assert stored is not None
     assert stored.occurrences == 7
-    assert stored.last_seen == pytest.approx(t0 + 2 * REFRESH)
+    assert stored.last_seen_timestamp == pytest.approx(t0 + 2 * REFRESH)
 
 
 def test_a_refresh_keeps_the_worst_severity_and_an_escalation_restarts_the_interval(
@@ -213,6 +213,21 @@ def test_alerts_expire_after_their_ttl(state: StateBackend) -> None:
     assert wait_until(lambda: state.get_alert("prod:db_down") is None)
     assert state.active_alerts() == []
     assert state.raise_alert(record(), TTL).send  # forgotten: a recurrence pages again
+
+
+def test_a_repeat_keeps_the_alert_in_memory_for_its_ttl_after_it() -> None:
+    state = MemoryState(unique_routing_key())
+    start = time.time()
+    assert state.raise_alert(record(at=start), 10.0).send
+    assert not state.raise_alert(record(at=start + 8), 10.0).send
+    # Open until 10 s after the last occurrence, not after the first.
+    repeat = state.raise_alert(record(at=start + 15), 10.0)
+    assert not repeat.send
+    assert repeat.occurrences == 3
+    # A shorter ttl never shortens what an earlier occurrence was promised.
+    assert not state.raise_alert(record(at=start + 16), 1.0).send
+    assert not state.raise_alert(record(at=start + 20), 1.0).send
+    assert state.raise_alert(record(at=start + 26), 1.0).send
 
 
 def test_health_pages_once_and_resolves_once(state: StateBackend) -> None:
