@@ -44,6 +44,7 @@ import math
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -318,6 +319,9 @@ class _Check:
     inflight: _Call | None = None
     # With a remote state: its state as this process last saw it, plus the runs since.
     known: HealthState = field(default_factory=HealthState)
+    # With a remote state: the results (healthy or not) of this process's runs not yet
+    # recorded there, oldest first; each recording re-applies those still waiting.
+    unrecorded: deque[bool] = field(default_factory=deque)
     # time.monotonic() of this process's last resolve for a check another worker may
     # have seen failing (see HealthMonitor's ``resolve_when_healthy``).
     blind_resolve: float | None = None
@@ -946,10 +950,8 @@ class HealthMonitor(CheckRegistry):
             # Counted in the background, in the order of this process's runs, so a
             # trigger and its resolve keep theirs; the report shows the estimate.
             healthy = outcome.status is CheckStatus.HEALTHY
-            estimate = next_health(
-                check.known, healthy, check.failure_threshold, check.recovery_threshold
-            )
-            check.known = HealthState(estimate.failures, estimate.successes, estimate.down)
+            check.known = self._estimate(check, check.known, (healthy,))
+            check.unrecorded.append(healthy)
             self.alerts.in_background(functools.partial(self._observe, check, outcome))
             return check.known
         return self._observe(check, outcome)
@@ -965,9 +967,16 @@ class HealthMonitor(CheckRegistry):
             )
         except Exception:
             _log.exception("could not record the run of health check %r", check.name)
+            with self._lock:
+                if check.unrecorded:
+                    check.unrecorded.popleft()
             return HealthState()
         with self._lock:  # the background thread's turn: a run may be recording meanwhile
-            check.known = HealthState(state.failures, state.successes, state.down)
+            if check.unrecorded:
+                check.unrecorded.popleft()
+            # The state as of this run, and the runs of this process made since: an
+            # older answer must not undo what later runs already counted.
+            check.known = self._estimate(check, state, check.unrecorded)
             # The state tells only the run that flipped it, so one process sends the event.
             if state.edge is Edge.TRIGGER:
                 self._trigger(check, outcome, state)
@@ -976,6 +985,12 @@ class HealthMonitor(CheckRegistry):
             elif not state.down and outcome.status is CheckStatus.HEALTHY:
                 self._resolve_blind(check)
         return state
+
+    @staticmethod
+    def _estimate(check: _Check, state: HealthState, runs: Iterable[bool]) -> HealthState:
+        for healthy in runs:
+            state = next_health(state, healthy, check.failure_threshold, check.recovery_threshold)
+        return HealthState(state.failures, state.successes, state.down)
 
     def _resolve_blind(self, check: _Check) -> None:
         """Resolve what another worker may have opened (``resolve_when_healthy``)."""

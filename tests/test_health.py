@@ -22,6 +22,7 @@ from pd_integrations.health import (
     HealthReport,
     OverallStatus,
 )
+from pd_integrations.state import HealthState, MemoryState
 from pd_integrations.testing import CapturedEvents
 
 from .spec import assert_valid_event
@@ -924,3 +925,49 @@ def test_a_single_worker_sends_no_resolve_for_what_it_never_saw_fail(
     finally:
         monitor.stop()
         alerts.close()
+
+
+# -- shared state: answers arriving late ----------------------------------------------------
+
+
+class _SlowSharedState(MemoryState):
+    """A state shared with other processes whose answers to this process come late."""
+
+    decides_locally = False
+
+    def __init__(self) -> None:
+        super().__init__("h3althsl0wstat3k3y0000000000001")
+        self.answers = threading.Semaphore(0)
+        self.answered = 0
+
+    def observe_health(
+        self, key: str, healthy: bool, failure_threshold: int, recovery_threshold: int
+    ) -> HealthState:
+        assert self.answers.acquire(timeout=30)
+        try:
+            return super().observe_health(key, healthy, failure_threshold, recovery_threshold)
+        finally:
+            self.answered += 1
+
+
+def test_a_late_answer_of_the_shared_state_does_not_undo_later_runs(
+    pagerduty_events: CapturedEvents,
+) -> None:
+    state = _SlowSharedState()
+    manager = AlertManager(source="web-1", rate_limit=None, state=state)
+    monitor = HealthMonitor(manager, failure_threshold=3)
+    monitor.register("db", lambda: False)
+    try:
+        reports = [monitor.run() for _ in range(3)]
+        assert [r["db"].consecutive_failures for r in reports] == [1, 2, 3]
+        assert reports[-1]["db"].alerting
+        # The shared state answers for the first run only (1 failure): the two runs made
+        # since still count, so the fourth run sees 4 failures, not 2.
+        state.answers.release()
+        assert wait_until(lambda: state.answered == 1)
+        fourth = monitor.run()["db"]
+        assert (fourth.consecutive_failures, fourth.alerting) == (4, True)
+    finally:
+        for _ in range(8):
+            state.answers.release()
+        manager.close()
