@@ -26,6 +26,7 @@ from asgiref.sync import async_to_sync, iscoroutinefunction, markcoroutinefuncti
 from django.http import FileResponse, HttpRequest, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 
+from pd_integrations.context.breadcrumbs import REQUEST_RECORDS
 from pd_integrations.monitor import RequestMonitor
 
 from . import receivers, views
@@ -70,7 +71,8 @@ class PagerDutyMiddleware:
         if monitor is None:
             return get_response(request)
         start = monitor.clock()
-        crumbs = monitor.begin_request()
+        # The request's log records (breadcrumbs): a context variable set and reset.
+        crumbs = REQUEST_RECORDS.set([]) if monitor.breadcrumbs else None
         try:
             try:
                 response = get_response(request)
@@ -79,7 +81,8 @@ class PagerDutyMiddleware:
                 raise
             return _finished(monitor, request, response, start)
         finally:
-            monitor.end_request(crumbs)
+            if crumbs is not None:
+                REQUEST_RECORDS.reset(crumbs)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         get_response = self._async
@@ -93,7 +96,8 @@ class PagerDutyMiddleware:
         if monitor is None:
             return await get_response(request)
         start = monitor.clock()
-        crumbs = monitor.begin_request()
+        # The request's log records (breadcrumbs): a context variable set and reset.
+        crumbs = REQUEST_RECORDS.set([]) if monitor.breadcrumbs else None
         try:
             try:
                 response = await get_response(request)
@@ -102,7 +106,8 @@ class PagerDutyMiddleware:
                 raise
             return _finished(monitor, request, response, start)
         finally:
-            monitor.end_request(crumbs)
+            if crumbs is not None:
+                REQUEST_RECORDS.reset(crumbs)
 
 
 def _finished(
