@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pd_integrations import environment
+from pd_integrations.delivery import lifecycle
 from pd_integrations.delivery.alarm import DeliveryAlarm
 from pd_integrations.delivery.dispatcher import (
     DEFAULT_MAX_QUEUE,
@@ -743,6 +744,8 @@ class _AutoResolver:
     def __init__(self, manager: AlertManager) -> None:
         self._manager = weakref.ref(manager)
         self._init_state()
+        # A forked child starts with no timers: the parent's are the parent's.
+        lifecycle.replace_locks_after_fork(self)
 
     def _init_state(self) -> None:
         self._lock = threading.Lock()
@@ -751,11 +754,10 @@ class _AutoResolver:
         self._heap: list[tuple[float, str]] = []
         self._thread: threading.Thread | None = None
         self._stopped = False
-        self._pid = os.getpid()
+
+    _after_fork = _init_state
 
     def schedule(self, dedup_key: str, delay: float) -> None:
-        if self._pid != os.getpid():
-            self._init_state()
         due = time.monotonic() + delay
         with self._lock:
             if self._stopped:
@@ -771,7 +773,7 @@ class _AutoResolver:
 
     def ensure(self, dedup_key: str, delay: float) -> None:
         """Schedule unless a timer for ``dedup_key`` is already pending."""
-        if dedup_key not in self._due or self._pid != os.getpid():
+        if dedup_key not in self._due:
             self.schedule(dedup_key, delay)
 
     def cancel(self, dedup_key: str) -> None:
@@ -884,6 +886,8 @@ class _Background:
         self._manager = weakref.ref(manager)
         self._period = lease / 3
         self._init_state()
+        # A forked child starts with nothing waiting: the parent's work is the parent's.
+        lifecycle.replace_locks_after_fork(self)
 
     def _init_state(self) -> None:
         self._lock = threading.Lock()
@@ -896,7 +900,8 @@ class _Background:
         self._busy = False
         self._stopped = False
         self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
+
+    _after_fork = _init_state
 
     def _start(self) -> None:
         """Under the lock."""
@@ -908,18 +913,12 @@ class _Background:
         self._changed.notify_all()
 
     def start(self) -> None:
-        self._forked()
         with self._lock:
             if not self._stopped:
                 self._start()
 
-    def _forked(self) -> None:
-        if self._pid != os.getpid():
-            self._init_state()  # the parent's waiting work is the parent's
-
     def defer(self, decision: _Decision) -> bool:
         """Queue ``decision``; ``False`` when too many wait or the manager is closed."""
-        self._forked()
         key = decision.record.dedup_key
         with self._lock:
             if self._stopped:
@@ -937,7 +936,6 @@ class _Background:
 
     def run(self, job: Callable[[], object]) -> None:
         """Run ``job`` on the background thread (dropped once the manager is closed)."""
-        self._forked()
         with self._lock:
             if not self._stopped:
                 self._jobs.append(job)
@@ -946,7 +944,6 @@ class _Background:
     def owe(self, dedup_key: str, action: Owed | None = None) -> None:
         """This process sends the trigger (``action`` ``None``) or the resolve or
         acknowledge of ``dedup_key``: the sweep renews its lease until it is settled."""
-        self._forked()
         with self._lock:
             if action is None:
                 self._owed.add(dedup_key)

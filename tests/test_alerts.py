@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import time
@@ -499,3 +500,26 @@ def test_marking_an_alert_resolved_lets_its_next_occurrence_trigger_at_once(
     # Nothing was sent for the marks (PagerDuty did it); the next occurrence triggers.
     manager.critical("Payments failing")
     assert [b["event_action"] for b in sent(manager, transport)] == ["trigger", "trigger"]
+
+
+def test_a_forked_child_auto_resolves_its_own_alerts(transport: ScriptedTransport) -> None:
+    client = EventsClient(KEY, source="web-1", retry=FAST, transport=transport)
+    with AlertManager(client=client, auto_resolve_after=0.3, rate_limit=None) as manager:
+        parent_key = manager.warning("Raised by the parent")  # its timer is the parent's
+        pid = os.fork()
+        if pid == 0:  # the child: report through the exit status only
+            code = 1
+            try:
+                key = manager.warning("Raised by the child")
+                # The parent's timer is due first: had the child inherited it, it would
+                # have resolved the parent's alert before its own.
+                if wait_until(lambda: manager.get_alert(key) is None, timeout=20):
+                    manager.flush(10)
+                    sent = [(b["event_action"], b["dedup_key"]) for b in transport.bodies]
+                    if ("resolve", key) in sent and ("resolve", parent_key) not in sent:
+                        code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert wait_until(lambda: not manager.active_alerts())
