@@ -30,25 +30,26 @@ class Host(Protocol):
     @property
     def _queue(self) -> object:
         """The queue now in use: a queue's threads stop once it is no longer this one."""
-        ...
 
     _dropped: int
     _coalesced: int
     _failed: int
     _drop_log: DropLog
 
-    def _busy(self) -> bool: ...
+    def _busy(self) -> bool:
+        """Whether anything this process could still send is pending; under the lock."""
 
-    def _forget(self, slot: Slot[Pending]) -> None: ...
+    def _forget(self, slot: Slot[Pending]) -> None:
+        """Take ``slot`` out of the schedule; under the lock."""
 
     def _budget_delay(self) -> float:
         """Spend one send of the rate budget, or say how long to wait; not under the lock."""
-        ...
 
     def _attempt(self, item: Pending, attempt: int) -> float | None:
         """One attempt: seconds until its retry, or ``None`` once settled; not under the lock."""
-        ...
 
-    def _give_back(self, item: Pending) -> None: ...
+    def _give_back(self, item: Pending) -> None:
+        """Closing interrupted a retry: drop ``item``, or leave it in the spool."""
 
-    def _fall_back_to_memory(self, failed: object, unsent: list[Slot[Pending]]) -> bool: ...
+    def _fall_back_to_memory(self, failed: object, unsent: list[Slot[Pending]]) -> bool:
+        """The spool failed: carry on in memory, ``unsent`` first; ``False`` if already done."""
