@@ -29,10 +29,6 @@ MAX_MESSAGE: Final = 500
 Trail = list[logging.LogRecord]
 
 _current: ContextVar[Trail | None] = ContextVar("pd_integrations_breadcrumbs", default=None)
-REQUEST_RECORDS: Final = _current
-"""The current request's records. :func:`begin` and :func:`end` set and reset it; an
-adapter on the request path may do so itself (``token = REQUEST_RECORDS.set([])``, then
-``REQUEST_RECORDS.reset(token)`` in the same context) to save two calls a request."""
 _install_lock = threading.Lock()
 _handler: logging.Handler | None = None
 capacity = 0

@@ -26,7 +26,6 @@ from asgiref.sync import async_to_sync, iscoroutinefunction, markcoroutinefuncti
 from django.http import FileResponse, HttpRequest, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 
-from pd_integrations.context.breadcrumbs import REQUEST_RECORDS
 from pd_integrations.monitor import RequestMonitor
 
 from . import receivers, views
@@ -71,8 +70,7 @@ class PagerDutyMiddleware:
         if monitor is None:
             return get_response(request)
         start = monitor.clock()
-        # The request's log records (breadcrumbs): a context variable set and reset.
-        crumbs = REQUEST_RECORDS.set([]) if monitor.breadcrumbs else None
+        crumbs = monitor.begin_request()
         try:
             try:
                 response = get_response(request)
@@ -81,8 +79,7 @@ class PagerDutyMiddleware:
                 raise
             return _finished(monitor, request, response, start)
         finally:
-            if crumbs is not None:
-                REQUEST_RECORDS.reset(crumbs)
+            monitor.end_request(crumbs)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         get_response = self._async
@@ -96,8 +93,7 @@ class PagerDutyMiddleware:
         if monitor is None:
             return await get_response(request)
         start = monitor.clock()
-        # The request's log records (breadcrumbs): a context variable set and reset.
-        crumbs = REQUEST_RECORDS.set([]) if monitor.breadcrumbs else None
+        crumbs = monitor.begin_request()
         try:
             try:
                 response = await get_response(request)
@@ -106,8 +102,7 @@ class PagerDutyMiddleware:
                 raise
             return _finished(monitor, request, response, start)
         finally:
-            if crumbs is not None:
-                REQUEST_RECORDS.reset(crumbs)
+            monitor.end_request(crumbs)
 
 
 def _finished(

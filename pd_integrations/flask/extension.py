@@ -47,7 +47,6 @@ from flask import Blueprint, Flask, got_request_exception, request
 
 from pd_integrations import settings as values
 from pd_integrations.alerts import AlertManager
-from pd_integrations.context.breadcrumbs import REQUEST_RECORDS
 from pd_integrations.delivery import lifecycle
 from pd_integrations.errors import ConfigurationError
 from pd_integrations.health import CheckOptions, CheckRegistry, HealthCheck, HealthMonitor
@@ -190,7 +189,6 @@ class _RequestTimer:
 
     __slots__ = (
         "_clock",
-        "_crumbs",
         "_error_key",
         "_monitor",
         "_started_key",
@@ -204,7 +202,6 @@ class _RequestTimer:
         self._state = state
         self._monitor = state.monitor
         self._clock = state.monitor.clock
-        self._crumbs = state.monitor.breadcrumbs > 0
         self._started_key = state._started_key
         self._error_key = state._error_key
         self._stream_key = state._stream_key
@@ -214,13 +211,11 @@ class _RequestTimer:
         started = environ[self._started_key] = self._clock()
         # A plain function, not self._start: saves building a bound method per request.
         start: StartResponse = partial(_RequestTimer._start, self, environ, start_response, started)
-        # The request's log records (breadcrumbs): a context variable set and reset.
-        crumbs = REQUEST_RECORDS.set([]) if self._crumbs else None
+        crumbs = self._monitor.begin_request()
         try:
             body = self.wsgi_app(environ, start)
         finally:
-            if crumbs is not None:
-                REQUEST_RECORDS.reset(crumbs)
+            self._monitor.end_request(crumbs)
         stream: _TimedBody | None = environ.get(self._stream_key)
         if stream is None:
             return body
