@@ -327,9 +327,10 @@ class RequestMonitor:
         self.breadcrumb_bytes = breadcrumb_bytes
         self.send_user = send_user
         _install_breadcrumbs(self.breadcrumbs)
-        # Adapters call both around every request: ``token = begin_request()``, then
-        # ``end_request(token)``. The module's functions themselves, not methods calling
-        # them: a context variable set and reset is all a healthy request pays.
+        # Adapters call both around every request: ``mark = begin_request()``, then
+        # ``end_request(mark)``. The module's functions themselves, not methods calling
+        # them: reopening and closing the context's breadcrumb slot is all a healthy
+        # request pays.
         self.begin_request: Callable[[], Any] = _begin_crumbs if self.breadcrumbs else _none
         self.end_request: Callable[[Any], None] = _end_crumbs if self.breadcrumbs else _none
 

@@ -8,7 +8,7 @@
 - :mod:`.user`: the authenticated user's id.
 
 Everything here runs only when an alert fires, except :func:`.breadcrumbs.begin` and
-:func:`.breadcrumbs.end` (a context variable set and reset per request) and the
+:func:`.breadcrumbs.end` (a slot reopened and closed per request) and the
 breadcrumb handler's append of a record the application logged anyway.
 """
 

@@ -44,9 +44,11 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 from flask import Blueprint, Flask, got_request_exception, request
+from flask import globals as flask_globals
 
 from pd_integrations import settings as values
 from pd_integrations.alerts import AlertManager
+from pd_integrations.context import breadcrumbs
 from pd_integrations.delivery import lifecycle
 from pd_integrations.errors import ConfigurationError
 from pd_integrations.health import CheckOptions, CheckRegistry, HealthCheck, HealthMonitor
@@ -178,7 +180,9 @@ class _RequestTimer:
     used instead of ``before_request``/``after_request`` hooks because each hook costs
     about a microsecond in Flask's dispatch (plus one per ``request`` proxy access),
     several times the monitor's own cost; here the healthy path is a clock read, one
-    ``partial`` standing in for ``start_response`` and the monitor's comparisons.
+    ``partial`` standing in for ``start_response`` and the monitor's comparisons. The
+    breadcrumbs cost it nothing: they are kept in the environ, found through Flask's
+    own request context.
 
     The request ends when the app starts the response (Flask calls ``start_response``
     while the request context is still active, so the route is at hand): the body is
@@ -211,11 +215,7 @@ class _RequestTimer:
         started = environ[self._started_key] = self._clock()
         # A plain function, not self._start: saves building a bound method per request.
         start: StartResponse = partial(_RequestTimer._start, self, environ, start_response, started)
-        crumbs = self._monitor.begin_request()
-        try:
-            body = self.wsgi_app(environ, start)
-        finally:
-            self._monitor.end_request(crumbs)
+        body = self.wsgi_app(environ, start)
         stream: _TimedBody | None = environ.get(self._stream_key)
         if stream is None:
             return body
@@ -273,6 +273,25 @@ class _RequestTimerStartingChecks(_RequestTimer):
             except Exception:
                 _log.exception("PagerDuty: could not start the periodic health checks")
         return super().wsgi(environ, start_response)
+
+
+def _keep_breadcrumbs_in_flask_contexts() -> None:
+    # Flask sets a context variable per request already: the breadcrumbs live in the
+    # request's environ (shared by copies of its context), and the request path does
+    # nothing for them.
+    var = getattr(flask_globals, "_cv_request", None)
+    if var is None:
+        _log.warning(
+            "PagerDuty: this Flask version has no request context variable; "
+            "alerts from this app carry no breadcrumbs"
+        )
+        return
+    breadcrumbs.follow(var, _environ_of)
+
+
+def _environ_of(context: Any) -> dict[str, Any]:
+    environ: dict[str, Any] = context.request.environ
+    return environ
 
 
 # Status lines seen, to their codes: parsing "200 OK" costs more than a dict lookup.
@@ -432,6 +451,8 @@ class PagerDuty:
         )
         app.extensions[EXTENSION_KEY] = state
 
+        if monitor.breadcrumbs:
+            _keep_breadcrumbs_in_flask_contexts()
         timer = _RequestTimer if settings.health_interval is None else _RequestTimerStartingChecks
         app.wsgi_app = timer(app.wsgi_app, state).wsgi  # type: ignore[method-assign]
         # Connected for this app only. Weakly, through the bound method: the state lives

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import json
 import logging
 import re
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -213,3 +216,107 @@ def test_a_bad_breadcrumbs_count_is_a_clear_settings_error(given: str) -> None:
     (error,) = settings.errors
     assert error.code == "E032"
     assert "must be a whole number, 0 for off" in error.message
+
+
+def test_the_next_request_of_a_context_starts_with_no_records(
+    alerts: AlertManager, pagerduty_events: CapturedEvents
+) -> None:
+    monitor = RequestMonitor(alerts)
+    for n in range(3):  # one context serving requests one after another, as a WSGI thread
+        _request(monitor, lambda n=n: log.warning("healthy request %d", n))
+
+    def work() -> None:
+        log.warning("failing request")
+        raise RuntimeError("boom")
+
+    _request(monitor, work)
+    assert _messages(_crumbs(pagerduty_events)) == ["failing request"]
+
+
+def test_a_request_inside_another_of_the_same_context_keeps_its_own_records(
+    alerts: AlertManager, pagerduty_events: CapturedEvents
+) -> None:
+    monitor = RequestMonitor(alerts)
+    outer = monitor.begin_request()
+    try:
+        log.warning("outer before")
+
+        def work() -> None:
+            log.warning("inner")
+            raise RuntimeError("inner boom")
+
+        _request(monitor, work)
+        log.warning("outer after")
+        trail = breadcrumbs.current()
+        assert trail is not None
+        assert [r.getMessage() for r in trail] == ["outer before", "outer after"]
+    finally:
+        monitor.end_request(outer)
+    assert _messages(_crumbs(pagerduty_events)) == ["inner"]
+
+
+def test_a_context_copied_into_threads_gives_each_thread_its_own_records(
+    alerts: AlertManager,
+) -> None:
+    monitor = RequestMonitor(alerts)
+    # This context served a request, so its copies carry the same (closed) slot, which
+    # every thread finds closed at once: only its owner may reopen it.
+    monitor.end_request(monitor.begin_request())
+    copies = [contextvars.copy_context() for _ in range(8)]
+    barrier = threading.Barrier(len(copies))
+    mixed: list[list[str]] = []
+    served: list[int] = []
+
+    def serve(n: int) -> None:
+        barrier.wait(30)
+        for i in range(300):
+            mark = monitor.begin_request()
+            try:
+                log.debug("thread %d request %d", n, i)
+                log.debug("thread %d request %d again", n, i)
+                trail = breadcrumbs.current()
+                messages = [] if trail is None else [r.getMessage() for r in trail]
+                if messages != [f"thread {n} request {i}", f"thread {n} request {i} again"]:
+                    mixed.append(messages)
+            finally:
+                monitor.end_request(mark)
+        served.append(n)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        threads = [
+            threading.Thread(target=copy.run, args=(serve, n)) for n, copy in enumerate(copies)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        sys.setswitchinterval(interval)
+    assert sorted(served) == list(range(len(copies)))
+    assert mixed == []
+
+
+def test_concurrent_tasks_of_one_context_keep_their_own_records(alerts: AlertManager) -> None:
+    monitor = RequestMonitor(alerts)
+    seen: dict[int, list[str]] = {}
+
+    async def serve(n: int) -> None:
+        mark = monitor.begin_request()
+        try:
+            for i in range(3):
+                log.warning("task %d record %d", n, i)
+                await asyncio.sleep(0)
+            trail = breadcrumbs.current()
+            assert trail is not None
+            seen[n] = [r.getMessage() for r in trail]
+        finally:
+            monitor.end_request(mark)
+
+    async def server() -> None:
+        monitor.end_request(monitor.begin_request())  # the tasks share this context's slot
+        await asyncio.gather(*(serve(n) for n in range(5)))
+
+    asyncio.run(server())
+    assert seen == {n: [f"task {n} record {i}" for i in range(3)] for n in range(5)}

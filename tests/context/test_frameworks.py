@@ -6,11 +6,12 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, copy_current_request_context
 from flask_login import LoginManager  # type: ignore[import-untyped]
 from opentelemetry.sdk.trace import TracerProvider
 from starlette.applications import Starlette
@@ -236,3 +237,50 @@ def test_flask_anonymous_user_has_no_id(
     (event,) = pagerduty_events.triggers
     assert "user_id" not in details(event)
     assert "breadcrumbs" not in details(event)
+
+
+def test_flask_breadcrumbs_are_the_failing_requests_own(
+    pagerduty_events: CapturedEvents, flask_apps: list[Flask]
+) -> None:
+    app = flask_app()
+    flask_apps.append(app)
+    waiting, release = threading.Event(), threading.Event()
+
+    @app.get("/slow-healthy")
+    def slow_healthy() -> str:
+        log.warning("healthy request, still running")
+        waiting.set()
+        release.wait(30)
+        return "ok"
+
+    @app.get("/healthy")
+    def healthy() -> str:
+        log.warning("an earlier healthy request")
+        return "ok"
+
+    @app.post("/report")
+    def report() -> str:
+        @copy_current_request_context
+        def render() -> None:
+            log.warning("rendering in a helper thread")
+
+        helper = threading.Thread(target=render)
+        helper.start()
+        helper.join(30)
+        log.warning("report failing")
+        raise LookupError("no report")
+
+    client = app.test_client()
+    assert client.get("/healthy").status_code == 200
+    log.warning("outside any request")
+    other = threading.Thread(target=lambda: app.test_client().get("/slow-healthy"))
+    other.start()
+    try:
+        assert waiting.wait(30)
+        assert client.post("/report").status_code == 500
+    finally:
+        release.set()
+        other.join(30)
+    (event,) = pagerduty_events.triggers
+    messages = [crumb.split(": ", 1)[1] for crumb in details(event)["breadcrumbs"]]
+    assert messages == ["rendering in a helper thread", "report failing"]
