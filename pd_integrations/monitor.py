@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -327,11 +327,13 @@ class RequestMonitor:
         self.breadcrumb_bytes = breadcrumb_bytes
         self.send_user = send_user
         _install_breadcrumbs(self.breadcrumbs)
-        # Adapters call both around every request: ``mark = begin_request()``, then
-        # ``end_request(mark)``. The module's functions themselves, not methods calling
-        # them: reopening and closing the context's breadcrumb slot is all a healthy
-        # request pays.
-        self.begin_request: Callable[[], Any] = _begin_crumbs if self.breadcrumbs else _none
+        # Adapters call both around every request, in one function:
+        # ``token = begin_request(request_dict)`` (the ASGI scope, the WSGI environ,
+        # Django's META), then ``end_request(token)``. They are the breadcrumbs' context
+        # variable's own set and reset: no Python call per request.
+        self.begin_request: Callable[[MutableMapping[str, Any]], Any] = (
+            _begin_crumbs if self.breadcrumbs else _none
+        )
         self.end_request: Callable[[Any], None] = _end_crumbs if self.breadcrumbs else _none
 
     @property

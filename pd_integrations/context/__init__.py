@@ -8,8 +8,8 @@
 - :mod:`.user`: the authenticated user's id.
 
 Everything here runs only when an alert fires, except :func:`.breadcrumbs.begin` and
-:func:`.breadcrumbs.end` (a slot reopened and closed per request) and the
-breadcrumb handler's append of a record the application logged anyway.
+:func:`.breadcrumbs.end` (a context variable set and reset per request; none for
+Flask) and the breadcrumb handler's append of a record the application logged anyway.
 """
 
 from __future__ import annotations

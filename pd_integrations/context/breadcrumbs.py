@@ -1,32 +1,36 @@
 """The last log records of the current request, kept for the alert it may raise.
 
-An adapter calls :func:`begin` when a request starts and :func:`end` when it is done.
-Each context (a WSGI server's thread, an asyncio task) holds one slot in a context
-variable, set by its first request and reopened by the next ones: a healthy request
-pays two attribute writes, not a context variable set and reset. A request that
-starts inside another request of the same context, or in a context copied from
-another thread's, gets a slot of its own for its duration, so two requests never
-share a slot at the same time. The handler (:class:`BreadcrumbHandler`, also
-importable from :mod:`pd_integrations.logging`, installed on the root logger by
-:func:`install`) appends each record logged meanwhile to the open slot's list,
-keeping the last :data:`capacity` records: the record itself, not its text, so a
-healthy request never formats a message it logged. Only when an alert fires does
-:func:`render` format the newest records within a byte budget, scrubbed.
+The records live in the request's own dict (the ASGI scope, the WSGI environ, Django's
+``request.META``), under the ``"pd_integrations.breadcrumbs"`` key, and only from its
+first record on: a request that logs nothing allocates nothing. The handler
+(:class:`BreadcrumbHandler`, also importable from :mod:`pd_integrations.logging`,
+installed on the root logger by :func:`install`) finds that dict through a context
+variable and appends each record to its list, keeping the last :data:`capacity`
+records: the record itself, not its text, so a healthy request never formats a
+message it logged. Only when an alert fires does :func:`render` format the newest
+records within a byte budget, scrubbed.
 
-Records logged outside a request (no :func:`begin`) are not kept. A thread or task
-started by the request shares its slot only if it copied the request's context; one
-that outlives the request and keeps logging while its parent context serves the next
-request adds its records to that request's.
+How the handler finds the request:
+
+- :func:`begin` and :func:`end` are the context variable's own ``set`` and ``reset``
+  (C methods: no Python call per request). An adapter calls ``token = begin(request)``
+  when a request starts and ``end(token)`` in the same function when it is done, so
+  both always run in the same context and the reset cannot fail.
+- :func:`follow` reads a framework's own per-request context variable instead (Flask's
+  request context): that adapter calls neither.
+
+Records logged outside a request are not kept. A thread or task started by the
+request adds to its records only if it copied the request's context (Starlette's
+thread pool and ``asyncio`` tasks do; Flask's ``copy_current_request_context`` too).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from contextlib import suppress
 from contextvars import ContextVar, Token
-from threading import get_ident
 from typing import Any, Final
 
 from pd_integrations.scrub import Scrubber
@@ -36,76 +40,30 @@ DEFAULT_BREADCRUMB_BYTES: Final = 4096
 MAX_MESSAGE: Final = 500
 
 Trail = list[logging.LogRecord]
+RequestDict = MutableMapping[str, Any]
 
-
-class _Slot:
-    """Where one context's requests keep their records, one request at a time.
-
-    A context (a WSGI server's thread, a task serving requests one after another)
-    keeps its slot and reopens it for each request: opening and closing cost two
-    attribute writes, not a context variable set and reset. The list itself is made
-    on the first record, so a request that logs nothing allocates nothing.
-    """
-
-    __slots__ = ("open", "thread", "trail")
-
-    def __init__(self, thread: int) -> None:
-        self.open = True
-        self.thread = thread
-        self.trail: Trail | None = None
-
-
-Mark = _Slot | Token[_Slot | None]
-"""What :func:`begin` returns and :func:`end` takes back."""
-
-_current: ContextVar[_Slot | None] = ContextVar("pd_integrations_breadcrumbs", default=None)
-_followed: tuple[tuple[ContextVar[Any], Callable[[Any], dict[str, Any]]], ...] = ()
+_current: ContextVar[RequestDict | None] = ContextVar("pd_integrations_breadcrumbs", default=None)
+_followed: tuple[tuple[ContextVar[Any], Callable[[Any], RequestDict]], ...] = ()
 _HELD: Final = "pd_integrations.breadcrumbs"
 _install_lock = threading.Lock()
 _handler: logging.Handler | None = None
 capacity = 0
 """The most records any request keeps: the largest ``breadcrumbs`` installed."""
 
-
-def begin() -> Mark:
-    """Start keeping the current request's records; pass the result to :func:`end`."""
-    thread = get_ident()
-    slot = _current.get()
-    if slot is None:
-        # The first request of this context: its slot stays for the next ones.
-        slot = _Slot(thread)
-        _current.set(slot)
-        return slot
-    if slot.open or slot.thread != thread:
-        # Inside another request of this context, or a slot copied from another
-        # thread's context, which that thread may reopen at any moment: a slot of
-        # its own for this request, given back when it ends.
-        return _current.set(_Slot(thread))
-    slot.open = True
-    return slot
+begin: Final[Callable[[RequestDict | None], Token[RequestDict | None]]] = _current.set
+"""``begin(request_dict)``: keep the records logged from now on in that dict."""
+end: Final[Callable[[Token[RequestDict | None]], None]] = _current.reset
+"""``end(token)``: stop (the records go with the request's dict)."""
 
 
-def end(mark: Mark) -> None:
-    """Stop keeping them (the list goes with the request)."""
-    if type(mark) is _Slot:
-        mark.open = False
-        mark.trail = None
-        return
-    try:
-        _current.reset(mark)  # type: ignore[arg-type]
-    except ValueError:  # ended in another context (a generator closed elsewhere)
-        _current.set(None)
-
-
-def follow(var: ContextVar[Any], store: Callable[[Any], dict[str, Any]]) -> None:
-    """Also keep records in a dict of each request that a framework's ``var`` leads to.
+def follow(var: ContextVar[Any], store: Callable[[Any], RequestDict]) -> None:
+    """Also find the request's dict through a framework's own per-request ``var``.
 
     For a framework that sets a context variable per request already (Flask's request
-    context): its adapter calls no :func:`begin`/:func:`end` at all, and a request that
-    logs nothing costs nothing. ``store`` gives the request's own dict from the
-    variable's value (Flask: the WSGI environ, which copies of the request context
-    share); the records go under its ``"pd_integrations.breadcrumbs"`` key. An open slot
-    of :func:`begin` comes first.
+    context): its adapter calls no :func:`begin`/:func:`end`, so its healthy requests
+    pay nothing for breadcrumbs. ``store`` gives the request's dict from the variable's
+    value (Flask: the WSGI environ, which copies of the request context share). A
+    request begun with :func:`begin` comes first.
     """
     global _followed
     with _install_lock:
@@ -117,18 +75,19 @@ def current() -> Trail | None:
     """The current request's records, oldest first; ``None`` outside a request.
 
     The list is the one later records are appended to, so a caller holding it sees
-    the records logged after it asked (until the request ends).
+    the records logged after it asked.
     """
-    slot = _current.get()
-    if slot is not None and slot.open:
-        trail = slot.trail
-        if trail is None:
-            trail = slot.trail = []
-        return trail
+    request = _current.get()
+    if request is not None:
+        return _held_trail(request)
     for var, store in _followed:
-        request = var.get(None)
-        if request is not None:
-            return _held_trail(request, store)
+        value = var.get(None)
+        if value is not None:
+            try:
+                request = store(value)
+            except Exception:  # a request of a shape the store did not expect
+                return None
+            return _held_trail(request)
     return None
 
 
@@ -144,15 +103,11 @@ def keep(record: logging.LogRecord) -> None:
             del trail[0]
 
 
-def _held_trail(request: object, store: Callable[[Any], dict[str, Any]]) -> Trail | None:
-    try:
-        held = store(request)
-        trail: Trail | None = held.get(_HELD)
-        if trail is None:
-            # setdefault: two threads of one request make one list between them.
-            trail = held.setdefault(_HELD, [])
-    except Exception:  # a request of a shape the store did not expect: no breadcrumbs
-        return None
+def _held_trail(request: RequestDict) -> Trail:
+    trail: Trail | None = request.get(_HELD)
+    if trail is None:
+        # setdefault: two threads of one request make one list between them.
+        trail = request.setdefault(_HELD, [])
     return trail
 
 

@@ -70,7 +70,7 @@ class PagerDutyMiddleware:
         if monitor is None:
             return get_response(request)
         start = monitor.clock()
-        crumbs = monitor.begin_request()
+        crumbs = monitor.begin_request(request.META)
         try:
             try:
                 response = get_response(request)
@@ -93,7 +93,7 @@ class PagerDutyMiddleware:
         if monitor is None:
             return await get_response(request)
         start = monitor.clock()
-        crumbs = monitor.begin_request()
+        crumbs = monitor.begin_request(request.META)
         try:
             try:
                 response = await get_response(request)

@@ -253,7 +253,7 @@ class PagerDutyMiddleware:
                 await self.app(scope, receive, send)
                 return
             watch = _Watch(monitor, scope, send, monitor.clock())
-            crumbs = monitor.begin_request()
+            crumbs = monitor.begin_request(scope)
             try:
                 await self.app(scope, receive, watch.send)
             except Exception as exc:
