@@ -164,6 +164,32 @@ def test_starlette_alert_carries_the_active_sdk_span(pagerduty_events: CapturedE
     assert details(event)["span_id"] == f"{span.span_id:016x}"
 
 
+
+def test_starlette_breadcrumbs_of_a_sync_endpoint_are_the_failing_requests_own(
+    pagerduty_events: CapturedEvents,
+) -> None:
+    def healthy(request: Request) -> PlainTextResponse:
+        log.warning("an earlier healthy request")
+        return PlainTextResponse("ok")
+
+    def report(request: Request) -> PlainTextResponse:
+        # A plain function: Starlette runs it in its thread pool, in a copy of the
+        # request's context.
+        log.warning("report failing in the thread pool")
+        raise LookupError("no report")
+
+    app = Starlette(
+        routes=[Route("/healthy", healthy), Route("/report", report, methods=["POST"])],
+        middleware=[Middleware(PagerDutyMiddleware, source="shop-web")],
+    )
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get("/healthy").status_code == 200
+        log.warning("outside any request")
+        assert client.post("/report").status_code == 500
+        (event,) = pagerduty_events.triggers
+    messages = [crumb.split(": ", 1)[1] for crumb in details(event)["breadcrumbs"]]
+    assert messages == ["report failing in the thread pool"]
+
 # -- Flask ------------------------------------------------------------------------------
 
 
