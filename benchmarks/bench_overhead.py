@@ -140,7 +140,7 @@ def _wait_for_event(base_url: str, key: str, timeout: float = 15.0) -> int:
 
 
 def prepare(
-    framework: str, variant: str, emulator_url: str | None
+    framework: str, variant: str, emulator_url: str | None, settings: Sequence[str] = ()
 ) -> tuple[dict[str, Driver], dict[str, Any]]:
     """Build the app, check it answers as it should, and prove the variant is active."""
     for name in list(os.environ):
@@ -152,6 +152,9 @@ def prepare(
         os.environ["PAGERDUTY_ROUTING_KEY"] = routing_key(framework)
         os.environ["PAGERDUTY_EVENTS_BASE_URL"] = emulator_url
         os.environ["PAGERDUTY_SLOW_REQUEST_MS"] = SLOW_REQUEST_MS
+        for setting in settings:
+            name, _, value = setting.partition("=")
+            os.environ[f"PAGERDUTY_{name.upper()}"] = value
     app, probe = build(framework, variant)
     driver = driver_for(framework, app)
     info: dict[str, Any] = {}
@@ -180,6 +183,7 @@ def prepare(
         null.close()
     drivers = {"main": driver}
     if variant == "pd":
+        info["settings"] = list(settings)
         twin = driver_for(framework, build_twin(framework))
         reply = twin.check(KINDS["healthy"])
         if reply.status != 200 or reply.error:
@@ -223,7 +227,7 @@ def child_main(args: argparse.Namespace) -> int:
         if variant == "pd" and url is None:
             url = stack.enter_context(emulator_process())
         try:
-            drivers, info = prepare(framework, variant, url)
+            drivers, info = prepare(framework, variant, url, args.pd_setting)
         except Exception as exc:
             reply({"error": f"{type(exc).__name__}: {exc}"})
             return 1
@@ -267,7 +271,9 @@ def child_main(args: argparse.Namespace) -> int:
 class Worker:
     """One configuration's process, driven line by line over its stdin and stdout."""
 
-    def __init__(self, framework: str, variant: str, emulator_url: str) -> None:
+    def __init__(
+        self, framework: str, variant: str, emulator_url: str, settings: Sequence[str] = ()
+    ) -> None:
         self.framework = framework
         self.variant = variant
         self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in quit()
@@ -283,6 +289,7 @@ class Worker:
                 "--worker",
                 "--emulator-url",
                 emulator_url,
+                *(f"--pd-setting={setting}" for setting in settings),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -375,9 +382,14 @@ def same_process_pairs(worker: Worker, estimate_ns: float, plan: Plan) -> dict[s
 
 
 def run_framework(
-    framework: str, variants: Sequence[str], plan: Plan, emulator_url: str, log: IO[str]
+    framework: str,
+    variants: Sequence[str],
+    plan: Plan,
+    emulator_url: str,
+    log: IO[str],
+    settings: Sequence[str] = (),
 ) -> dict[str, Any]:
-    workers = [Worker(framework, variant, emulator_url) for variant in variants]
+    workers = [Worker(framework, variant, emulator_url, settings) for variant in variants]
     try:
         for worker in workers:
             worker.ready()
@@ -639,7 +651,7 @@ def parent_main(args: argparse.Namespace) -> int:
                 variants.append("control")
             print(f"{LABELS[framework]:<10}", end="", file=log, flush=True)
             t0 = time.monotonic()
-            raw[framework] = run_framework(framework, variants, plan, url, log)
+            raw[framework] = run_framework(framework, variants, plan, url, log, args.pd_setting)
             summaries[framework] = summarise(framework, raw[framework])
             print(f" {time.monotonic() - t0:.0f} s", file=log, flush=True)
     markdown = tables(summaries)
@@ -688,6 +700,13 @@ def build_parser() -> argparse.ArgumentParser:
         nargs=2,
         metavar=("FRAMEWORK", "VARIANT"),
         help="run one configuration in this process (bare, pd, sentry or noop) and print JSON",
+    )
+    parser.add_argument(
+        "--pd-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="one more setting for our app, as PAGERDUTY_<NAME> (BREADCRUMBS=0: without them)",
     )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--emulator-url", help=argparse.SUPPRESS)
