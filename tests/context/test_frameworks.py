@@ -164,7 +164,6 @@ def test_starlette_alert_carries_the_active_sdk_span(pagerduty_events: CapturedE
     assert details(event)["span_id"] == f"{span.span_id:016x}"
 
 
-
 def test_starlette_breadcrumbs_of_a_sync_endpoint_are_the_failing_requests_own(
     pagerduty_events: CapturedEvents,
 ) -> None:
@@ -189,6 +188,7 @@ def test_starlette_breadcrumbs_of_a_sync_endpoint_are_the_failing_requests_own(
         (event,) = pagerduty_events.triggers
     messages = [crumb.split(": ", 1)[1] for crumb in details(event)["breadcrumbs"]]
     assert messages == ["report failing in the thread pool"]
+
 
 # -- Flask ------------------------------------------------------------------------------
 
