@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from flask import Flask, copy_current_request_context
+from flask import globals as flask_globals
 from flask_login import LoginManager  # type: ignore[import-untyped]
 from opentelemetry.sdk.trace import TracerProvider
 from starlette.applications import Starlette
@@ -310,3 +311,20 @@ def test_flask_breadcrumbs_are_the_failing_requests_own(
     (event,) = pagerduty_events.triggers
     messages = [crumb.split(": ", 1)[1] for crumb in details(event)["breadcrumbs"]]
     assert messages == ["rendering in a helper thread", "report failing"]
+
+
+def test_a_flask_without_its_request_context_variable_still_alerts_and_says_so(
+    pagerduty_events: CapturedEvents,
+    flask_apps: list[Flask],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A future Flask that no longer has the variable the breadcrumbs are found through.
+    monkeypatch.delattr(flask_globals, "_cv_request")
+    with caplog.at_level(logging.WARNING, logger="pd_integrations.flask"):
+        app = flask_app()
+    flask_apps.append(app)
+    assert any("carry no breadcrumbs" in r.getMessage() for r in caplog.records)
+    assert app.test_client().post("/orders/7/pay").status_code == 500
+    (event,) = pagerduty_events.triggers
+    assert event["payload"]["class"] == "LookupError"
