@@ -150,6 +150,8 @@ def test_with_an_interval_checks_run_in_the_background(
         assert health is not None
         assert health.running
         assert wait_until(lambda: bool(events.triggers), timeout=30)
+        # The run stores its report just after raising the alert.
+        assert wait_until(lambda: health.last_report is not None, timeout=30)
         assert len(events.triggers) == 1
         assert Counted.runs == 1  # the first run starts at once; the next is a minute away
         # The view serves the latest report instead of running the checks per probe.

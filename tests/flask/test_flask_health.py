@@ -136,7 +136,9 @@ def test_periodic_checks_only_when_configured(
     (trigger,) = pagerduty_events.triggers  # no probe needed
     assert trigger["payload"]["summary"].startswith("Health check failed: queue")
     assert len(runs) == 1
-    # The endpoint serves the periodic report instead of running the checks again.
+    # The endpoint serves the periodic report instead of running the checks again. The
+    # run stores its report just after raising the alert: wait for it.
+    assert wait_until(lambda: state.health.last_report is not None, timeout=30)
     report = state.health.last_report
     assert report is not None
     response = periodic.test_client().get("/health")
